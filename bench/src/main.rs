@@ -1,0 +1,30 @@
+//! fedchain benchmarks: ratios measured in one run (us vs peers, us vs the hardware limit).
+//! `cargo run --release -p fedchain-bench -- crypto [--quick]`
+
+mod crypto;
+mod peers;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "fedchain-bench",
+    about = "fedchain benchmarks against peers and the hardware limit"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Paillier encryption, threshold decryption and aggregation vs python-paillier, FATE and
+    /// the GMP mulmod limit. Writes bench/results/crypto.json.
+    Crypto(crypto::Args),
+}
+
+fn main() -> anyhow::Result<()> {
+    match Cli::parse().cmd {
+        Cmd::Crypto(a) => crypto::run(a),
+    }
+}

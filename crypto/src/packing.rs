@@ -1,0 +1,306 @@
+//! Quantization of f32 updates to b-bit fixed point and packing of k values per plaintext.
+//!
+//! A value x is clipped to [-clip, clip] and mapped to q = round((x + clip) / (2 clip) * (2^b - 1))
+//! in [0, 2^b - 1] (signed values by offset). A hospital may multiply its quantized values by an
+//! integer weight w (its sample count, for FedAvg); the sum over all parties of w_i q_i then lies
+//! below W (2^b - 1) where W is the total weight. Slots are `b + ceil(log2(max_weight))` bits
+//! wide, so as long as the total weight of a sum is at most `max_weight`, no slot carries into
+//! the next; `k = floor((|n| - 1) / slot_bits)` slots fit below n. Both conditions are checked
+//! when the packer is built and again when a sum is unpacked, so an overflowing configuration
+//! is an error rather than silent corruption. Averaging divides the slot sums by W and maps back.
+
+use rand_core::RngCore;
+use rug::integer::Order;
+use rug::Integer;
+use serde::{Deserialize, Serialize};
+
+use crate::{CryptoError, Result};
+
+/// How a scaled value is rounded to an integer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Rounding {
+    /// Round to nearest (deterministic).
+    #[default]
+    Nearest,
+    /// Round up with probability equal to the fractional part (unbiased).
+    Stochastic,
+}
+
+/// Quantization and packing parameters; shared by every party of a job.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PackingParams {
+    /// Bits per quantized value, 8..=32.
+    pub value_bits: u32,
+    /// Clipping bound: values are clipped to [-clip, clip].
+    pub clip: f32,
+    /// Largest total weight a packed sum may carry (number of parties for a plain sum,
+    /// total samples for sample-weighted FedAvg). At most 2^31.
+    pub max_weight: u64,
+    /// Rounding mode of quantization.
+    #[serde(default)]
+    pub rounding: Rounding,
+}
+
+impl Default for PackingParams {
+    fn default() -> Self {
+        Self {
+            value_bits: 16,
+            clip: 1.0,
+            max_weight: 100,
+            rounding: Rounding::Nearest,
+        }
+    }
+}
+
+/// A validated packing layout for one plaintext size.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Packer {
+    params: PackingParams,
+    slot_bits: u32,
+    slots: usize,
+    qmax: u64,
+}
+
+/// Ceiling of log2(x) for x >= 1.
+fn ceil_log2(x: u64) -> u32 {
+    if x <= 1 {
+        0
+    } else {
+        64 - (x - 1).leading_zeros()
+    }
+}
+
+impl Packer {
+    /// Validate `params` for plaintexts of `plaintext_bits` bits (use `PublicKey::plaintext_bits`).
+    pub fn new(params: PackingParams, plaintext_bits: u32) -> Result<Self> {
+        let bad = |m: String| Err(CryptoError::InvalidPacking(m));
+        if !(8..=32).contains(&params.value_bits) {
+            return bad(format!("value_bits {} not in 8..=32", params.value_bits));
+        }
+        if !(params.clip.is_finite() && params.clip > 0.0) {
+            return bad(format!("clip {} must be finite and > 0", params.clip));
+        }
+        if params.max_weight == 0 || params.max_weight > 1 << 31 {
+            return bad(format!("max_weight {} not in 1..=2^31", params.max_weight));
+        }
+        let slot_bits = params.value_bits + ceil_log2(params.max_weight);
+        let slots = (plaintext_bits / slot_bits) as usize;
+        if slots == 0 {
+            return bad(format!(
+                "a {slot_bits}-bit slot does not fit a {plaintext_bits}-bit plaintext"
+            ));
+        }
+        let qmax = (1u64 << params.value_bits) - 1;
+        Ok(Self {
+            params,
+            slot_bits,
+            slots,
+            qmax,
+        })
+    }
+
+    /// The parameters.
+    pub fn params(&self) -> &PackingParams {
+        &self.params
+    }
+
+    /// Values per plaintext.
+    pub fn slots(&self) -> usize {
+        self.slots
+    }
+
+    /// Bits per slot (value bits plus headroom).
+    pub fn slot_bits(&self) -> u32 {
+        self.slot_bits
+    }
+
+    /// Plaintexts needed for `len` values.
+    pub fn plaintexts_for(&self, len: usize) -> usize {
+        len.div_ceil(self.slots)
+    }
+
+    /// Quantize to [0, 2^b - 1]; NaN or infinite input is an error naming the index.
+    pub fn quantize<R: RngCore + ?Sized>(&self, values: &[f32], rng: &mut R) -> Result<Vec<u64>> {
+        let clip = self.params.clip as f64;
+        let scale = self.qmax as f64 / (2.0 * clip);
+        values
+            .iter()
+            .enumerate()
+            .map(|(i, &x)| {
+                if !x.is_finite() {
+                    return Err(CryptoError::NonFinite { index: i });
+                }
+                let y = ((x as f64).clamp(-clip, clip) + clip) * scale;
+                let q = match self.params.rounding {
+                    Rounding::Nearest => y.round(),
+                    Rounding::Stochastic => {
+                        let floor = y.floor();
+                        let u = (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
+                        if u < y - floor {
+                            floor + 1.0
+                        } else {
+                            floor
+                        }
+                    }
+                };
+                Ok((q as u64).min(self.qmax))
+            })
+            .collect()
+    }
+
+    /// The value a quantized level stands for.
+    pub fn dequantize_one(&self, q: f64) -> f32 {
+        let clip = self.params.clip as f64;
+        (q / self.qmax as f64 * 2.0 * clip - clip) as f32
+    }
+
+    /// Pack quantized values, each multiplied by `weight`, into plaintexts (slot 0 lowest).
+    pub fn pack(&self, quantized: &[u64], weight: u64) -> Result<Vec<Integer>> {
+        if weight == 0 || weight > self.params.max_weight {
+            return Err(CryptoError::InvalidPacking(format!(
+                "weight {weight} not in 1..={}",
+                self.params.max_weight
+            )));
+        }
+        if let Some(i) = quantized.iter().position(|&q| q > self.qmax) {
+            return Err(CryptoError::InvalidPacking(format!(
+                "value {i} exceeds {} bits",
+                self.params.value_bits
+            )));
+        }
+        Ok(quantized
+            .chunks(self.slots)
+            .map(|chunk| {
+                let mut words =
+                    vec![0u64; (chunk.len() * self.slot_bits as usize).div_ceil(64) + 1];
+                for (j, &q) in chunk.iter().enumerate() {
+                    write_bits(&mut words, j * self.slot_bits as usize, q * weight);
+                }
+                Integer::from_digits(&words, Order::Lsf)
+            })
+            .collect())
+    }
+
+    /// Unpack summed plaintexts into `len` slot sums. `total_weight` is the total weight the
+    /// sum carries; above `max_weight` the slots may have overflowed, which is an error.
+    pub fn unpack(
+        &self,
+        plaintexts: &[Integer],
+        len: usize,
+        total_weight: u64,
+    ) -> Result<Vec<u64>> {
+        if total_weight == 0 || total_weight > self.params.max_weight {
+            return Err(CryptoError::InvalidPacking(format!(
+                "total weight {total_weight} not in 1..={}",
+                self.params.max_weight
+            )));
+        }
+        if plaintexts.len() != self.plaintexts_for(len) {
+            return Err(CryptoError::Mismatch(
+                "plaintext count does not match the length",
+            ));
+        }
+        let limit = total_weight as u128 * self.qmax as u128;
+        let mut out = Vec::with_capacity(len);
+        for (p, pt) in plaintexts.iter().enumerate() {
+            if *pt < 0 {
+                return Err(CryptoError::Mismatch("negative plaintext"));
+            }
+            let words = pt.to_digits::<u64>(Order::Lsf);
+            let here = (len - p * self.slots).min(self.slots);
+            for j in 0..here {
+                let v = read_bits(&words, j * self.slot_bits as usize, self.slot_bits);
+                if v as u128 > limit {
+                    return Err(CryptoError::InvalidPacking(format!(
+                        "slot {} holds {v}, above {limit} for total weight {total_weight}",
+                        p * self.slots + j
+                    )));
+                }
+                out.push(v);
+            }
+            if pt.significant_bits() as usize > here * self.slot_bits as usize {
+                return Err(CryptoError::InvalidPacking(format!(
+                    "plaintext {p} has bits beyond its {here} slots"
+                )));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Weighted average of the original values from slot sums and the total weight.
+    pub fn dequantize_average(&self, sums: &[u64], total_weight: u64) -> Vec<f32> {
+        let w = total_weight.max(1) as f64;
+        sums.iter()
+            .map(|&s| self.dequantize_one(s as f64 / w))
+            .collect()
+    }
+}
+
+fn write_bits(words: &mut [u64], bit: usize, value: u64) {
+    let (w, o) = (bit / 64, bit % 64);
+    words[w] |= value << o;
+    if o > 0 {
+        if let Some(next) = words.get_mut(w + 1) {
+            *next |= value >> (64 - o);
+        }
+    }
+}
+
+fn read_bits(words: &[u64], bit: usize, len: u32) -> u64 {
+    let (w, o) = (bit / 64, bit % 64);
+    let lo = words.get(w).copied().unwrap_or(0) >> o;
+    let hi = if o > 0 {
+        words.get(w + 1).copied().unwrap_or(0) << (64 - o)
+    } else {
+        0
+    };
+    let v = lo | hi;
+    if len >= 64 {
+        v
+    } else {
+        v & ((1u64 << len) - 1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn issue_example_has_89_slots() {
+        let p = Packer::new(PackingParams::default(), 2047).expect("valid");
+        assert_eq!(p.slot_bits(), 23);
+        assert_eq!(p.slots(), 89);
+    }
+
+    #[test]
+    fn eight_bit_ten_parties_has_170_slots() {
+        let params = PackingParams {
+            value_bits: 8,
+            max_weight: 10,
+            ..PackingParams::default()
+        };
+        assert_eq!(Packer::new(params, 2047).expect("valid").slots(), 170);
+    }
+
+    #[test]
+    fn overflowing_configs_are_rejected() {
+        let big = PackingParams {
+            value_bits: 32,
+            max_weight: 1 << 31,
+            ..PackingParams::default()
+        };
+        assert!(Packer::new(big, 40).is_err());
+        let bad_bits = PackingParams {
+            value_bits: 7,
+            ..PackingParams::default()
+        };
+        assert!(Packer::new(bad_bits, 2047).is_err());
+        let p = Packer::new(PackingParams::default(), 2047).expect("valid");
+        assert!(p.pack(&[1, 2], 101).is_err());
+        let packed = p.pack(&[1, 2], 1).expect("pack");
+        assert!(p.unpack(&packed, 2, 101).is_err());
+    }
+}

@@ -1,0 +1,132 @@
+//! Whole-update operations: encrypt a quantized, packed update; multiply many encrypted
+//! updates; decode, validate and digest ciphertext vectors from outside.
+
+use rand_core::{CryptoRng, RngCore};
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::codec::{self, Kind, Reader};
+use crate::fast::Encryptor;
+use crate::num::mul_mod;
+use crate::packing::Packer;
+use crate::paillier::{Ciphertext, PublicKey};
+use crate::threshold::{codec_header, ThresholdPublicKey, VectorDecryptionShare, MAX_VECTOR_LEN};
+use crate::{CryptoError, Result};
+
+/// An encrypted, packed update (or aggregate): one ciphertext per plaintext.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CiphertextVector(pub Vec<Ciphertext>);
+
+impl CiphertextVector {
+    /// Number of ciphertexts.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Compact form: header, count, then fixed-width big-endian ciphertexts.
+    pub fn to_bytes(&self, pk: &PublicKey) -> Vec<u8> {
+        let w = pk.ciphertext_bytes();
+        let mut out = codec_header(Kind::CiphertextVector);
+        out.reserve(4 + w * self.0.len());
+        codec::put_u32(&mut out, self.0.len() as u32);
+        for c in &self.0 {
+            pk.encode_ciphertext(c, &mut out);
+        }
+        out
+    }
+
+    /// Decode bytes from outside and check every element is in Z*_{n^2}.
+    pub fn from_bytes(pk: &PublicKey, bytes: &[u8]) -> Result<Self> {
+        let mut r = Reader::new(bytes, "ciphertext vector");
+        r.header(Kind::CiphertextVector)?;
+        let w = pk.ciphertext_bytes();
+        let len = r.count(MAX_VECTOR_LEN, "ciphertexts")?;
+        if r.remaining() != len * w {
+            return Err(r.err(format!(
+                "{len} ciphertexts of {w} bytes need {} bytes, have {}",
+                len * w,
+                r.remaining()
+            )));
+        }
+        let raw = (0..len).map(|_| r.fixed(w)).collect::<Result<Vec<_>>>()?;
+        r.finish()?;
+        let cs = raw
+            .into_par_iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let ct = Ciphertext(c);
+                pk.validate(&ct, i)?;
+                Ok(ct)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self(cs))
+    }
+
+    /// SHA-256 of the compact form: the digest a ledger transaction carries.
+    pub fn digest(&self, pk: &PublicKey) -> [u8; 32] {
+        Sha256::digest(self.to_bytes(pk)).into()
+    }
+}
+
+/// Quantize, weight, pack and encrypt an update (pooled randomizers first, in parallel).
+pub fn encrypt_update<R: RngCore + CryptoRng + ?Sized>(
+    enc: &Encryptor,
+    packer: &Packer,
+    update: &[f32],
+    weight: u64,
+    rng: &mut R,
+) -> Result<CiphertextVector> {
+    if packer.slots() * packer.slot_bits() as usize > enc.public_key().plaintext_bits() as usize {
+        return Err(CryptoError::InvalidPacking(
+            "packer built for a larger key".into(),
+        ));
+    }
+    let q = packer.quantize(update, rng)?;
+    let plaintexts = packer.pack(&q, weight)?;
+    Ok(CiphertextVector(enc.encrypt_all(&plaintexts, rng)?))
+}
+
+/// Homomorphic sum of encrypted vectors of equal length (parallel over positions).
+pub fn aggregate(pk: &PublicKey, vectors: &[CiphertextVector]) -> Result<CiphertextVector> {
+    let first = vectors
+        .first()
+        .ok_or(CryptoError::Mismatch("nothing to aggregate"))?;
+    let len = first.len();
+    if vectors.iter().any(|v| v.len() != len) {
+        return Err(CryptoError::Mismatch(
+            "encrypted updates of different lengths",
+        ));
+    }
+    let n2 = pk.n_squared();
+    let out = (0..len)
+        .into_par_iter()
+        .map(|j| {
+            let mut acc = vectors[0].0[j].0.clone();
+            for v in &vectors[1..] {
+                acc = mul_mod(&acc, &v.0[j].0, n2);
+            }
+            Ciphertext(acc)
+        })
+        .collect();
+    Ok(CiphertextVector(out))
+}
+
+/// Combine verified decryption shares of an aggregate, unpack and return the weighted average.
+pub fn decrypt_average(
+    tpk: &ThresholdPublicKey,
+    packer: &Packer,
+    aggregate: &CiphertextVector,
+    shares: &[VectorDecryptionShare],
+    len: usize,
+    total_weight: u64,
+) -> Result<Vec<f32>> {
+    let plaintexts = tpk.combine(&aggregate.0, shares)?;
+    let sums = packer.unpack(&plaintexts, len, total_weight)?;
+    Ok(packer.dequantize_average(&sums, total_weight))
+}

@@ -1,0 +1,9 @@
+//! Integration tests of fedchain-crypto (one binary, see CONVENTIONS.md).
+#![allow(clippy::unwrap_used)]
+
+mod codec;
+mod common;
+mod identity;
+mod packing;
+mod paillier;
+mod threshold;

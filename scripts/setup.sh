@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Installs the system packages the build needs on a fresh Debian machine (idempotent) and
+# prints the cargo target directory to use. Sourced by scripts/test.sh and scripts/simulate.sh.
+#   m4             GMP's build inside rug
+#   libclang-dev   bindgen in librocksdb-sys
+#   librocksdb-dev the system RocksDB the ledger links (7.8.3 on bookworm)
+set -euo pipefail
+need=()
+command -v m4 >/dev/null 2>&1 || need+=(m4)
+dpkg -s libclang-dev >/dev/null 2>&1 || need+=(libclang-dev)
+dpkg -s librocksdb-dev >/dev/null 2>&1 || need+=(librocksdb-dev)
+if ((${#need[@]})); then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  echo "fedchain setup: installing ${need[*]}" >&2
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/fedchain-target}"
