@@ -66,7 +66,7 @@ pub fn from_bytes(bytes: &[u8], options: &CsvOptions) -> Result<Dataset> {
 
     if options.has_header {
         let header = match records.next() {
-            Some(r) => r.map_err(csv_error)?,
+            Some(r) => r.map_err(|e| csv_error(&bytes, e))?,
             None => return Err(DatasetError::Empty),
         };
         width = Some(header.len());
@@ -74,12 +74,14 @@ pub fn from_bytes(bytes: &[u8], options: &CsvOptions) -> Result<Dataset> {
     }
 
     for record in records {
-        let record = record.map_err(csv_error)?;
-        let at = Location::Line(record.position().map_or(0, |p| p.line()));
+        let record = record.map_err(|e| csv_error(&bytes, e))?;
+        // Computed only on error: the reader's own line counter skips blank lines.
+        let byte = record.position().map_or(0, |p| p.byte());
+        let at = || line_at(&bytes, byte);
         let expected = *width.get_or_insert(record.len());
         if record.len() != expected {
             return Err(DatasetError::RaggedRow {
-                at,
+                at: at(),
                 expected,
                 found: record.len(),
             });
@@ -90,15 +92,23 @@ pub fn from_bytes(bytes: &[u8], options: &CsvOptions) -> Result<Dataset> {
         };
         for (column, field) in record.iter().enumerate() {
             if column == label_col {
-                labels.push(parse_label(field, at)?);
+                let label = parse_label(field, at)?;
+                if let Some(num_classes) = options.num_classes.filter(|&k| label as usize >= k) {
+                    return Err(DatasetError::LabelOutOfRange {
+                        at: at(),
+                        label: u64::from(label),
+                        num_classes,
+                    });
+                }
+                labels.push(label);
             } else {
                 let value: f32 = field.parse().map_err(|_| DatasetError::NonNumeric {
-                    at,
+                    at: at(),
                     column,
                     value: field.to_owned(),
                 })?;
                 if !value.is_finite() {
-                    return Err(DatasetError::NonFinite { at, column });
+                    return Err(DatasetError::NonFinite { at: at(), column });
                 }
                 features.push(value);
             }
@@ -111,23 +121,7 @@ pub fn from_bytes(bytes: &[u8], options: &CsvOptions) -> Result<Dataset> {
     }
     let max_label = labels.iter().copied().max().unwrap_or(0) as usize;
     let num_classes = options.num_classes.unwrap_or(max_label + 1);
-    // Dataset::new re-checks the range but only knows the row index; report the line here.
-    Dataset::new(features, labels, width - 1, num_classes).map_err(|e| match e {
-        DatasetError::LabelOutOfRange {
-            at: Location::Item(i),
-            label,
-            num_classes,
-        } => {
-            // data lines are 1-based and follow the optional header
-            let line = i as u64 + 1 + u64::from(options.has_header);
-            DatasetError::LabelOutOfRange {
-                at: Location::Line(line),
-                label,
-                num_classes,
-            }
-        }
-        other => other,
-    })
+    Dataset::new(features, labels, width - 1, num_classes)
 }
 
 /// Loads a CSV dataset from a file (plain or gzip, detected from the content).
@@ -155,9 +149,9 @@ fn resolve_label(
     }
 }
 
-fn parse_label(field: &str, at: Location) -> Result<u32> {
+fn parse_label(field: &str, at: impl Fn() -> Location) -> Result<u32> {
     let invalid = || DatasetError::InvalidLabel {
-        at,
+        at: at(),
         value: field.to_owned(),
     };
     if let Ok(l) = field.parse::<u32>() {
@@ -172,10 +166,19 @@ fn parse_label(field: &str, at: Location) -> Result<u32> {
     }
 }
 
-fn csv_error(e: ::csv::Error) -> DatasetError {
-    let at = Location::Line(e.position().map_or(0, |p| p.line()));
+/// The 1-based line of the record the reader says starts at byte offset `byte`. The reader
+/// counts skipped blank lines as part of the next record, so they are stepped over first.
+fn line_at(bytes: &[u8], byte: u64) -> Location {
+    let mut start = usize::try_from(byte).unwrap_or(usize::MAX).min(bytes.len());
+    while matches!(bytes.get(start), Some(b'\n' | b'\r')) {
+        start += 1;
+    }
+    Location::Line(1 + bytes[..start].iter().filter(|&&b| b == b'\n').count() as u64)
+}
+
+fn csv_error(bytes: &[u8], e: ::csv::Error) -> DatasetError {
     DatasetError::Csv {
-        at,
+        at: line_at(bytes, e.position().map_or(0, |p| p.byte())),
         message: e.to_string(),
     }
 }
@@ -286,6 +289,15 @@ mod tests {
             Err(DatasetError::LabelOutOfRange {
                 at: Location::Line(3),
                 label: 2,
+                num_classes: 2
+            })
+        ));
+        // blank lines are skipped, and the reported line is still the file's
+        assert!(matches!(
+            from_bytes(b"a,y\n\n1,0\n\n1,5\n", &two),
+            Err(DatasetError::LabelOutOfRange {
+                at: Location::Line(5),
+                label: 5,
                 num_classes: 2
             })
         ));

@@ -220,11 +220,9 @@ impl Scaler {
     /// Applies the transform in place. Fails if the dimensions differ.
     pub fn apply(&self, data: &mut Dataset) -> Result<()> {
         if data.num_features != self.shift.len() {
-            return Err(DatasetError::DimensionMismatch {
+            return Err(DatasetError::FeatureMismatch {
                 expected: self.shift.len(),
-                expected_classes: data.num_classes,
                 found: data.num_features,
-                found_classes: data.num_classes,
             });
         }
         for row in data.features.chunks_exact_mut(self.shift.len()) {

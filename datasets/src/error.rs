@@ -165,17 +165,13 @@ pub enum DatasetError {
         /// Declared features per row.
         num_features: usize,
     },
-    /// Two datasets that must agree on their dimensions do not.
-    #[error("dimension mismatch: expected {expected} features and {expected_classes} classes, found {found} and {found_classes}")]
-    DimensionMismatch {
+    /// Data with a different number of features than expected (e.g. a fitted [`crate::Scaler`]).
+    #[error("expected {expected} features per row, found {found}")]
+    FeatureMismatch {
         /// Expected features per row.
         expected: usize,
-        /// Expected number of classes.
-        expected_classes: usize,
         /// Found features per row.
         found: usize,
-        /// Found number of classes.
-        found_classes: usize,
     },
     /// An index is outside the dataset.
     #[error("index {index} out of range for a dataset of {len} rows")]

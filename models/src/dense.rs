@@ -288,11 +288,8 @@ impl Model for DenseModel {
                     Head::Softmax => argmax(row.iter().copied()),
                 };
                 correct += usize::from(predicted == label);
-                if self.spec.num_classes() == 2 {
-                    scores.push(match self.head {
-                        Head::Sigmoid => row[0],
-                        Head::Softmax => row[1] - row[0],
-                    });
+                if self.head == Head::Sigmoid {
+                    scores.push(row[0]); // the logit ranks like P(class 1)
                 }
             }
             loss_sum += self.head_loss(&mut logits, y, false).iter().sum::<f64>();

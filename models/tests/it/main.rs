@@ -1,11 +1,15 @@
 //! Integration tests for fedchain-models: the accuracy bars of issue 4 on the shipped datasets,
 //! and the Model trait used the way the federation uses it (flat parameters, FedAvg).
+//!
+//! The bars print accuracy and time per epoch:
+//! `cargo test --release -p fedchain-models --test it bar_ -- --nocapture --test-threads 1`
 #![allow(clippy::unwrap_used)]
 
 use std::time::Instant;
 
 use fedchain_datasets::{builtin, train_test_split, Dataset, Partitioner, Split};
-use fedchain_models::{Model, ModelSpec, SgdConfig, TrainConfig};
+use fedchain_models::{Model, ModelError, ModelSpec, SgdConfig, TrainConfig};
+use proptest::prelude::*;
 
 const SPLIT_SEED: u64 = 42;
 
@@ -163,4 +167,35 @@ fn params_round_trip_and_reproducible_builds() {
     let (loss, grad) = a.loss_and_gradient(&data).unwrap();
     assert_eq!(grad.len(), a.num_params());
     assert!((loss - a.evaluate(&data).unwrap().loss).abs() < 1e-5);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// Whatever finite parameters arrive (e.g. a badly aggregated update), evaluation gives
+    /// finite numbers (stable log-sum-exp / BCE-with-logits), never NaN or a panic; non-finite
+    /// parameters are rejected with a typed error.
+    #[test]
+    fn any_finite_params_evaluate_finitely(
+        scale in 1e-3f32..1e4,
+        seed in any::<u64>(),
+        hidden in prop::collection::vec(1usize..12, 0..3),
+        classes in 2usize..5,
+    ) {
+        let data = fedchain_datasets::GaussianMixture {
+            samples: 40, features: 6, classes, ..Default::default()
+        }.generate(seed).unwrap();
+        let spec = ModelSpec::Mlp { num_features: 6, hidden, num_classes: classes };
+        let mut model = spec.build(seed).unwrap();
+        let params: Vec<f32> = model.params().iter().map(|p| p * scale).collect();
+        model.set_params(&params).unwrap();
+        let eval = model.evaluate(&data).unwrap();
+        prop_assert!(eval.loss.is_finite() && (0.0..=1.0).contains(&eval.accuracy));
+        let (loss, grad) = model.loss_and_gradient(&data).unwrap();
+        prop_assert!(loss.is_finite() && grad.iter().all(|g| g.is_finite()));
+        let mut bad = params.clone();
+        bad[0] = f32::INFINITY;
+        let rejected = matches!(model.set_params(&bad), Err(ModelError::NonFiniteParam { index: 0 }));
+        prop_assert!(rejected);
+    }
 }
