@@ -236,9 +236,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         if p["available"].as_bool() != Some(true) {
             return None;
         }
-        ["packed_values_per_sec", "values_per_sec"]
+        // the best of the peer's modes: plain, and packed where it has packing
+        [&p["values_per_sec"], &p["packed"]["values_per_sec"]]
             .iter()
-            .filter_map(|k| p[*k].as_f64())
+            .filter_map(|v| v.as_f64())
             .fold(None, |m: Option<f64>, x| Some(m.map_or(x, |m| m.max(x))))
     };
     let phe = peer_rate("phe");
@@ -308,7 +309,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     );
     println!(
         "{:<46} {:>12} {:>10}",
-        "(d) FATE fate_utils",
+        "(d) FATE fate_utils (its packing, 31/ct)",
         fmt(fate),
         fr(ratio(fate))
     );
