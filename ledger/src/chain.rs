@@ -1,0 +1,235 @@
+//! The chain: the state machine driven over a store (a thin adapter, no rules of its own).
+
+use fedchain_crypto::identity::SigningKey;
+
+use crate::error::{BlockError, TxError};
+use crate::merkle;
+use crate::state::{apply_block, apply_txs, genesis_block, tx_root, Genesis, State};
+use crate::store::{CommitBatch, Head, Store};
+use crate::types::*;
+use crate::{LedgerError, Result};
+
+/// A proposed block (no certificate yet) and what was left out.
+#[derive(Debug)]
+pub struct Proposal {
+    pub block: Block,
+    pub state: State,
+    pub rejected: Vec<(SignedTx, TxError)>,
+}
+
+/// The ledger over a store.
+#[derive(Debug)]
+pub struct Chain<S: Store> {
+    store: S,
+    state: State,
+    head: Head,
+    genesis_hash: Hash,
+}
+
+/// The body as stored: transactions and certificate.
+pub(crate) fn body_bytes(block: &Block) -> Vec<u8> {
+    encode(&(&block.txs, &block.qc))
+}
+
+impl<S: Store> Chain<S> {
+    /// Open a chain: create the genesis block in an empty store, or recover the last committed
+    /// state from a non-empty one (checking it descends from this genesis).
+    pub fn open(store: S, genesis: &Genesis) -> Result<Self> {
+        let g = genesis_block(genesis);
+        let genesis_hash = g.header.hash();
+        match store.head()? {
+            None => {
+                let state = State::genesis(genesis);
+                store.commit(&CommitBatch {
+                    height: 0,
+                    header_hash: genesis_hash,
+                    header: encode(&g.header),
+                    body: body_bytes(&g),
+                    state: encode(&state),
+                    tx_hashes: Vec::new(),
+                })?;
+                Ok(Self {
+                    store,
+                    state,
+                    head: Head {
+                        height: 0,
+                        hash: genesis_hash,
+                    },
+                    genesis_hash,
+                })
+            }
+            Some(head) => {
+                let h0 = store.header(0)?.ok_or_else(|| {
+                    LedgerError::Genesis("store has a head but no genesis".into())
+                })?;
+                if decode::<BlockHeader>("genesis header", &h0)?.hash() != genesis_hash {
+                    return Err(LedgerError::Genesis("store holds another chain".into()));
+                }
+                let bytes = store
+                    .state()?
+                    .ok_or_else(|| LedgerError::Store("no state".into()))?;
+                let state: State = decode("state", &bytes)?;
+                if state.height != head.height {
+                    return Err(LedgerError::Store("state and head disagree".into()));
+                }
+                Ok(Self {
+                    store,
+                    state,
+                    head,
+                    genesis_hash,
+                })
+            }
+        }
+    }
+
+    pub fn state(&self) -> &State {
+        &self.state
+    }
+
+    pub fn head(&self) -> Head {
+        self.head
+    }
+
+    pub fn genesis_hash(&self) -> Hash {
+        self.genesis_hash
+    }
+
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// Give the store back (e.g. to reopen it).
+    pub fn into_store(self) -> S {
+        self.store
+    }
+
+    /// Store a payload (durable on return) and give its digest.
+    pub fn put_payload(&self, bytes: &[u8]) -> Result<Hash> {
+        self.store.put_payload(bytes)
+    }
+
+    /// Check a transaction against the current state without changing it.
+    pub fn check_tx(&self, tx: &SignedTx) -> std::result::Result<(), TxError> {
+        if !tx.verify() {
+            return Err(TxError::BadSignature);
+        }
+        let mut s = self.state.clone();
+        s.apply_tx(tx, self.state.height + 1, &|d: &Hash| {
+            self.store.has_valid_payload(d)
+        })
+    }
+
+    /// Build the next block from candidate transactions: the ones that apply go in, in order;
+    /// the others come back with their errors.
+    pub fn propose(
+        &self,
+        candidates: Vec<SignedTx>,
+        timestamp_ms: u64,
+        proposer: &SigningKey,
+    ) -> Proposal {
+        let height = self.state.height + 1;
+        let mut state = self.state.clone();
+        let mut txs = Vec::new();
+        let mut rejected = Vec::new();
+        let payloads = |d: &Hash| self.store.has_valid_payload(d);
+        for t in candidates {
+            let r = if t.verify() {
+                state.apply_tx(&t, height, &payloads)
+            } else {
+                Err(TxError::BadSignature)
+            };
+            match r {
+                Ok(()) => txs.push(t),
+                Err(e) => rejected.push((t, e)),
+            }
+        }
+        state.height = height;
+        state.timestamp_ms = timestamp_ms.max(self.state.timestamp_ms);
+        let header = BlockHeader {
+            chain_id: state.chain_id.clone(),
+            height,
+            prev_hash: self.head.hash,
+            tx_root: tx_root(&txs),
+            state_root: state.root(),
+            timestamp_ms: state.timestamp_ms,
+            proposer: proposer.verifying_key(),
+        };
+        Proposal {
+            block: Block {
+                header,
+                txs,
+                qc: None,
+            },
+            state,
+            rejected,
+        }
+    }
+
+    /// A validator's re-execution of a proposal (no certificate needed yet).
+    pub fn validate(&self, block: &Block) -> std::result::Result<State, BlockError> {
+        apply_block(
+            &self.state,
+            &self.head.hash,
+            block,
+            &|d: &Hash| self.store.has_valid_payload(d),
+            false,
+        )
+    }
+
+    /// Validate a certified block and commit it with its state in one atomic write.
+    pub fn commit(&mut self, block: &Block) -> Result<()> {
+        let next = apply_block(
+            &self.state,
+            &self.head.hash,
+            block,
+            &|d: &Hash| self.store.has_valid_payload(d),
+            true,
+        )?;
+        let header_hash = block.header.hash();
+        self.store.commit(&CommitBatch {
+            height: block.header.height,
+            header_hash,
+            header: encode(&block.header),
+            body: body_bytes(block),
+            state: encode(&next),
+            tx_hashes: block.txs.iter().map(SignedTx::hash).collect(),
+        })?;
+        self.state = next;
+        self.head = Head {
+            height: block.header.height,
+            hash: header_hash,
+        };
+        Ok(())
+    }
+
+    /// A committed block.
+    pub fn block(&self, height: u64) -> Result<Option<Block>> {
+        let (Some(h), Some(b)) = (self.store.header(height)?, self.store.body(height)?) else {
+            return Ok(None);
+        };
+        let header: BlockHeader = decode("header", &h)?;
+        let (txs, qc): (Vec<SignedTx>, Option<QuorumCertificate>) = decode("body", &b)?;
+        Ok(Some(Block { header, txs, qc }))
+    }
+
+    /// The Merkle proof that a transaction is in a committed block, with that block's header.
+    pub fn tx_proof(&self, tx: &Hash) -> Result<Option<(BlockHeader, merkle::Proof)>> {
+        let Some((height, index)) = self.store.tx_location(tx)? else {
+            return Ok(None);
+        };
+        let Some(block) = self.block(height)? else {
+            return Ok(None);
+        };
+        let hashes: Vec<Hash> = block.txs.iter().map(SignedTx::hash).collect();
+        Ok(merkle::prove(&hashes, index as usize).map(|p| (block.header, p)))
+    }
+
+    /// Apply transactions to a scratch copy of the state (dry run, e.g. for a round engine).
+    pub fn dry_run(&self, txs: &[SignedTx]) -> std::result::Result<State, BlockError> {
+        let mut s = self.state.clone();
+        apply_txs(&mut s, txs, self.state.height + 1, &|d: &Hash| {
+            self.store.has_valid_payload(d)
+        })?;
+        Ok(s)
+    }
+}

@@ -1,0 +1,141 @@
+//! The ledger's one error type.
+
+use crate::types::{Address, Hash, JobId};
+
+/// Why a transaction was refused by the chain rules.
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+pub enum TxError {
+    #[error("bad signature")]
+    BadSignature,
+    #[error("sender {0} is not registered")]
+    UnknownSender(Address),
+    #[error("sender {0} is already registered")]
+    AlreadyRegistered(Address),
+    #[error("nonce {got} of {sender} is not above {last}")]
+    Replay {
+        sender: Address,
+        last: u64,
+        got: u64,
+    },
+    #[error("{sender} has the role {actual}, the transaction needs {needed}")]
+    WrongRole {
+        sender: Address,
+        needed: &'static str,
+        actual: &'static str,
+    },
+    #[error("no job {0}")]
+    UnknownJob(JobId),
+    #[error("{hospital} is not a member of job {job}")]
+    NotMember { job: JobId, hospital: Address },
+    #[error("{hospital} already joined job {job}")]
+    AlreadyMember { job: JobId, hospital: Address },
+    #[error("only job {job}'s aggregator may do this")]
+    NotAggregator { job: JobId },
+    #[error("job {job} round {round} is not open")]
+    RoundNotOpen { job: JobId, round: u32 },
+    #[error("job {job}: round {got} cannot open, next is {expected}")]
+    WrongRound { job: JobId, expected: u32, got: u32 },
+    #[error("job {job} round {round} closed at height {deadline}, now {height}")]
+    Late {
+        job: JobId,
+        round: u32,
+        deadline: u64,
+        height: u64,
+    },
+    #[error("{hospital} already submitted the same update to job {job} round {round}")]
+    Duplicate {
+        job: JobId,
+        round: u32,
+        hospital: Address,
+    },
+    #[error("{hospital} submitted two different updates to job {job} round {round}")]
+    Equivocation {
+        job: JobId,
+        round: u32,
+        hospital: Address,
+    },
+    #[error("job {job} round {round}: {reason}")]
+    BadCommit {
+        job: JobId,
+        round: u32,
+        reason: String,
+    },
+    #[error("balance of {who} is {have}, needs {need}")]
+    InsufficientFunds { who: Address, have: u64, need: u64 },
+    #[error("invalid job: {0}")]
+    InvalidJob(String),
+    #[error("invalid evidence: {0}")]
+    InvalidEvidence(String),
+    #[error("payload {digest} is missing or does not hash to its digest")]
+    MissingPayload { digest: Hash },
+    #[error("amount overflow")]
+    Overflow,
+}
+
+/// Why a block was refused.
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+pub enum BlockError {
+    #[error("block at height {got}, expected {expected}")]
+    WrongHeight { expected: u64, got: u64 },
+    #[error("previous hash does not match the chain's head")]
+    WrongParent,
+    #[error("transaction root does not match the body")]
+    WrongTxRoot,
+    #[error("state root does not match the state the block produces")]
+    WrongStateRoot,
+    #[error("timestamp {got} is before the parent's {parent}")]
+    TimeWentBack { parent: u64, got: u64 },
+    #[error("proposer is not a validator")]
+    UnknownProposer,
+    #[error("quorum certificate: {0}")]
+    BadQuorum(String),
+    #[error("transaction {index}: {error}")]
+    Tx { index: usize, error: TxError },
+}
+
+/// What an audit found wrong, and where.
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+pub enum AuditError {
+    #[error("height {height}: stored {what} is corrupt: {reason}")]
+    Corrupt {
+        height: u64,
+        what: &'static str,
+        reason: String,
+    },
+    #[error("height {height}: {error}")]
+    Invalid { height: u64, error: BlockError },
+    #[error("height {height}: header hash chain broken")]
+    BrokenLink { height: u64 },
+    #[error("height {height}: payload {digest} missing or altered")]
+    Payload { height: u64, digest: Hash },
+    #[error("stored state differs from the replayed state at height {height}")]
+    StateMismatch { height: u64 },
+    #[error("token supply {actual} differs from genesis plus minting {expected}")]
+    Supply { expected: u128, actual: u128 },
+    #[error("store: {0}")]
+    Store(String),
+}
+
+/// Every failure of `fedchain-ledger`.
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    #[error(transparent)]
+    Block(#[from] BlockError),
+    #[error(transparent)]
+    Audit(#[from] AuditError),
+    #[error("store: {0}")]
+    Store(String),
+    #[error("decode {what}: {reason}")]
+    Decode { what: &'static str, reason: String },
+    #[error("genesis: {0}")]
+    Genesis(String),
+}
+
+impl From<rocksdb::Error> for LedgerError {
+    fn from(e: rocksdb::Error) -> Self {
+        LedgerError::Store(e.into_string())
+    }
+}
+
+/// Result alias of this crate.
+pub type Result<T, E = LedgerError> = std::result::Result<T, E>;

@@ -1,0 +1,23 @@
+//! fedchain-ledger: signed transactions, hash-chained blocks with BLS quorum certificates,
+//! the deterministic chain state machine, stores (RocksDB and in-memory) and audit.
+//!
+//! The rules live in [`state`] and take no clock, disk or network: time comes in as block
+//! timestamps and heights, payload presence through the [`state::Payloads`] trait. The
+//! [`chain::Chain`] drives them over a [`store::Store`].
+
+pub mod audit;
+pub mod chain;
+mod error;
+pub mod merkle;
+pub mod state;
+pub mod store;
+pub mod types;
+
+pub use audit::{verify_chain, AuditReport};
+pub use chain::{Chain, Proposal};
+pub use error::{AuditError, BlockError, LedgerError, Result, TxError};
+pub use state::{Genesis, State};
+pub use store::{Column, MemoryStore, RocksStore, Store};
+pub use types::{
+    Address, Block, BlockHeader, Hash, JobId, JobSpec, Role, SignedTx, Transaction, TxKind,
+};

@@ -1,0 +1,922 @@
+//! The chain state and its deterministic transition function.
+//!
+//! `apply_block(state, head_hash, block, payloads)` either returns the next state or a typed
+//! error; it reads no clock, disk or network. Payload presence is asked through the
+//! [`Payloads`] trait, which the store adapter answers.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use fedchain_crypto::identity::{verify_aggregate, SigningKey, VerifyingKey};
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{BlockError, TxError};
+use crate::merkle;
+use crate::types::*;
+
+/// Answers whether a payload is stored and hashes to its digest.
+pub trait Payloads {
+    fn has_valid(&self, digest: &Hash) -> bool;
+}
+
+impl<F: Fn(&Hash) -> bool> Payloads for F {
+    fn has_valid(&self, digest: &Hash) -> bool {
+        self(digest)
+    }
+}
+
+/// The genesis configuration: the chain's identity, validators and initial balances.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Genesis {
+    pub chain_id: String,
+    pub timestamp_ms: u64,
+    pub validators: Vec<VerifyingKey>,
+    pub allocations: Vec<(Address, u64)>,
+}
+
+/// A registered participant.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Participant {
+    pub key: VerifyingKey,
+    pub role: Role,
+    pub pseudonym: String,
+}
+
+/// One accepted submission of the open round.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Submission {
+    pub payload: Hash,
+    pub samples: u64,
+    pub payload_bytes: u64,
+    /// Set by an `InvalidPayload` penalty: the submission may not be accepted.
+    pub rejected: bool,
+}
+
+/// The open round of a job.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpenRound {
+    pub round: u32,
+    pub params_hash: Hash,
+    pub opened_at: u64,
+    pub deadline: u64,
+    pub min_participants: u32,
+    pub submissions: BTreeMap<Address, Submission>,
+    pub shares: BTreeMap<Address, (Hash, bool)>,
+}
+
+/// How a finished round ended.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RoundOutcome {
+    Committed {
+        aggregate: Hash,
+        new_params_hash: Hash,
+        accepted: Vec<Address>,
+        share_providers: Vec<Address>,
+        minted: u64,
+    },
+    Void,
+}
+
+/// A finished round.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoundRecord {
+    pub round: u32,
+    pub params_hash: Hash,
+    pub height: u64,
+    pub outcome: RoundOutcome,
+}
+
+/// A job and its rounds.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Job {
+    pub spec: JobSpec,
+    pub aggregator: Address,
+    /// member -> locked deposit
+    pub members: BTreeMap<Address, u64>,
+    pub next_round: u32,
+    pub open: Option<OpenRound>,
+    pub history: Vec<RoundRecord>,
+    /// (round, offender, offence kind) already punished: evidence counts once
+    pub punished: BTreeSet<(u32, Address, u8)>,
+}
+
+/// The whole chain state. Ordered maps only, so its encoding (and root) is canonical.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct State {
+    pub chain_id: String,
+    pub height: u64,
+    pub timestamp_ms: u64,
+    pub validators: Vec<VerifyingKey>,
+    pub participants: BTreeMap<Address, Participant>,
+    pub nonces: BTreeMap<Address, u64>,
+    pub balances: BTreeMap<Address, u64>,
+    pub jobs: BTreeMap<JobId, Job>,
+    pub next_job: JobId,
+    pub genesis_supply: u128,
+    pub minted: u128,
+}
+
+impl State {
+    /// The state at genesis.
+    pub fn genesis(g: &Genesis) -> Self {
+        let mut balances = BTreeMap::new();
+        let mut supply = 0u128;
+        for (a, v) in &g.allocations {
+            *balances.entry(*a).or_insert(0u64) += v;
+            supply += *v as u128;
+        }
+        State {
+            chain_id: g.chain_id.clone(),
+            height: 0,
+            timestamp_ms: g.timestamp_ms,
+            validators: g.validators.clone(),
+            participants: BTreeMap::new(),
+            nonces: BTreeMap::new(),
+            balances,
+            jobs: BTreeMap::new(),
+            next_job: 0,
+            genesis_supply: supply,
+            minted: 0,
+        }
+    }
+
+    /// The state root: hash of the canonical encoding.
+    pub fn root(&self) -> Hash {
+        Hash::of(b"fedchain/state/v1", &[&encode(self)])
+    }
+
+    /// Tokens held: balances plus locked deposits.
+    pub fn total_tokens(&self) -> u128 {
+        let b: u128 = self.balances.values().map(|&v| v as u128).sum();
+        let d: u128 = self
+            .jobs
+            .values()
+            .flat_map(|j| j.members.values())
+            .map(|&v| v as u128)
+            .sum();
+        b + d
+    }
+
+    /// Whether supply is conserved: tokens held = genesis supply + minting.
+    pub fn supply_conserved(&self) -> bool {
+        self.total_tokens() == self.genesis_supply + self.minted
+    }
+
+    /// Balance of an address.
+    pub fn balance(&self, a: &Address) -> u64 {
+        self.balances.get(a).copied().unwrap_or(0)
+    }
+
+    fn credit(&mut self, a: Address, v: u64) -> Result<(), TxError> {
+        let b = self.balances.entry(a).or_insert(0);
+        *b = b.checked_add(v).ok_or(TxError::Overflow)?;
+        Ok(())
+    }
+
+    fn debit(&mut self, a: Address, v: u64) -> Result<(), TxError> {
+        let have = self.balance(&a);
+        if have < v {
+            return Err(TxError::InsufficientFunds {
+                who: a,
+                have,
+                need: v,
+            });
+        }
+        self.balances.insert(a, have - v);
+        Ok(())
+    }
+
+    fn role_of(&self, a: &Address) -> Result<Role, TxError> {
+        self.participants
+            .get(a)
+            .map(|p| p.role)
+            .ok_or(TxError::UnknownSender(*a))
+    }
+
+    fn require_role(&self, a: &Address, needed: Role) -> Result<(), TxError> {
+        let actual = self.role_of(a)?;
+        if actual != needed {
+            return Err(TxError::WrongRole {
+                sender: *a,
+                needed: needed.name(),
+                actual: actual.name(),
+            });
+        }
+        Ok(())
+    }
+
+    fn job_mut(&mut self, job: JobId) -> Result<&mut Job, TxError> {
+        self.jobs.get_mut(&job).ok_or(TxError::UnknownJob(job))
+    }
+
+    /// Apply one transaction whose signature has been checked, at block height `height`.
+    pub fn apply_tx(
+        &mut self,
+        stx: &SignedTx,
+        height: u64,
+        payloads: &dyn Payloads,
+    ) -> Result<(), TxError> {
+        let tx = &stx.tx;
+        let sender = stx.sender();
+        if tx.chain_id != self.chain_id {
+            return Err(TxError::BadSignature);
+        }
+        let last = self.nonces.get(&sender).copied().unwrap_or(0);
+        if tx.nonce <= last {
+            return Err(TxError::Replay {
+                sender,
+                last,
+                got: tx.nonce,
+            });
+        }
+        if !matches!(tx.kind, TxKind::Register { .. }) {
+            self.role_of(&sender)?;
+        }
+        // work on a copy so a failing transaction leaves no trace
+        let mut next = self.clone();
+        next.apply_kind(sender, &tx.sender, &tx.kind, height, payloads)?;
+        next.nonces.insert(sender, tx.nonce);
+        *self = next;
+        Ok(())
+    }
+
+    fn apply_kind(
+        &mut self,
+        sender: Address,
+        sender_key: &VerifyingKey,
+        kind: &TxKind,
+        height: u64,
+        payloads: &dyn Payloads,
+    ) -> Result<(), TxError> {
+        match kind {
+            TxKind::Register { role, pseudonym } => {
+                if self.participants.contains_key(&sender) {
+                    return Err(TxError::AlreadyRegistered(sender));
+                }
+                self.participants.insert(
+                    sender,
+                    Participant {
+                        key: *sender_key,
+                        role: *role,
+                        pseudonym: pseudonym.clone(),
+                    },
+                );
+            }
+            TxKind::CreateJob(spec) => {
+                self.require_role(&sender, Role::Aggregator)?;
+                if spec.threshold == 0 || spec.threshold as usize > spec.committee.len() {
+                    return Err(TxError::InvalidJob(format!(
+                        "threshold {} for a committee of {}",
+                        spec.threshold,
+                        spec.committee.len()
+                    )));
+                }
+                let distinct: BTreeSet<_> = spec.committee.iter().collect();
+                if distinct.len() != spec.committee.len() {
+                    return Err(TxError::InvalidJob(
+                        "committee lists a hospital twice".into(),
+                    ));
+                }
+                for h in &spec.committee {
+                    self.require_role(h, Role::Hospital)?;
+                }
+                let i = &spec.incentives;
+                if i.missed_deadline_permille > 1000 || i.misbehaviour_permille > 1000 {
+                    return Err(TxError::InvalidJob("penalties above 1000 per mille".into()));
+                }
+                let id = self.next_job;
+                self.next_job += 1;
+                self.jobs.insert(
+                    id,
+                    Job {
+                        spec: spec.clone(),
+                        aggregator: sender,
+                        members: BTreeMap::new(),
+                        next_round: 0,
+                        open: None,
+                        history: Vec::new(),
+                        punished: BTreeSet::new(),
+                    },
+                );
+            }
+            TxKind::Join { job, deposit } => {
+                self.require_role(&sender, Role::Hospital)?;
+                let j = self.jobs.get(job).ok_or(TxError::UnknownJob(*job))?;
+                if !j.spec.committee.contains(&sender) {
+                    return Err(TxError::NotMember {
+                        job: *job,
+                        hospital: sender,
+                    });
+                }
+                if j.members.contains_key(&sender) {
+                    return Err(TxError::AlreadyMember {
+                        job: *job,
+                        hospital: sender,
+                    });
+                }
+                if *deposit < j.spec.incentives.min_deposit {
+                    return Err(TxError::InsufficientFunds {
+                        who: sender,
+                        have: *deposit,
+                        need: j.spec.incentives.min_deposit,
+                    });
+                }
+                self.debit(sender, *deposit)?;
+                self.job_mut(*job)?.members.insert(sender, *deposit);
+            }
+            TxKind::OpenRound {
+                job,
+                round,
+                params_hash,
+                deadline,
+                min_participants,
+            } => {
+                let j = self.job_mut(*job)?;
+                if j.aggregator != sender {
+                    return Err(TxError::NotAggregator { job: *job });
+                }
+                if j.open.is_some() || *round != j.next_round {
+                    return Err(TxError::WrongRound {
+                        job: *job,
+                        expected: j.next_round,
+                        got: *round,
+                    });
+                }
+                if *deadline < height || *min_participants == 0 {
+                    return Err(TxError::InvalidJob(
+                        "deadline in the past or no minimum".into(),
+                    ));
+                }
+                j.open = Some(OpenRound {
+                    round: *round,
+                    params_hash: *params_hash,
+                    opened_at: height,
+                    deadline: *deadline,
+                    min_participants: *min_participants,
+                    submissions: BTreeMap::new(),
+                    shares: BTreeMap::new(),
+                });
+            }
+            TxKind::Submit {
+                job,
+                round,
+                payload,
+                samples,
+                payload_bytes,
+            } => {
+                let open = member_round(self.job_mut(*job)?, sender, *job, *round)?;
+                if height > open.deadline {
+                    return Err(TxError::Late {
+                        job: *job,
+                        round: *round,
+                        deadline: open.deadline,
+                        height,
+                    });
+                }
+                if let Some(prev) = open.submissions.get(&sender) {
+                    return Err(if prev.payload == *payload {
+                        TxError::Duplicate {
+                            job: *job,
+                            round: *round,
+                            hospital: sender,
+                        }
+                    } else {
+                        TxError::Equivocation {
+                            job: *job,
+                            round: *round,
+                            hospital: sender,
+                        }
+                    });
+                }
+                if !payloads.has_valid(payload) {
+                    return Err(TxError::MissingPayload { digest: *payload });
+                }
+                open.submissions.insert(
+                    sender,
+                    Submission {
+                        payload: *payload,
+                        samples: *samples,
+                        payload_bytes: *payload_bytes,
+                        rejected: false,
+                    },
+                );
+            }
+            TxKind::DecryptionShare {
+                job,
+                round,
+                payload,
+            } => {
+                let open = member_round(self.job_mut(*job)?, sender, *job, *round)?;
+                match open.shares.get(&sender) {
+                    Some((d, _)) if d == payload => {
+                        return Err(TxError::Duplicate {
+                            job: *job,
+                            round: *round,
+                            hospital: sender,
+                        })
+                    }
+                    Some(_) => {
+                        return Err(TxError::Equivocation {
+                            job: *job,
+                            round: *round,
+                            hospital: sender,
+                        })
+                    }
+                    None => {}
+                }
+                if !payloads.has_valid(payload) {
+                    return Err(TxError::MissingPayload { digest: *payload });
+                }
+                open.shares.insert(sender, (*payload, false));
+            }
+            TxKind::CommitRound {
+                job,
+                round,
+                aggregate,
+                new_params_hash,
+                accepted,
+                share_providers,
+            } => {
+                self.commit_round(
+                    sender,
+                    *job,
+                    *round,
+                    height,
+                    *aggregate,
+                    *new_params_hash,
+                    accepted,
+                    share_providers,
+                )?;
+            }
+            TxKind::VoidRound { job, round } => {
+                let j = self.job_mut(*job)?;
+                if j.aggregator != sender {
+                    return Err(TxError::NotAggregator { job: *job });
+                }
+                let open = open_round(j, *job, *round)?;
+                let valid = open.submissions.values().filter(|s| !s.rejected).count() as u32;
+                if height <= open.deadline || valid >= open.min_participants {
+                    return Err(TxError::BadCommit {
+                        job: *job,
+                        round: *round,
+                        reason: "a round is void only after its deadline with too few submissions"
+                            .into(),
+                    });
+                }
+                let params_hash = open.params_hash;
+                j.history.push(RoundRecord {
+                    round: *round,
+                    params_hash,
+                    height,
+                    outcome: RoundOutcome::Void,
+                });
+                j.open = None;
+                j.next_round += 1;
+            }
+            TxKind::Transfer { to, amount } => {
+                self.debit(sender, *amount)?;
+                self.credit(*to, *amount)?;
+            }
+            TxKind::Penalty {
+                job,
+                offender,
+                offence,
+            } => {
+                self.penalty(sender, *job, *offender, offence)?;
+            }
+        }
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn commit_round(
+        &mut self,
+        sender: Address,
+        job: JobId,
+        round: u32,
+        height: u64,
+        aggregate: Hash,
+        new_params_hash: Hash,
+        accepted: &[Address],
+        share_providers: &[Address],
+    ) -> Result<(), TxError> {
+        let bad = |reason: String| TxError::BadCommit { job, round, reason };
+        let j = self.jobs.get(&job).ok_or(TxError::UnknownJob(job))?;
+        if j.aggregator != sender {
+            return Err(TxError::NotAggregator { job });
+        }
+        let open = j
+            .open
+            .as_ref()
+            .filter(|o| o.round == round)
+            .ok_or(TxError::RoundNotOpen { job, round })?;
+        let acc: BTreeSet<_> = accepted.iter().copied().collect();
+        if acc.len() != accepted.len() {
+            return Err(bad("an accepted submitter is listed twice".into()));
+        }
+        for a in accepted {
+            match open.submissions.get(a) {
+                Some(s) if !s.rejected => {}
+                _ => return Err(bad(format!("{a} has no valid submission"))),
+            }
+        }
+        let all_in = j.members.keys().all(|m| open.submissions.contains_key(m));
+        if (accepted.len() as u32) < open.min_participants {
+            return Err(bad(format!(
+                "{} accepted, minimum {}",
+                accepted.len(),
+                open.min_participants
+            )));
+        }
+        if !all_in && height <= open.deadline && acc.len() < j.members.len() {
+            return Err(bad("members are still to submit before the deadline".into()));
+        }
+        let prov: BTreeSet<_> = share_providers.iter().copied().collect();
+        if prov.len() != share_providers.len() || (prov.len() as u32) < j.spec.threshold {
+            return Err(bad(format!(
+                "{} distinct share providers, threshold {}",
+                prov.len(),
+                j.spec.threshold
+            )));
+        }
+        for p in share_providers {
+            match open.shares.get(p) {
+                Some((_, false)) => {}
+                _ => return Err(bad(format!("{p} has no valid decryption share"))),
+            }
+        }
+        // rewards: minted, split by samples among accepted and evenly among share providers
+        let inc = j.spec.incentives.clone();
+        let total_samples: u128 = accepted
+            .iter()
+            .map(|a| open.submissions[a].samples as u128)
+            .sum();
+        let mut payouts: Vec<(Address, u64)> = Vec::new();
+        for a in accepted {
+            let s = open.submissions[a].samples as u128;
+            let v = (inc.submit_reward as u128 * s)
+                .checked_div(total_samples)
+                .unwrap_or(0);
+            payouts.push((*a, v as u64));
+        }
+        let each = inc.share_reward / share_providers.len() as u64;
+        payouts.extend(share_providers.iter().map(|p| (*p, each)));
+        // missed deadlines: members with no submission forfeit part of their deposit to the accepted
+        let missed: Vec<Address> = j
+            .members
+            .keys()
+            .filter(|m| !open.submissions.contains_key(m))
+            .copied()
+            .collect();
+        let params_hash = open.params_hash;
+        let minted: u64 = payouts.iter().map(|(_, v)| *v).sum();
+        for (a, v) in payouts {
+            self.credit(a, v)?;
+        }
+        self.minted += minted as u128;
+        let mut forfeited = 0u64;
+        {
+            let j = self.job_mut(job)?;
+            for m in &missed {
+                if let Some(d) = j.members.get_mut(m) {
+                    let f = (*d as u128 * inc.missed_deadline_permille as u128 / 1000) as u64;
+                    *d -= f;
+                    forfeited += f;
+                }
+            }
+        }
+        self.redistribute(forfeited, accepted)?;
+        let j = self.job_mut(job)?;
+        j.history.push(RoundRecord {
+            round,
+            params_hash,
+            height,
+            outcome: RoundOutcome::Committed {
+                aggregate,
+                new_params_hash,
+                accepted: accepted.to_vec(),
+                share_providers: share_providers.to_vec(),
+                minted,
+            },
+        });
+        j.open = None;
+        j.next_round += 1;
+        Ok(())
+    }
+
+    /// Give `amount` to `to` evenly; the remainder goes to the first (supply stays exact).
+    fn redistribute(&mut self, amount: u64, to: &[Address]) -> Result<(), TxError> {
+        if amount == 0 || to.is_empty() {
+            return Ok(());
+        }
+        let each = amount / to.len() as u64;
+        let rest = amount - each * to.len() as u64;
+        for (i, a) in to.iter().enumerate() {
+            self.credit(*a, each + if i == 0 { rest } else { 0 })?;
+        }
+        Ok(())
+    }
+
+    fn penalty(
+        &mut self,
+        sender: Address,
+        job: JobId,
+        offender: Address,
+        offence: &Offence,
+    ) -> Result<(), TxError> {
+        let j = self.jobs.get(&job).ok_or(TxError::UnknownJob(job))?;
+        if j.aggregator != sender {
+            return Err(TxError::NotAggregator { job });
+        }
+        if !j.members.contains_key(&offender) {
+            return Err(TxError::NotMember {
+                job,
+                hospital: offender,
+            });
+        }
+        let bad = |m: &str| TxError::InvalidEvidence(m.to_string());
+        let (round, kind) = match offence {
+            Offence::Equivocation { first, second } => {
+                let round_of = |s: &SignedTx| match &s.tx.kind {
+                    TxKind::Submit {
+                        job: jb,
+                        round,
+                        payload,
+                        ..
+                    } if *jb == job => Some((*round, *payload)),
+                    TxKind::DecryptionShare {
+                        job: jb,
+                        round,
+                        payload,
+                    } if *jb == job => Some((*round, *payload)),
+                    _ => None,
+                };
+                let (Some((r1, p1)), Some((r2, p2))) = (round_of(first), round_of(second)) else {
+                    return Err(bad("evidence is not two submissions to this job"));
+                };
+                if std::mem::discriminant(&first.tx.kind) != std::mem::discriminant(&second.tx.kind)
+                {
+                    return Err(bad("evidence mixes kinds"));
+                }
+                if r1 != r2 || p1 == p2 {
+                    return Err(bad("evidence is not two different messages for one round"));
+                }
+                if first.sender() != offender || second.sender() != offender {
+                    return Err(bad("evidence is not signed by the offender"));
+                }
+                if !first.verify() || !second.verify() {
+                    return Err(bad("evidence signature does not verify"));
+                }
+                (r1, 0u8)
+            }
+            Offence::InvalidPayload {
+                job: jb,
+                round,
+                digest,
+            }
+            | Offence::InvalidShare {
+                job: jb,
+                round,
+                digest,
+            } => {
+                if *jb != job {
+                    return Err(bad("evidence names another job"));
+                }
+                let open = j
+                    .open
+                    .as_ref()
+                    .filter(|o| o.round == *round)
+                    .ok_or(TxError::RoundNotOpen { job, round: *round })?;
+                let is_payload = matches!(offence, Offence::InvalidPayload { .. });
+                let found = if is_payload {
+                    open.submissions.get(&offender).map(|s| s.payload)
+                } else {
+                    open.shares.get(&offender).map(|s| s.0)
+                };
+                if found != Some(*digest) {
+                    return Err(bad("the offender has no such payload in this round"));
+                }
+                (*round, if is_payload { 1 } else { 2 })
+            }
+        };
+        if j.punished.contains(&(round, offender, kind)) {
+            return Err(bad("this offence was already punished"));
+        }
+        let permille = j.spec.incentives.misbehaviour_permille as u128;
+        let honest: Vec<Address> = j
+            .members
+            .keys()
+            .filter(|m| **m != offender)
+            .copied()
+            .collect();
+        let j = self.job_mut(job)?;
+        j.punished.insert((round, offender, kind));
+        if let Some(open) = j.open.as_mut().filter(|o| o.round == round) {
+            match kind {
+                1 => {
+                    if let Some(s) = open.submissions.get_mut(&offender) {
+                        s.rejected = true;
+                    }
+                }
+                2 => {
+                    if let Some(s) = open.shares.get_mut(&offender) {
+                        s.1 = true;
+                    }
+                }
+                _ => {}
+            }
+        }
+        let d = j.members.get_mut(&offender).ok_or(TxError::NotMember {
+            job,
+            hospital: offender,
+        })?;
+        let f = (*d as u128 * permille / 1000) as u64;
+        *d -= f;
+        self.redistribute(f, &honest)
+    }
+}
+
+/// The open round `round` of job `j`, for a member `sender` of it.
+fn member_round(
+    j: &mut Job,
+    sender: Address,
+    job: JobId,
+    round: u32,
+) -> Result<&mut OpenRound, TxError> {
+    if !j.members.contains_key(&sender) {
+        return Err(TxError::NotMember {
+            job,
+            hospital: sender,
+        });
+    }
+    open_round(j, job, round)
+}
+
+fn open_round(j: &mut Job, job: JobId, round: u32) -> Result<&mut OpenRound, TxError> {
+    j.open
+        .as_mut()
+        .filter(|o| o.round == round)
+        .ok_or(TxError::RoundNotOpen { job, round })
+}
+
+/// Check a quorum certificate: more than 2/3 of the validators signed the header hash.
+pub fn verify_qc(
+    validators: &[VerifyingKey],
+    header_hash: &Hash,
+    qc: &QuorumCertificate,
+) -> Result<(), BlockError> {
+    if qc.signers.len() != validators.len() {
+        return Err(BlockError::BadQuorum(format!(
+            "bitmap of {} for {} validators",
+            qc.signers.len(),
+            validators.len()
+        )));
+    }
+    let count = qc.signers.iter().filter(|s| **s).count();
+    if count * 3 <= validators.len() * 2 {
+        return Err(BlockError::BadQuorum(format!(
+            "{count} of {} signed, need more than 2/3",
+            validators.len()
+        )));
+    }
+    let (msgs, keys): (Vec<Vec<u8>>, Vec<VerifyingKey>) = qc
+        .signers
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| **s)
+        .map(|(i, _)| (vote_message(header_hash, i as u32), validators[i]))
+        .unzip();
+    let refs: Vec<&[u8]> = msgs.iter().map(Vec::as_slice).collect();
+    match verify_aggregate(&qc.signature, &refs, &keys) {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(BlockError::BadQuorum(
+            "aggregate signature does not verify".into(),
+        )),
+        Err(e) => Err(BlockError::BadQuorum(e.to_string())),
+    }
+}
+
+/// A validator's vote on a header.
+pub fn vote(
+    key: &SigningKey,
+    index: u32,
+    header_hash: &Hash,
+) -> fedchain_crypto::identity::Signature {
+    key.sign(&vote_message(header_hash, index))
+}
+
+/// Assemble a quorum certificate from votes `(validator index, signature)`.
+pub fn assemble_qc(
+    validators: usize,
+    votes: &[(u32, fedchain_crypto::identity::Signature)],
+) -> Result<QuorumCertificate, BlockError> {
+    let mut signers = vec![false; validators];
+    for (i, _) in votes {
+        let slot = signers
+            .get_mut(*i as usize)
+            .ok_or_else(|| BlockError::BadQuorum(format!("no validator {i}")))?;
+        if *slot {
+            return Err(BlockError::BadQuorum(format!("validator {i} voted twice")));
+        }
+        *slot = true;
+    }
+    let sigs: Vec<_> = votes.iter().map(|(_, s)| *s).collect();
+    let signature = fedchain_crypto::identity::aggregate(&sigs)
+        .map_err(|e| BlockError::BadQuorum(e.to_string()))?;
+    Ok(QuorumCertificate { signers, signature })
+}
+
+/// The transaction root of a body.
+pub fn tx_root(txs: &[SignedTx]) -> Hash {
+    let hashes: Vec<Hash> = txs.iter().map(SignedTx::hash).collect();
+    merkle::root(&hashes)
+}
+
+/// Apply the transactions of a block body to `state` at `height` (signatures checked in
+/// parallel first). Returns the first failure with its index.
+pub fn apply_txs(
+    state: &mut State,
+    txs: &[SignedTx],
+    height: u64,
+    payloads: &dyn Payloads,
+) -> Result<(), BlockError> {
+    if let Some(index) = txs.par_iter().position_first(|t| !t.verify()) {
+        return Err(BlockError::Tx {
+            index,
+            error: TxError::BadSignature,
+        });
+    }
+    for (index, t) in txs.iter().enumerate() {
+        state
+            .apply_tx(t, height, payloads)
+            .map_err(|error| BlockError::Tx { index, error })?;
+    }
+    Ok(())
+}
+
+/// Validate a block on top of `(state, head_hash)` and return the state it produces.
+/// With `require_qc`, the block must carry a quorum certificate of more than 2/3 validators.
+pub fn apply_block(
+    state: &State,
+    head_hash: &Hash,
+    block: &Block,
+    payloads: &dyn Payloads,
+    require_qc: bool,
+) -> Result<State, BlockError> {
+    let h = &block.header;
+    if h.height != state.height + 1 {
+        return Err(BlockError::WrongHeight {
+            expected: state.height + 1,
+            got: h.height,
+        });
+    }
+    if h.chain_id != state.chain_id || h.prev_hash != *head_hash {
+        return Err(BlockError::WrongParent);
+    }
+    if h.timestamp_ms < state.timestamp_ms {
+        return Err(BlockError::TimeWentBack {
+            parent: state.timestamp_ms,
+            got: h.timestamp_ms,
+        });
+    }
+    if !state.validators.contains(&h.proposer) {
+        return Err(BlockError::UnknownProposer);
+    }
+    if tx_root(&block.txs) != h.tx_root {
+        return Err(BlockError::WrongTxRoot);
+    }
+    if require_qc {
+        let qc = block
+            .qc
+            .as_ref()
+            .ok_or_else(|| BlockError::BadQuorum("missing".into()))?;
+        verify_qc(&state.validators, &h.hash(), qc)?;
+    }
+    let mut next = state.clone();
+    apply_txs(&mut next, &block.txs, h.height, payloads)?;
+    next.height = h.height;
+    next.timestamp_ms = h.timestamp_ms;
+    if next.root() != h.state_root {
+        return Err(BlockError::WrongStateRoot);
+    }
+    Ok(next)
+}
+
+/// The genesis block of a configuration (height 0, no transactions, no certificate).
+pub fn genesis_block(g: &Genesis) -> Block {
+    let state = State::genesis(g);
+    let proposer = g.validators.first().copied();
+    Block {
+        header: BlockHeader {
+            chain_id: g.chain_id.clone(),
+            height: 0,
+            prev_hash: Hash::default(),
+            tx_root: tx_root(&[]),
+            state_root: state.root(),
+            timestamp_ms: g.timestamp_ms,
+            proposer: proposer.unwrap_or_else(|| SigningKey::from_seed(&[0; 32]).verifying_key()),
+        },
+        txs: Vec::new(),
+        qc: None,
+    }
+}

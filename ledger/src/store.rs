@@ -1,0 +1,309 @@
+//! Storage behind a trait: an in-memory store and a RocksDB store pass one test suite.
+//!
+//! The store keeps raw canonical bytes (header, body, state) so an audit can detect any
+//! flipped byte. Committing a block is one atomic write of its header, body, transaction
+//! index, the state it produces and the new head (a RocksDB WriteBatch, synced). Payloads are
+//! content-addressed and written (synced) before a submission is acknowledged.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::Mutex;
+
+use rocksdb::{ColumnFamilyDescriptor, Options, WriteBatch, WriteOptions, DB};
+
+use crate::types::Hash;
+use crate::{LedgerError, Result};
+
+/// Everything one block commit writes, atomically.
+#[derive(Debug)]
+pub struct CommitBatch {
+    pub height: u64,
+    pub header_hash: Hash,
+    pub header: Vec<u8>,
+    pub body: Vec<u8>,
+    pub state: Vec<u8>,
+    pub tx_hashes: Vec<Hash>,
+}
+
+/// The chain's head.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Head {
+    pub height: u64,
+    pub hash: Hash,
+}
+
+/// Ledger storage.
+pub trait Store: Send + Sync {
+    /// The last committed block, if any.
+    fn head(&self) -> Result<Option<Head>>;
+    /// Raw header bytes at a height.
+    fn header(&self, height: u64) -> Result<Option<Vec<u8>>>;
+    /// Raw body bytes at a height.
+    fn body(&self, height: u64) -> Result<Option<Vec<u8>>>;
+    /// Raw bytes of the state after the head block.
+    fn state(&self) -> Result<Option<Vec<u8>>>;
+    /// Where a transaction is: (height, index in body).
+    fn tx_location(&self, tx: &Hash) -> Result<Option<(u64, u32)>>;
+    /// A payload by digest.
+    fn payload(&self, digest: &Hash) -> Result<Option<Vec<u8>>>;
+    /// Store a payload under its SHA-256 digest; durable when this returns.
+    fn put_payload(&self, bytes: &[u8]) -> Result<Hash>;
+    /// Commit a block atomically.
+    fn commit(&self, batch: &CommitBatch) -> Result<()>;
+
+    /// Whether a payload is present and hashes to its digest.
+    fn has_valid_payload(&self, digest: &Hash) -> bool {
+        matches!(self.payload(digest), Ok(Some(b)) if Hash::sha256(&b) == *digest)
+    }
+}
+
+#[derive(Default, Debug)]
+struct Mem {
+    headers: BTreeMap<u64, Vec<u8>>,
+    bodies: BTreeMap<u64, Vec<u8>>,
+    state: Option<Vec<u8>>,
+    head: Option<Head>,
+    txs: HashMap<Hash, (u64, u32)>,
+    payloads: HashMap<Hash, Vec<u8>>,
+}
+
+/// A store in memory (tests, simulations that need no disk).
+#[derive(Default, Debug)]
+pub struct MemoryStore(Mutex<Mem>);
+
+impl MemoryStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Mem> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Overwrite raw bytes (tests of tamper detection).
+    pub fn tamper(&self, what: Column, key: &[u8], value: Vec<u8>) {
+        let mut m = self.lock();
+        match what {
+            Column::Headers => {
+                m.headers.insert(height_of(key), value);
+            }
+            Column::Bodies => {
+                m.bodies.insert(height_of(key), value);
+            }
+            Column::State => m.state = Some(value),
+            Column::Payloads => {
+                let mut d = [0u8; 32];
+                d.copy_from_slice(&key[..32.min(key.len())]);
+                m.payloads.insert(Hash(d), value);
+            }
+            Column::Txs | Column::Meta => {}
+        }
+    }
+}
+
+fn height_of(key: &[u8]) -> u64 {
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&key[..8.min(key.len())]);
+    u64::from_be_bytes(b)
+}
+
+impl Store for MemoryStore {
+    fn head(&self) -> Result<Option<Head>> {
+        Ok(self.lock().head)
+    }
+    fn header(&self, height: u64) -> Result<Option<Vec<u8>>> {
+        Ok(self.lock().headers.get(&height).cloned())
+    }
+    fn body(&self, height: u64) -> Result<Option<Vec<u8>>> {
+        Ok(self.lock().bodies.get(&height).cloned())
+    }
+    fn state(&self) -> Result<Option<Vec<u8>>> {
+        Ok(self.lock().state.clone())
+    }
+    fn tx_location(&self, tx: &Hash) -> Result<Option<(u64, u32)>> {
+        Ok(self.lock().txs.get(tx).copied())
+    }
+    fn payload(&self, digest: &Hash) -> Result<Option<Vec<u8>>> {
+        Ok(self.lock().payloads.get(digest).cloned())
+    }
+    fn put_payload(&self, bytes: &[u8]) -> Result<Hash> {
+        let d = Hash::sha256(bytes);
+        self.lock().payloads.insert(d, bytes.to_vec());
+        Ok(d)
+    }
+    fn commit(&self, b: &CommitBatch) -> Result<()> {
+        let mut m = self.lock();
+        m.headers.insert(b.height, b.header.clone());
+        m.bodies.insert(b.height, b.body.clone());
+        m.state = Some(b.state.clone());
+        for (i, t) in b.tx_hashes.iter().enumerate() {
+            m.txs.insert(*t, (b.height, i as u32));
+        }
+        m.head = Some(Head {
+            height: b.height,
+            hash: b.header_hash,
+        });
+        Ok(())
+    }
+}
+
+/// The RocksDB column families.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Column {
+    Headers,
+    Bodies,
+    Txs,
+    State,
+    Payloads,
+    Meta,
+}
+
+impl Column {
+    pub const ALL: [Column; 6] = [
+        Column::Headers,
+        Column::Bodies,
+        Column::Txs,
+        Column::State,
+        Column::Payloads,
+        Column::Meta,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Column::Headers => "headers",
+            Column::Bodies => "bodies",
+            Column::Txs => "txs",
+            Column::State => "state",
+            Column::Payloads => "payloads",
+            Column::Meta => "meta",
+        }
+    }
+}
+
+const HEAD_KEY: &[u8] = b"head";
+const STATE_KEY: &[u8] = b"current";
+
+/// A RocksDB store: column families headers / bodies (key: height, big-endian), txs (tx hash ->
+/// height, index), state (the current state), payloads (digest -> bytes), meta (head).
+#[derive(Debug)]
+pub struct RocksStore {
+    db: DB,
+}
+
+impl RocksStore {
+    /// Open or create a ledger directory.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        let mut opts = Options::default();
+        opts.create_if_missing(true);
+        opts.create_missing_column_families(true);
+        let cfs = Column::ALL
+            .iter()
+            .map(|c| ColumnFamilyDescriptor::new(c.name(), Options::default()));
+        let db = DB::open_cf_descriptors(&opts, path, cfs)?;
+        Ok(Self { db })
+    }
+
+    fn cf(&self, c: Column) -> Result<&rocksdb::ColumnFamily> {
+        self.db
+            .cf_handle(c.name())
+            .ok_or_else(|| LedgerError::Store(format!("missing column family {}", c.name())))
+    }
+
+    fn get(&self, c: Column, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        Ok(self.db.get_cf(self.cf(c)?, key)?)
+    }
+
+    fn synced() -> WriteOptions {
+        let mut w = WriteOptions::default();
+        w.set_sync(true);
+        w
+    }
+
+    /// Raw access for repair tooling and tamper tests.
+    pub fn raw_get(&self, c: Column, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.get(c, key)
+    }
+
+    /// Raw overwrite for tamper tests.
+    pub fn raw_put(&self, c: Column, key: &[u8], value: &[u8]) -> Result<()> {
+        self.db
+            .put_cf_opt(self.cf(c)?, key, value, &Self::synced())?;
+        Ok(())
+    }
+
+    /// Key of a block at `height`.
+    pub fn height_key(height: u64) -> [u8; 8] {
+        height.to_be_bytes()
+    }
+
+    /// Key of the current state.
+    pub fn state_key() -> &'static [u8] {
+        STATE_KEY
+    }
+}
+
+impl Store for RocksStore {
+    fn head(&self) -> Result<Option<Head>> {
+        match self.get(Column::Meta, HEAD_KEY)? {
+            None => Ok(None),
+            Some(b) if b.len() == 40 => {
+                let mut h = [0u8; 32];
+                h.copy_from_slice(&b[8..]);
+                Ok(Some(Head {
+                    height: height_of(&b),
+                    hash: Hash(h),
+                }))
+            }
+            Some(b) => Err(LedgerError::Store(format!(
+                "head record of {} bytes",
+                b.len()
+            ))),
+        }
+    }
+    fn header(&self, height: u64) -> Result<Option<Vec<u8>>> {
+        self.get(Column::Headers, &Self::height_key(height))
+    }
+    fn body(&self, height: u64) -> Result<Option<Vec<u8>>> {
+        self.get(Column::Bodies, &Self::height_key(height))
+    }
+    fn state(&self) -> Result<Option<Vec<u8>>> {
+        self.get(Column::State, STATE_KEY)
+    }
+    fn tx_location(&self, tx: &Hash) -> Result<Option<(u64, u32)>> {
+        Ok(self
+            .get(Column::Txs, &tx.0)?
+            .filter(|b| b.len() == 12)
+            .map(|b| {
+                let mut i = [0u8; 4];
+                i.copy_from_slice(&b[8..]);
+                (height_of(&b), u32::from_be_bytes(i))
+            }))
+    }
+    fn payload(&self, digest: &Hash) -> Result<Option<Vec<u8>>> {
+        self.get(Column::Payloads, &digest.0)
+    }
+    fn put_payload(&self, bytes: &[u8]) -> Result<Hash> {
+        let d = Hash::sha256(bytes);
+        self.db
+            .put_cf_opt(self.cf(Column::Payloads)?, d.0, bytes, &Self::synced())?;
+        Ok(d)
+    }
+    fn commit(&self, b: &CommitBatch) -> Result<()> {
+        let mut wb = WriteBatch::default();
+        let hk = Self::height_key(b.height);
+        wb.put_cf(self.cf(Column::Headers)?, hk, &b.header);
+        wb.put_cf(self.cf(Column::Bodies)?, hk, &b.body);
+        let txs = self.cf(Column::Txs)?;
+        for (i, t) in b.tx_hashes.iter().enumerate() {
+            let mut v = hk.to_vec();
+            v.extend_from_slice(&(i as u32).to_be_bytes());
+            wb.put_cf(txs, t.0, v);
+        }
+        wb.put_cf(self.cf(Column::State)?, STATE_KEY, &b.state);
+        let mut head = hk.to_vec();
+        head.extend_from_slice(&b.header_hash.0);
+        wb.put_cf(self.cf(Column::Meta)?, HEAD_KEY, head);
+        self.db.write_opt(wb, &Self::synced())?;
+        Ok(())
+    }
+}

@@ -1,0 +1,324 @@
+//! Transactions, blocks, quorum certificates and their canonical encoding.
+//!
+//! The canonical bytes of every object are its bincode encoding (fixed-width little-endian
+//! integers, no trailing bytes, a size limit on decode); hashes are SHA-256 with a
+//! domain-separation prefix per object kind.
+
+use std::fmt;
+
+use bincode::Options;
+use fedchain_crypto::identity::{Signature, SigningKey, VerifyingKey};
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::{LedgerError, Result};
+
+/// Largest object decoded from outside (bytes).
+pub const MAX_DECODE_BYTES: u64 = 64 << 20;
+
+/// A SHA-256 digest.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default)]
+pub struct Hash(pub [u8; 32]);
+
+impl Hash {
+    /// SHA-256 of `parts` after a domain tag.
+    pub fn of(domain: &[u8], parts: &[&[u8]]) -> Self {
+        let mut h = Sha256::new();
+        h.update((domain.len() as u32).to_be_bytes());
+        h.update(domain);
+        for p in parts {
+            h.update(p);
+        }
+        Hash(h.finalize().into())
+    }
+
+    /// Plain SHA-256 of bytes (payload digests: the same as `CiphertextVector::digest`).
+    pub fn sha256(bytes: &[u8]) -> Self {
+        Hash(Sha256::digest(bytes).into())
+    }
+}
+
+impl fmt::Display for Hash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", hex::encode(&self.0[..8]))
+    }
+}
+
+impl fmt::Debug for Hash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Hash({})", hex::encode(self.0))
+    }
+}
+
+/// A participant's address: the hash of its BLS public key.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Address(pub [u8; 20]);
+
+impl Address {
+    /// The address of a public key.
+    pub fn of(key: &VerifyingKey) -> Self {
+        let h = Hash::of(b"fedchain/address/v1", &[&key.to_bytes()]);
+        let mut a = [0u8; 20];
+        a.copy_from_slice(&h.0[..20]);
+        Address(a)
+    }
+}
+
+impl fmt::Display for Address {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", hex::encode(&self.0[..6]))
+    }
+}
+
+impl fmt::Debug for Address {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Address({})", hex::encode(self.0))
+    }
+}
+
+/// Job identifier, assigned by the chain in creation order.
+pub type JobId = u64;
+
+fn opts() -> impl Options {
+    bincode::DefaultOptions::new()
+        .with_fixint_encoding()
+        .with_little_endian()
+        .with_limit(MAX_DECODE_BYTES)
+        .reject_trailing_bytes()
+}
+
+/// Canonical bytes of a value.
+pub fn encode<T: Serialize>(v: &T) -> Vec<u8> {
+    // serializing our own in-memory types to a Vec cannot fail: no maps with non-string keys
+    // matter to bincode, and the size limit only applies to values we built ourselves
+    opts().serialize(v).unwrap_or_default()
+}
+
+/// Decode canonical bytes from outside.
+pub fn decode<T: DeserializeOwned>(what: &'static str, bytes: &[u8]) -> Result<T> {
+    opts().deserialize(bytes).map_err(|e| LedgerError::Decode {
+        what,
+        reason: e.to_string(),
+    })
+}
+
+/// What a participant is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Role {
+    Hospital,
+    Aggregator,
+    Validator,
+}
+
+impl Role {
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Hospital => "hospital",
+            Role::Aggregator => "aggregator",
+            Role::Validator => "validator",
+        }
+    }
+}
+
+/// Incentive rules of a job, in tokens.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Incentives {
+    /// Smallest deposit a hospital must lock to join.
+    pub min_deposit: u64,
+    /// Tokens minted per committed round for accepted submitters (split by sample count).
+    pub submit_reward: u64,
+    /// Tokens minted per committed round for valid decryption-share providers (split evenly).
+    pub share_reward: u64,
+    /// Per-mille of the deposit forfeited for a missed deadline.
+    pub missed_deadline_permille: u32,
+    /// Per-mille of the deposit forfeited for equivocation or an invalid payload or proof.
+    pub misbehaviour_permille: u32,
+}
+
+/// A training job as created on chain.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobSpec {
+    /// Hash of the model specification (architecture and shapes).
+    pub model_spec_hash: Hash,
+    /// Encoding of the job's threshold Paillier public key (`ThresholdPublicKey::to_bytes`).
+    pub threshold_key: Vec<u8>,
+    /// Packing parameters as canonical JSON (value bits, clip, max weight, rounding).
+    pub packing: String,
+    /// Decryption threshold t.
+    pub threshold: u32,
+    /// The hospitals allowed to join (the key-share holders, in holder order).
+    pub committee: Vec<Address>,
+    /// Incentive rules.
+    pub incentives: Incentives,
+}
+
+/// Why a deposit is forfeited.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Offence {
+    /// Two different signed submissions for one round (both carried as evidence).
+    Equivocation {
+        first: Box<SignedTx>,
+        second: Box<SignedTx>,
+    },
+    /// A submission whose payload failed the aggregator's checks (payload digest named).
+    InvalidPayload {
+        job: JobId,
+        round: u32,
+        digest: Hash,
+    },
+    /// A decryption share whose proof failed (share digest named).
+    InvalidShare {
+        job: JobId,
+        round: u32,
+        digest: Hash,
+    },
+}
+
+/// The transactions of the chain.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TxKind {
+    /// Register the sender with a role and a pseudonym.
+    Register { role: Role, pseudonym: String },
+    /// Create a job; the sender becomes its aggregator.
+    CreateJob(JobSpec),
+    /// Join a job, locking a deposit.
+    Join { job: JobId, deposit: u64 },
+    /// Open the next round of a job.
+    OpenRound {
+        job: JobId,
+        round: u32,
+        params_hash: Hash,
+        deadline: u64,
+        min_participants: u32,
+    },
+    /// Submit an encrypted update: its payload is stored beside the chain under `payload`.
+    Submit {
+        job: JobId,
+        round: u32,
+        payload: Hash,
+        samples: u64,
+        payload_bytes: u64,
+    },
+    /// Publish decryption shares (with proofs) of a round's aggregate, stored under `payload`.
+    DecryptionShare {
+        job: JobId,
+        round: u32,
+        payload: Hash,
+    },
+    /// Commit a round: aggregate, new parameters, accepted submitters and share providers.
+    CommitRound {
+        job: JobId,
+        round: u32,
+        aggregate: Hash,
+        new_params_hash: Hash,
+        accepted: Vec<Address>,
+        share_providers: Vec<Address>,
+    },
+    /// Declare a round void (deadline passed with too few submissions).
+    VoidRound { job: JobId, round: u32 },
+    /// Move tokens.
+    Transfer { to: Address, amount: u64 },
+    /// Forfeit part of an offender's deposit (redistributed to the job's honest members).
+    Penalty {
+        job: JobId,
+        offender: Address,
+        offence: Offence,
+    },
+}
+
+/// A transaction before signing.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Transaction {
+    pub chain_id: String,
+    pub sender: VerifyingKey,
+    pub nonce: u64,
+    pub kind: TxKind,
+}
+
+impl Transaction {
+    /// The bytes the sender signs.
+    pub fn signing_bytes(&self) -> Vec<u8> {
+        let mut b = b"fedchain/tx/v1".to_vec();
+        b.extend_from_slice(&encode(self));
+        b
+    }
+
+    /// Sign with the sender's key.
+    pub fn sign(self, key: &SigningKey) -> SignedTx {
+        let signature = key.sign(&self.signing_bytes());
+        SignedTx {
+            tx: self,
+            signature,
+        }
+    }
+}
+
+/// A signed transaction.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedTx {
+    pub tx: Transaction,
+    pub signature: Signature,
+}
+
+impl SignedTx {
+    /// Whether the signature verifies under the sender's key.
+    pub fn verify(&self) -> bool {
+        self.tx
+            .sender
+            .verify(&self.tx.signing_bytes(), &self.signature)
+    }
+
+    /// The transaction's hash (its Merkle leaf and index key).
+    pub fn hash(&self) -> Hash {
+        Hash::of(b"fedchain/tx-hash/v1", &[&encode(self)])
+    }
+
+    /// The sender's address.
+    pub fn sender(&self) -> Address {
+        Address::of(&self.tx.sender)
+    }
+}
+
+/// A block header.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockHeader {
+    pub chain_id: String,
+    pub height: u64,
+    pub prev_hash: Hash,
+    pub tx_root: Hash,
+    pub state_root: Hash,
+    /// Milliseconds since the epoch, given by the proposer (never read from a clock here).
+    pub timestamp_ms: u64,
+    pub proposer: VerifyingKey,
+}
+
+impl BlockHeader {
+    /// The header hash (what validators sign and the next block links to).
+    pub fn hash(&self) -> Hash {
+        Hash::of(b"fedchain/header/v1", &[&encode(self)])
+    }
+}
+
+/// A quorum certificate: an aggregate BLS signature and the bitmap of signers.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuorumCertificate {
+    pub signers: Vec<bool>,
+    pub signature: Signature,
+}
+
+/// The message validator `index` signs for a header: distinct per validator, so the aggregate
+/// is verified over distinct messages (no rogue-key attack).
+pub fn vote_message(header_hash: &Hash, index: u32) -> Vec<u8> {
+    let mut m = b"fedchain/vote/v1".to_vec();
+    m.extend_from_slice(&header_hash.0);
+    m.extend_from_slice(&index.to_be_bytes());
+    m
+}
+
+/// A block: header, transactions and the quorum certificate that commits it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Block {
+    pub header: BlockHeader,
+    pub txs: Vec<SignedTx>,
+    pub qc: Option<QuorumCertificate>,
+}

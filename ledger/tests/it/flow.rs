@@ -1,0 +1,465 @@
+//! A whole job on chain: rounds, rewards, penalties and every typed rejection.
+
+use fedchain_ledger::state::{RoundOutcome, State};
+use fedchain_ledger::types::Offence;
+use fedchain_ledger::{verify_chain, BlockError, Chain, Hash, MemoryStore, TxError, TxKind};
+
+use crate::common::{addr, Net};
+
+fn open(net: &mut Net, chain: &mut Chain<MemoryStore>, round: u32, deadline: u64) {
+    let agg = net.aggregator.clone();
+    let t = net.tx(
+        &agg,
+        TxKind::OpenRound {
+            job: 0,
+            round,
+            params_hash: Hash::sha256(&[round as u8]),
+            deadline,
+            min_participants: 2,
+        },
+    );
+    assert!(net.block(chain, vec![t]).is_empty());
+}
+
+fn submit(
+    net: &mut Net,
+    chain: &Chain<MemoryStore>,
+    h: usize,
+    round: u32,
+    body: &[u8],
+) -> fedchain_ledger::SignedTx {
+    let d = chain.put_payload(body).unwrap();
+    let k = net.hospitals[h].clone();
+    net.tx(
+        &k,
+        TxKind::Submit {
+            job: 0,
+            round,
+            payload: d,
+            samples: 100 * (h as u64 + 1),
+            payload_bytes: body.len() as u64,
+        },
+    )
+}
+
+/// Decryption-share transactions of the first `count` hospitals for round 0.
+fn share_txs(
+    net: &mut Net,
+    chain: &Chain<MemoryStore>,
+    count: usize,
+) -> Vec<fedchain_ledger::SignedTx> {
+    (0..count)
+        .map(|h| {
+            let d = chain.put_payload(format!("shares {h}").as_bytes()).unwrap();
+            let k = net.hospitals[h].clone();
+            net.tx(
+                &k,
+                TxKind::DecryptionShare {
+                    job: 0,
+                    round: 0,
+                    payload: d,
+                },
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_round_commits_pays_and_audits() {
+    let mut net = Net::new(4, 3);
+    let mut chain = Chain::open(MemoryStore::new(), &net.genesis).unwrap();
+    net.setup_job(&mut chain, 2);
+    let supply0 = chain.state().total_tokens();
+    open(&mut net, &mut chain, 0, 100);
+    let subs: Vec<_> = (0..3)
+        .map(|h| submit(&mut net, &chain, h, 0, format!("update {h}").as_bytes()))
+        .collect();
+    assert!(net.block(&mut chain, subs).is_empty());
+    let shares = share_txs(&mut net, &chain, 2);
+    assert!(net.block(&mut chain, shares).is_empty());
+    let before: Vec<u64> = net
+        .hospitals
+        .iter()
+        .map(|h| chain.state().balance(&addr(h)))
+        .collect();
+    let agg = net.aggregator.clone();
+    let accepted: Vec<_> = net.hospitals.iter().map(addr).collect();
+    let commit = net.tx(
+        &agg,
+        TxKind::CommitRound {
+            job: 0,
+            round: 0,
+            aggregate: Hash::sha256(b"agg"),
+            new_params_hash: Hash::sha256(b"theta1"),
+            accepted: accepted.clone(),
+            share_providers: accepted[..2].to_vec(),
+        },
+    );
+    assert!(net.block(&mut chain, vec![commit]).is_empty());
+    let s = chain.state();
+    // submit reward 900 split 100:200:300 -> 150, 300, 450; share reward 300 over 2 -> 150 each
+    let gained: Vec<u64> = net
+        .hospitals
+        .iter()
+        .zip(&before)
+        .map(|(h, b)| s.balance(&addr(h)) - b)
+        .collect();
+    assert_eq!(gained, vec![300, 450, 450]);
+    assert_eq!(s.minted, 1200);
+    assert_eq!(s.total_tokens(), supply0 + 1200);
+    assert!(s.supply_conserved());
+    let job = &s.jobs[&0];
+    assert!(job.open.is_none());
+    assert!(matches!(
+        job.history[0].outcome,
+        RoundOutcome::Committed { minted: 1200, .. }
+    ));
+    let report = verify_chain(chain.store(), &net.genesis).unwrap();
+    assert_eq!(report.payloads_checked, 5);
+}
+
+#[test]
+fn every_bad_submission_gets_its_typed_error() {
+    let mut net = Net::new(4, 3);
+    let mut chain = Chain::open(MemoryStore::new(), &net.genesis).unwrap();
+    net.setup_job(&mut chain, 2);
+    let h0 = addr(&net.hospitals[0]);
+    // submission before any round is open
+    let early = submit(&mut net, &chain, 0, 0, b"early");
+    assert_eq!(
+        chain.check_tx(&early),
+        Err(TxError::RoundNotOpen { job: 0, round: 0 })
+    );
+    open(&mut net, &mut chain, 0, 8);
+    let first = submit(&mut net, &chain, 0, 0, b"u0");
+    assert!(net.block(&mut chain, vec![first.clone()]).is_empty());
+    // replay of the very same signed transaction
+    assert!(matches!(
+        chain.check_tx(&first),
+        Err(TxError::Replay { .. })
+    ));
+    // the same update again with a fresh nonce: duplicate; a different one: equivocation
+    let dup = submit(&mut net, &chain, 0, 0, b"u0");
+    assert_eq!(
+        chain.check_tx(&dup),
+        Err(TxError::Duplicate {
+            job: 0,
+            round: 0,
+            hospital: h0
+        })
+    );
+    let other = submit(&mut net, &chain, 0, 0, b"u0-bis");
+    assert_eq!(
+        chain.check_tx(&other),
+        Err(TxError::Equivocation {
+            job: 0,
+            round: 0,
+            hospital: h0
+        })
+    );
+    // wrong job and wrong round
+    let k1 = net.hospitals[1].clone();
+    let d = chain.put_payload(b"u1").unwrap();
+    let wrong_job = net.tx(
+        &k1,
+        TxKind::Submit {
+            job: 7,
+            round: 0,
+            payload: d,
+            samples: 1,
+            payload_bytes: 2,
+        },
+    );
+    assert_eq!(chain.check_tx(&wrong_job), Err(TxError::UnknownJob(7)));
+    let wrong_round = net.tx(
+        &k1,
+        TxKind::Submit {
+            job: 0,
+            round: 3,
+            payload: d,
+            samples: 1,
+            payload_bytes: 2,
+        },
+    );
+    assert_eq!(
+        chain.check_tx(&wrong_round),
+        Err(TxError::RoundNotOpen { job: 0, round: 3 })
+    );
+    // a payload that is not stored
+    let missing = net.tx(
+        &k1,
+        TxKind::Submit {
+            job: 0,
+            round: 0,
+            payload: Hash::sha256(b"nowhere"),
+            samples: 1,
+            payload_bytes: 2,
+        },
+    );
+    assert_eq!(
+        chain.check_tx(&missing),
+        Err(TxError::MissingPayload {
+            digest: Hash::sha256(b"nowhere")
+        })
+    );
+    // a non-member: a registered aggregator-role outsider, and an unregistered key
+    let outsider = crate::common::key(77);
+    let reg = net.tx(
+        &outsider,
+        TxKind::Register {
+            role: fedchain_ledger::Role::Hospital,
+            pseudonym: "x".into(),
+        },
+    );
+    assert!(net.block(&mut chain, vec![reg]).is_empty());
+    let d2 = chain.put_payload(b"x").unwrap();
+    let nonmember = net.tx(
+        &outsider,
+        TxKind::Submit {
+            job: 0,
+            round: 0,
+            payload: d2,
+            samples: 1,
+            payload_bytes: 1,
+        },
+    );
+    assert_eq!(
+        chain.check_tx(&nonmember),
+        Err(TxError::NotMember {
+            job: 0,
+            hospital: addr(&outsider)
+        })
+    );
+    let stranger = crate::common::key(78);
+    let unregistered = net.tx(&stranger, TxKind::Transfer { to: h0, amount: 1 });
+    assert_eq!(
+        chain.check_tx(&unregistered),
+        Err(TxError::UnknownSender(addr(&stranger)))
+    );
+    // late: move past the deadline (height 8)
+    while chain.head().height < 9 {
+        net.block(&mut chain, vec![]);
+    }
+    let late = submit(&mut net, &chain, 2, 0, b"u2");
+    assert!(matches!(
+        chain.check_tx(&late),
+        Err(TxError::Late {
+            job: 0,
+            round: 0,
+            deadline: 8,
+            ..
+        })
+    ));
+    // a hospital may not open rounds or commit
+    let not_agg = net.tx(&k1, TxKind::VoidRound { job: 0, round: 0 });
+    assert_eq!(
+        chain.check_tx(&not_agg),
+        Err(TxError::NotAggregator { job: 0 })
+    );
+    // overdraft
+    let over = net.tx(
+        &k1,
+        TxKind::Transfer {
+            to: h0,
+            amount: 1 << 40,
+        },
+    );
+    assert!(matches!(
+        chain.check_tx(&over),
+        Err(TxError::InsufficientFunds { .. })
+    ));
+    // a tampered signature
+    let mut forged = submit(&mut net, &chain, 1, 0, b"u1");
+    forged.tx.nonce += 1000;
+    assert_eq!(chain.check_tx(&forged), Err(TxError::BadSignature));
+    // one submission only: the round is void after its deadline, recorded on chain
+    let agg = net.aggregator.clone();
+    let void = net.tx(&agg, TxKind::VoidRound { job: 0, round: 0 });
+    assert!(net.block(&mut chain, vec![void]).is_empty());
+    assert_eq!(
+        chain.state().jobs[&0].history[0].outcome,
+        RoundOutcome::Void
+    );
+    assert_eq!(chain.state().jobs[&0].next_round, 1);
+    verify_chain(chain.store(), &net.genesis).unwrap();
+}
+
+#[test]
+fn equivocation_missed_deadline_and_bad_payload_are_penalized() {
+    let mut net = Net::new(4, 4);
+    let mut chain = Chain::open(MemoryStore::new(), &net.genesis).unwrap();
+    net.setup_job(&mut chain, 2);
+    open(&mut net, &mut chain, 0, 9);
+    let a = submit(&mut net, &chain, 0, 0, b"A");
+    let b = submit(&mut net, &chain, 0, 0, b"B");
+    let s1 = submit(&mut net, &chain, 1, 0, b"ok1");
+    let s2 = submit(&mut net, &chain, 2, 0, b"bad ciphertext");
+    assert!(net.block(&mut chain, vec![a.clone(), s1, s2]).is_empty());
+    let agg = net.aggregator.clone();
+    let (h0, h2, h3) = (
+        addr(&net.hospitals[0]),
+        addr(&net.hospitals[2]),
+        addr(&net.hospitals[3]),
+    );
+    let eq = net.tx(
+        &agg,
+        TxKind::Penalty {
+            job: 0,
+            offender: h0,
+            offence: Offence::Equivocation {
+                first: Box::new(a.clone()),
+                second: Box::new(b.clone()),
+            },
+        },
+    );
+    let bad = net.tx(
+        &agg,
+        TxKind::Penalty {
+            job: 0,
+            offender: h2,
+            offence: Offence::InvalidPayload {
+                job: 0,
+                round: 0,
+                digest: Hash::sha256(b"bad ciphertext"),
+            },
+        },
+    );
+    assert!(net.block(&mut chain, vec![eq, bad]).is_empty());
+    let job = &chain.state().jobs[&0];
+    assert_eq!(job.members[&h0], 1000);
+    assert_eq!(job.members[&h2], 1000);
+    // the same evidence twice is refused
+    let again = net.tx(
+        &agg,
+        TxKind::Penalty {
+            job: 0,
+            offender: h0,
+            offence: Offence::Equivocation {
+                first: Box::new(a.clone()),
+                second: Box::new(b),
+            },
+        },
+    );
+    assert!(matches!(
+        chain.check_tx(&again),
+        Err(TxError::InvalidEvidence(_))
+    ));
+    // evidence that is not an equivocation
+    let fake = net.tx(
+        &agg,
+        TxKind::Penalty {
+            job: 0,
+            offender: h0,
+            offence: Offence::Equivocation {
+                first: Box::new(a.clone()),
+                second: Box::new(a),
+            },
+        },
+    );
+    assert!(matches!(
+        chain.check_tx(&fake),
+        Err(TxError::InvalidEvidence(_))
+    ));
+    // a rejected submission cannot be accepted
+    let shares = share_txs(&mut net, &chain, 2);
+    assert!(net.block(&mut chain, shares).is_empty());
+    let providers = vec![h0, addr(&net.hospitals[1])];
+    let bad_commit = net.tx(
+        &agg,
+        TxKind::CommitRound {
+            job: 0,
+            round: 0,
+            aggregate: Hash::default(),
+            new_params_hash: Hash::default(),
+            accepted: vec![h0, h2],
+            share_providers: providers.clone(),
+        },
+    );
+    assert!(matches!(
+        chain.check_tx(&bad_commit),
+        Err(TxError::BadCommit { .. })
+    ));
+    // before the deadline, hospital 3 may still submit: committing now is refused
+    let early = net.tx(
+        &agg,
+        TxKind::CommitRound {
+            job: 0,
+            round: 0,
+            aggregate: Hash::default(),
+            new_params_hash: Hash::default(),
+            accepted: vec![h0, addr(&net.hospitals[1])],
+            share_providers: providers.clone(),
+        },
+    );
+    assert!(matches!(
+        chain.check_tx(&early),
+        Err(TxError::BadCommit { .. })
+    ));
+    while chain.head().height < 10 {
+        net.block(&mut chain, vec![]);
+    }
+    let before3 = chain.state().jobs[&0].members[&h3];
+    assert!(net.block(&mut chain, vec![early]).is_empty());
+    // hospital 3 missed the deadline: 10% of its deposit is forfeited
+    assert_eq!(chain.state().jobs[&0].members[&h3], before3 - 200);
+    assert!(chain.state().supply_conserved());
+    verify_chain(chain.store(), &net.genesis).unwrap();
+}
+
+#[test]
+fn a_block_needs_more_than_two_thirds_of_validators() {
+    let mut net = Net::new(6, 2);
+    let mut chain = Chain::open(MemoryStore::new(), &net.genesis).unwrap();
+    let h = net.hospitals[0].clone();
+    let t = net.tx(
+        &h,
+        TxKind::Register {
+            role: fedchain_ledger::Role::Hospital,
+            pseudonym: "h".into(),
+        },
+    );
+    let p = chain.propose(vec![t], net.time + 1, &net.validators[0]);
+    let mut b = p.block;
+    assert!(chain.validate(&b).is_ok());
+    // no certificate, 4 of 6 (= 2/3), then 5 of 6
+    assert!(matches!(
+        chain.commit(&b),
+        Err(fedchain_ledger::LedgerError::Block(BlockError::BadQuorum(
+            _
+        )))
+    ));
+    net.certify(&mut b, &[0, 1, 2, 3]);
+    assert!(matches!(
+        chain.commit(&b),
+        Err(fedchain_ledger::LedgerError::Block(BlockError::BadQuorum(
+            _
+        )))
+    ));
+    // a bitmap claiming a signer that did not sign
+    let mut lying = b.clone();
+    if let Some(qc) = lying.qc.as_mut() {
+        qc.signers[4] = true;
+    }
+    assert!(matches!(
+        chain.commit(&lying),
+        Err(fedchain_ledger::LedgerError::Block(BlockError::BadQuorum(
+            _
+        )))
+    ));
+    net.certify(&mut b, &[0, 1, 2, 3, 5]);
+    chain.commit(&b).unwrap();
+    assert_eq!(chain.head().height, 1);
+    // a certified block whose state root lies is refused
+    let mut p2 = chain
+        .propose(vec![], net.time + 2, &net.validators[1])
+        .block;
+    p2.header.state_root = Hash::sha256(b"lie");
+    net.certify(&mut p2, &[0, 1, 2, 3, 4, 5]);
+    assert!(matches!(
+        chain.commit(&p2),
+        Err(fedchain_ledger::LedgerError::Block(
+            BlockError::WrongStateRoot
+        ))
+    ));
+    let _unused: Option<State> = None;
+}
