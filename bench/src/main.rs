@@ -2,6 +2,7 @@
 //! `cargo run --release -p fedchain-bench -- crypto [--quick]`
 
 mod crypto;
+mod ledger;
 mod peers;
 
 use clap::{Parser, Subcommand};
@@ -21,10 +22,14 @@ enum Cmd {
     /// Paillier encryption, threshold decryption and aggregation vs python-paillier, FATE and
     /// the GMP mulmod limit. Writes bench/results/crypto.json.
     Crypto(crypto::Args),
+    /// Ledger commit latency (10 and 100 submissions per round block, payloads included),
+    /// audit speed and bytes on disk per round. Writes bench/results/ledger.json.
+    Ledger(ledger::Args),
 }
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().cmd {
         Cmd::Crypto(a) => crypto::run(a),
+        Cmd::Ledger(a) => ledger::run(a),
     }
 }

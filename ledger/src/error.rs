@@ -108,6 +108,8 @@ pub enum AuditError {
     BrokenLink { height: u64 },
     #[error("height {height}: payload {digest} missing or altered")]
     Payload { height: u64, digest: Hash },
+    #[error("height {height}: crypto re-verification failed: {reason}")]
+    Crypto { height: u64, reason: String },
     #[error("stored state differs from the replayed state at height {height}")]
     StateMismatch { height: u64 },
     #[error("token supply {actual} differs from genesis plus minting {expected}")]

@@ -13,7 +13,7 @@ pub mod state;
 pub mod store;
 pub mod types;
 
-pub use audit::{verify_chain, AuditReport};
+pub use audit::{verify_chain, verify_chain_with, AuditReport, RoundClaim, RoundVerifier};
 pub use chain::{Chain, Proposal};
 pub use error::{AuditError, BlockError, LedgerError, Result, TxError};
 pub use state::{Genesis, State};

@@ -7,3 +7,4 @@ mod flow;
 mod props;
 mod suite;
 mod tamper;
+mod verifier;
