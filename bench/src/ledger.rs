@@ -266,6 +266,52 @@ fn scenario(
     }))
 }
 
+/// Audit speed on a chain of small blocks (one transfer each): the per-block cost of the
+/// header, link, certificate and signature checks and the state replay.
+fn small_blocks(count: u64) -> anyhow::Result<serde_json::Value> {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("ledger");
+    let validators: Vec<SigningKey> = (0..4).map(|i| key(1, i)).collect();
+    let sender = key(2, 0);
+    let to = Address::of(&key(3, 0).verifying_key());
+    let genesis = Genesis {
+        chain_id: "bench".into(),
+        timestamp_ms: 0,
+        validators: validators.iter().map(SigningKey::verifying_key).collect(),
+        allocations: vec![(Address::of(&sender.verifying_key()), 1_000_000)],
+    };
+    let mut net = Net {
+        chain_id: "bench".into(),
+        validators,
+        nonces: Default::default(),
+        time: 0,
+    };
+    let mut chain = Chain::open(RocksStore::open(&path)?, &genesis)?;
+    let reg = net.tx(
+        &sender,
+        TxKind::Register {
+            role: Role::Hospital,
+            pseudonym: "s".into(),
+        },
+    );
+    net.block(&mut chain, vec![reg])?;
+    let t = Instant::now();
+    for _ in 1..count {
+        let tx = net.tx(&sender, TxKind::Transfer { to, amount: 1 });
+        anyhow::ensure!(net.block(&mut chain, vec![tx])? == 0, "transfer rejected");
+    }
+    let commit_ms = t.elapsed().as_secs_f64() * 1e3 / (count - 1) as f64;
+    drop(chain);
+    let store = RocksStore::open(&path)?;
+    let t = Instant::now();
+    let report =
+        verify_chain(&store, &genesis).map_err(|e| anyhow::anyhow!("audit failed: {e}"))?;
+    let s = t.elapsed().as_secs_f64();
+    Ok(
+        json!({ "blocks": report.blocks, "audit_blocks_per_s": report.blocks as f64 / s, "commit_ms_per_block": commit_ms }),
+    )
+}
+
 pub fn run(args: Args) -> anyhow::Result<()> {
     let rounds = if args.quick { 3 } else { 10 };
     let mut results = Vec::new();
@@ -287,15 +333,17 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         );
         results.push(r);
     }
+    let small = small_blocks(if args.quick { 200 } else { 1000 })?;
+    println!(
+        "small blocks (1 transfer each): audit {:.0} blocks/s, commit {:.1} ms per block",
+        small["audit_blocks_per_s"].as_f64().unwrap_or(0.0),
+        small["commit_ms_per_block"].as_f64().unwrap_or(0.0)
+    );
     let out = args
         .out
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("results/ledger.json"));
-    std::fs::write(
-        &out,
-        serde_json::to_string_pretty(
-            &json!({ "scenarios": results, "cores": rayon::current_num_threads() }),
-        )?,
-    )?;
+    let report = json!({ "scenarios": results, "small_blocks": small, "cores": rayon::current_num_threads() });
+    std::fs::write(&out, serde_json::to_string_pretty(&report)?)?;
     println!("wrote {}", out.display());
     Ok(())
 }

@@ -2,7 +2,7 @@
 
 use crate::chain::body_bytes;
 use crate::error::AuditError;
-use crate::state::{apply_block, genesis_block, Genesis, State};
+use crate::state::{apply_checked_block, check_block_crypto, genesis_block, Genesis, State};
 use crate::store::Store;
 use rayon::prelude::*;
 
@@ -91,6 +91,32 @@ fn collect_claims(before: &State, block: &Block, out: &mut Vec<RoundClaim>) {
     }
 }
 
+/// Blocks read and checked in parallel at a time.
+const AUDIT_CHUNK: u64 = 256;
+
+/// Decode a stored block; a missing or undecodable part is `Corrupt` at its height.
+fn decode_block(
+    height: u64,
+    hb: Option<Vec<u8>>,
+    bb: Option<Vec<u8>>,
+) -> Result<Block, AuditError> {
+    let corrupt = |what: &'static str, reason: String| AuditError::Corrupt {
+        height,
+        what,
+        reason,
+    };
+    let hb = hb.ok_or_else(|| corrupt("header", "missing".into()))?;
+    let bb = bb.ok_or_else(|| corrupt("body", "missing".into()))?;
+    let header: BlockHeader =
+        decode("header", &hb).map_err(|e| corrupt("header", e.to_string()))?;
+    let (txs, qc): (Vec<SignedTx>, Option<QuorumCertificate>) =
+        decode("body", &bb).map_err(|e| corrupt("body", e.to_string()))?;
+    if header.height != height {
+        return Err(corrupt("header", format!("says height {}", header.height)));
+    }
+    Ok(Block { header, txs, qc })
+}
+
 fn store_err(e: crate::LedgerError) -> AuditError {
     AuditError::Store(e.to_string())
 }
@@ -118,68 +144,82 @@ pub fn verify_chain_with<S: Store>(
     let mut state = State::genesis(genesis);
     let mut prev = g.header.hash();
     let (mut txs, mut payloads) = (0u64, 0u64);
-    for height in 0..=head.height {
-        let corrupt = |what: &'static str, reason: String| AuditError::Corrupt {
-            height,
-            what,
-            reason,
-        };
-        let hb = store
-            .header(height)
-            .map_err(store_err)?
-            .ok_or_else(|| corrupt("header", "missing".into()))?;
-        let bb = store
-            .body(height)
-            .map_err(store_err)?
-            .ok_or_else(|| corrupt("body", "missing".into()))?;
-        let header: BlockHeader =
-            decode("header", &hb).map_err(|e| corrupt("header", e.to_string()))?;
-        let (body_txs, qc): (Vec<SignedTx>, Option<QuorumCertificate>) =
-            decode("body", &bb).map_err(|e| corrupt("body", e.to_string()))?;
-        let block = Block {
-            header,
-            txs: body_txs,
-            qc,
-        };
-        if height == 0 {
-            if block.header != g.header || body_bytes(&block) != body_bytes(&g) {
-                return Err(corrupt(
-                    "header",
-                    "genesis differs from the configuration".into(),
-                ));
-            }
-            continue;
-        }
-        if block.header.prev_hash != prev {
-            return Err(AuditError::BrokenLink { height });
-        }
-        if verifier.is_some() {
-            collect_claims(&state, &block, &mut claims);
-        }
-        state = apply_block(&state, &prev, &block, &|_: &Hash| true, true)
-            .map_err(|error| AuditError::Invalid { height, error })?;
-        // payloads referenced by the block must be present and intact
-        for t in &block.txs {
-            if let TxKind::Submit { payload, .. } | TxKind::DecryptionShare { payload, .. } =
-                &t.tx.kind
-            {
-                if !store.has_valid_payload(payload) {
-                    return Err(AuditError::Payload {
-                        height,
-                        digest: *payload,
+    let mut height = 0u64;
+    while height <= head.height {
+        // phase 1, in parallel over a chunk: read, decode, and check what needs no state
+        // (tx root, quorum certificate, every signature)
+        let last = (height + AUDIT_CHUNK - 1).min(head.height);
+        let raw = (height..=last)
+            .map(|h| {
+                Ok((
+                    h,
+                    store.header(h).map_err(store_err)?,
+                    store.body(h).map_err(store_err)?,
+                ))
+            })
+            .collect::<Result<Vec<_>, AuditError>>()?;
+        let checked: Vec<Result<Block, AuditError>> = raw
+            .into_par_iter()
+            .map(|(h, hb, bb)| {
+                let block = decode_block(h, hb, bb)?;
+                if h > 0 {
+                    check_block_crypto(&genesis.validators, &block, true)
+                        .map_err(|error| AuditError::Invalid { height: h, error })?;
+                }
+                Ok(block)
+            })
+            .collect();
+        // phase 2, in order: links, rules, state roots, payloads, supply
+        for block in checked {
+            let block = block?;
+            let height_now = block.header.height;
+            if height_now == 0 {
+                if block.header != g.header || body_bytes(&block) != body_bytes(&g) {
+                    return Err(AuditError::Corrupt {
+                        height: 0,
+                        what: "header",
+                        reason: "genesis differs from the configuration".into(),
                     });
                 }
-                payloads += 1;
+                continue;
             }
+            if block.header.prev_hash != prev {
+                return Err(AuditError::BrokenLink { height: height_now });
+            }
+            if verifier.is_some() {
+                collect_claims(&state, &block, &mut claims);
+            }
+            state =
+                apply_checked_block(&state, &prev, &block, &|_: &Hash| true).map_err(|error| {
+                    AuditError::Invalid {
+                        height: height_now,
+                        error,
+                    }
+                })?;
+            // payloads referenced by the block must be present and intact
+            for t in &block.txs {
+                if let TxKind::Submit { payload, .. } | TxKind::DecryptionShare { payload, .. } =
+                    &t.tx.kind
+                {
+                    if !store.has_valid_payload(payload) {
+                        return Err(AuditError::Payload {
+                            height: height_now,
+                            digest: *payload,
+                        });
+                    }
+                    payloads += 1;
+                }
+            }
+            if !state.supply_conserved() {
+                return Err(AuditError::Supply {
+                    expected: state.genesis_supply + state.minted,
+                    actual: state.total_tokens(),
+                });
+            }
+            txs += block.txs.len() as u64;
+            prev = block.header.hash();
         }
-        if !state.supply_conserved() {
-            return Err(AuditError::Supply {
-                expected: state.genesis_supply + state.minted,
-                actual: state.total_tokens(),
-            });
-        }
-        txs += block.txs.len() as u64;
-        prev = block.header.hash();
+        height = last + 1;
     }
     if prev != head.hash {
         return Err(AuditError::BrokenLink {

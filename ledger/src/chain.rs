@@ -1,10 +1,15 @@
 //! The chain: the state machine driven over a store (a thin adapter, no rules of its own).
 
+use std::sync::Mutex;
+
 use fedchain_crypto::identity::SigningKey;
+use rayon::prelude::*;
 
 use crate::error::{BlockError, TxError};
 use crate::merkle;
-use crate::state::{apply_block, apply_txs, genesis_block, tx_root, Genesis, State};
+use crate::state::{
+    apply_block, apply_txs, genesis_block, tx_root, verify_qc, verify_signatures, Genesis, State,
+};
 use crate::store::{CommitBatch, Head, Store};
 use crate::types::*;
 use crate::{LedgerError, Result};
@@ -24,6 +29,8 @@ pub struct Chain<S: Store> {
     state: State,
     head: Head,
     genesis_hash: Hash,
+    /// The last block this chain proposed or validated, with the state it produces.
+    validated: Mutex<Option<(Hash, State)>>,
 }
 
 /// The body as stored: transactions and certificate.
@@ -56,6 +63,7 @@ impl<S: Store> Chain<S> {
                         hash: genesis_hash,
                     },
                     genesis_hash,
+                    validated: Mutex::new(None),
                 })
             }
             Some(head) => {
@@ -77,6 +85,7 @@ impl<S: Store> Chain<S> {
                     state,
                     head,
                     genesis_hash,
+                    validated: Mutex::new(None),
                 })
             }
         }
@@ -115,7 +124,7 @@ impl<S: Store> Chain<S> {
         }
         let mut s = self.state.clone();
         s.apply_tx(tx, self.state.height + 1, &|d: &Hash| {
-            self.store.has_valid_payload(d)
+            self.store.has_payload(d)
         })
     }
 
@@ -131,9 +140,15 @@ impl<S: Store> Chain<S> {
         let mut state = self.state.clone();
         let mut txs = Vec::new();
         let mut rejected = Vec::new();
-        let payloads = |d: &Hash| self.store.has_valid_payload(d);
-        for t in candidates {
-            let r = if t.verify() {
+        let payloads = |d: &Hash| self.store.has_payload(d);
+        // one batch verification; per transaction only when the batch fails
+        let sig_ok: Vec<bool> = if verify_signatures(&candidates).is_ok() {
+            vec![true; candidates.len()]
+        } else {
+            candidates.par_iter().map(SignedTx::verify).collect()
+        };
+        for (t, ok) in candidates.into_iter().zip(sig_ok) {
+            let r = if ok {
                 state.apply_tx(&t, height, &payloads)
             } else {
                 Err(TxError::BadSignature)
@@ -154,37 +169,71 @@ impl<S: Store> Chain<S> {
             timestamp_ms: state.timestamp_ms,
             proposer: proposer.verifying_key(),
         };
+        let block = Block {
+            header,
+            txs,
+            qc: None,
+        };
+        self.remember(&block, &state);
         Proposal {
-            block: Block {
-                header,
-                txs,
-                qc: None,
-            },
+            block,
             state,
             rejected,
         }
     }
 
-    /// A validator's re-execution of a proposal (no certificate needed yet).
-    pub fn validate(&self, block: &Block) -> std::result::Result<State, BlockError> {
-        apply_block(
-            &self.state,
-            &self.head.hash,
-            block,
-            &|d: &Hash| self.store.has_valid_payload(d),
-            false,
-        )
+    fn remember(&self, block: &Block, state: &State) {
+        let mut v = self.validated.lock().unwrap_or_else(|e| e.into_inner());
+        *v = Some((block.header.hash(), state.clone()));
     }
 
-    /// Validate a certified block and commit it with its state in one atomic write.
-    pub fn commit(&mut self, block: &Block) -> Result<()> {
+    /// The state a block produces if this chain already proposed or validated exactly it.
+    fn recall(&self, block: &Block) -> Option<State> {
+        let v = self.validated.lock().unwrap_or_else(|e| e.into_inner());
+        match v.as_ref() {
+            Some((h, s))
+                if *h == block.header.hash() && tx_root(&block.txs) == block.header.tx_root =>
+            {
+                Some(s.clone())
+            }
+            _ => None,
+        }
+    }
+
+    /// A validator's re-execution of a proposal (no certificate needed yet).
+    pub fn validate(&self, block: &Block) -> std::result::Result<State, BlockError> {
         let next = apply_block(
             &self.state,
             &self.head.hash,
             block,
-            &|d: &Hash| self.store.has_valid_payload(d),
-            true,
+            &|d: &Hash| self.store.has_payload(d),
+            false,
         )?;
+        self.remember(block, &next);
+        Ok(next)
+    }
+
+    /// Validate a certified block and commit it with its state in one atomic write.
+    /// A block this chain proposed or validated (same header hash, matching body) is not
+    /// re-executed: only its certificate is checked.
+    pub fn commit(&mut self, block: &Block) -> Result<()> {
+        let next = match self.recall(block) {
+            Some(state) => {
+                let qc = block
+                    .qc
+                    .as_ref()
+                    .ok_or_else(|| BlockError::BadQuorum("missing".into()))?;
+                verify_qc(&self.state.validators, &block.header.hash(), qc)?;
+                state
+            }
+            None => apply_block(
+                &self.state,
+                &self.head.hash,
+                block,
+                &|d: &Hash| self.store.has_payload(d),
+                true,
+            )?,
+        };
         let header_hash = block.header.hash();
         self.store.commit(&CommitBatch {
             height: block.header.height,
@@ -195,6 +244,7 @@ impl<S: Store> Chain<S> {
             tx_hashes: block.txs.iter().map(SignedTx::hash).collect(),
         })?;
         self.state = next;
+        *self.validated.lock().unwrap_or_else(|e| e.into_inner()) = None;
         self.head = Head {
             height: block.header.height,
             hash: header_hash,
@@ -226,9 +276,10 @@ impl<S: Store> Chain<S> {
 
     /// Apply transactions to a scratch copy of the state (dry run, e.g. for a round engine).
     pub fn dry_run(&self, txs: &[SignedTx]) -> std::result::Result<State, BlockError> {
+        verify_signatures(txs)?;
         let mut s = self.state.clone();
         apply_txs(&mut s, txs, self.state.height + 1, &|d: &Hash| {
-            self.store.has_valid_payload(d)
+            self.store.has_payload(d)
         })?;
         Ok(s)
     }

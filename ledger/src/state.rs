@@ -832,20 +832,43 @@ pub fn tx_root(txs: &[SignedTx]) -> Hash {
     merkle::root(&hashes)
 }
 
-/// Apply the transactions of a block body to `state` at `height` (signatures checked in
-/// parallel first). Returns the first failure with its index.
+/// Check every transaction signature of a body: one aggregate BLS verification over the
+/// distinct signed messages (a single multi-pairing), and only when that fails, one check per
+/// transaction in parallel to name the first bad one.
+pub fn verify_signatures(txs: &[SignedTx]) -> Result<(), BlockError> {
+    if txs.is_empty() {
+        return Ok(());
+    }
+    let msgs: Vec<Vec<u8>> = txs.iter().map(|t| t.tx.signing_bytes()).collect();
+    let refs: Vec<&[u8]> = msgs.iter().map(Vec::as_slice).collect();
+    let keys: Vec<VerifyingKey> = txs.iter().map(|t| t.tx.sender).collect();
+    let sigs: Vec<_> = txs.iter().map(|t| t.signature).collect();
+    let batch_ok = fedchain_crypto::identity::aggregate(&sigs)
+        .ok()
+        .and_then(|agg| verify_aggregate(&agg, &refs, &keys).ok())
+        .unwrap_or(false);
+    if batch_ok {
+        return Ok(());
+    }
+    match txs.par_iter().position_first(|t| !t.verify()) {
+        Some(index) => Err(BlockError::Tx {
+            index,
+            error: TxError::BadSignature,
+        }),
+        // all valid one by one: the batch failed only on repeated messages (a replayed
+        // transaction inside the block), which the nonce rule rejects during application
+        None => Ok(()),
+    }
+}
+
+/// Apply the transactions of a body whose signatures were checked, at `height`.
+/// Returns the first failure with its index.
 pub fn apply_txs(
     state: &mut State,
     txs: &[SignedTx],
     height: u64,
     payloads: &dyn Payloads,
 ) -> Result<(), BlockError> {
-    if let Some(index) = txs.par_iter().position_first(|t| !t.verify()) {
-        return Err(BlockError::Tx {
-            index,
-            error: TxError::BadSignature,
-        });
-    }
     for (index, t) in txs.iter().enumerate() {
         state
             .apply_tx(t, height, payloads)
@@ -854,14 +877,38 @@ pub fn apply_txs(
     Ok(())
 }
 
-/// Validate a block on top of `(state, head_hash)` and return the state it produces.
-/// With `require_qc`, the block must carry a quorum certificate of more than 2/3 validators.
-pub fn apply_block(
+/// The state-independent checks of a block: transaction root, the quorum certificate (with
+/// `require_qc`) against the validator set, and every signature. Blocks can be checked this
+/// way in parallel; [`apply_checked_block`] then replays them in order.
+pub fn check_block_crypto(
+    validators: &[VerifyingKey],
+    block: &Block,
+    require_qc: bool,
+) -> Result<(), BlockError> {
+    let h = &block.header;
+    if !validators.contains(&h.proposer) {
+        return Err(BlockError::UnknownProposer);
+    }
+    if tx_root(&block.txs) != h.tx_root {
+        return Err(BlockError::WrongTxRoot);
+    }
+    if require_qc {
+        let qc = block
+            .qc
+            .as_ref()
+            .ok_or_else(|| BlockError::BadQuorum("missing".into()))?;
+        verify_qc(validators, &h.hash(), qc)?;
+    }
+    verify_signatures(&block.txs)
+}
+
+/// The state-dependent checks of a block whose [`check_block_crypto`] passed: height, parent,
+/// time, every rule, and the state root. Returns the state it produces.
+pub fn apply_checked_block(
     state: &State,
     head_hash: &Hash,
     block: &Block,
     payloads: &dyn Payloads,
-    require_qc: bool,
 ) -> Result<State, BlockError> {
     let h = &block.header;
     if h.height != state.height + 1 {
@@ -879,19 +926,6 @@ pub fn apply_block(
             got: h.timestamp_ms,
         });
     }
-    if !state.validators.contains(&h.proposer) {
-        return Err(BlockError::UnknownProposer);
-    }
-    if tx_root(&block.txs) != h.tx_root {
-        return Err(BlockError::WrongTxRoot);
-    }
-    if require_qc {
-        let qc = block
-            .qc
-            .as_ref()
-            .ok_or_else(|| BlockError::BadQuorum("missing".into()))?;
-        verify_qc(&state.validators, &h.hash(), qc)?;
-    }
     let mut next = state.clone();
     apply_txs(&mut next, &block.txs, h.height, payloads)?;
     next.height = h.height;
@@ -900,6 +934,19 @@ pub fn apply_block(
         return Err(BlockError::WrongStateRoot);
     }
     Ok(next)
+}
+
+/// Validate a block on top of `(state, head_hash)` and return the state it produces.
+/// With `require_qc`, the block must carry a quorum certificate of more than 2/3 validators.
+pub fn apply_block(
+    state: &State,
+    head_hash: &Hash,
+    block: &Block,
+    payloads: &dyn Payloads,
+    require_qc: bool,
+) -> Result<State, BlockError> {
+    check_block_crypto(&state.validators, block, require_qc)?;
+    apply_checked_block(state, head_hash, block, payloads)
 }
 
 /// The genesis block of a configuration (height 0, no transactions, no certificate).

@@ -51,7 +51,14 @@ pub trait Store: Send + Sync {
     /// Commit a block atomically.
     fn commit(&self, batch: &CommitBatch) -> Result<()>;
 
-    /// Whether a payload is present and hashes to its digest.
+    /// Whether a payload is present. Payloads are keyed by the SHA-256 of their bytes when
+    /// written, so presence means it hashed to its digest then; later damage is what the
+    /// audit's [`Store::has_valid_payload`] looks for.
+    fn has_payload(&self, digest: &Hash) -> bool {
+        matches!(self.payload(digest), Ok(Some(_)))
+    }
+
+    /// Whether a payload is present and hashes to its digest now (re-reads and re-hashes).
     fn has_valid_payload(&self, digest: &Hash) -> bool {
         matches!(self.payload(digest), Ok(Some(b)) if Hash::sha256(&b) == *digest)
     }
@@ -125,6 +132,9 @@ impl Store for MemoryStore {
     }
     fn payload(&self, digest: &Hash) -> Result<Option<Vec<u8>>> {
         Ok(self.lock().payloads.get(digest).cloned())
+    }
+    fn has_payload(&self, digest: &Hash) -> bool {
+        self.lock().payloads.contains_key(digest)
     }
     fn put_payload(&self, bytes: &[u8]) -> Result<Hash> {
         let d = Hash::sha256(bytes);
@@ -281,6 +291,12 @@ impl Store for RocksStore {
     }
     fn payload(&self, digest: &Hash) -> Result<Option<Vec<u8>>> {
         self.get(Column::Payloads, &digest.0)
+    }
+    fn has_payload(&self, digest: &Hash) -> bool {
+        self.cf(Column::Payloads)
+            .ok()
+            .and_then(|cf| self.db.get_pinned_cf(cf, digest.0).ok().flatten())
+            .is_some()
     }
     fn put_payload(&self, bytes: &[u8]) -> Result<Hash> {
         let d = Hash::sha256(bytes);
