@@ -4,7 +4,7 @@
 #   m4             GMP's build inside rug
 #   libclang-dev   bindgen in librocksdb-sys
 #   librocksdb-dev the system RocksDB the ledger links (7.8.3 on bookworm)
-set -euo pipefail
+# It is sourced, so it leaves the caller's shell options alone and reports failure by status.
 need=()
 command -v m4 >/dev/null 2>&1 || need+=(m4)
 dpkg -s libclang-dev >/dev/null 2>&1 || need+=(libclang-dev)
@@ -13,8 +13,8 @@ if ((${#need[@]})); then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
   echo "fedchain setup: installing ${need[*]}" >&2
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
+  $sudo apt-get update -qq || return 1
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null || return 1
 fi
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/fedchain-target}"
 # Link the system RocksDB instead of building the bundled C++ sources (about 19 min on 2 cores).

@@ -8,7 +8,7 @@
 //! The pool precomputes randomizers (offline, e.g. while the model trains) so that the online
 //! cost of an encryption is one multiplication mod n^2.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
@@ -137,19 +137,30 @@ impl FixedBaseTable {
 #[derive(Debug)]
 pub struct Encryptor {
     pk: PublicKey,
-    table: FixedBaseTable,
+    table: Arc<FixedBaseTable>,
     pool: Mutex<Vec<Integer>>,
 }
 
 impl Encryptor {
     /// An encryptor with a table of the given window.
     pub fn new(pk: PublicKey, window: u32) -> Result<Self> {
-        let table = FixedBaseTable::new(&pk, window)?;
-        Ok(Self {
+        let table = Arc::new(FixedBaseTable::new(&pk, window)?);
+        Ok(Self::with_table(pk, table))
+    }
+
+    /// An encryptor over a shared table (the table is public; the pool stays this
+    /// encryptor's own, so randomizers are never shared).
+    pub fn with_table(pk: PublicKey, table: Arc<FixedBaseTable>) -> Self {
+        Self {
             pk,
             table,
             pool: Mutex::new(Vec::new()),
-        })
+        }
+    }
+
+    /// The shared table.
+    pub fn shared_table(&self) -> Arc<FixedBaseTable> {
+        Arc::clone(&self.table)
     }
 
     /// The public key.

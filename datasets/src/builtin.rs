@@ -21,6 +21,7 @@ pub enum Builtin {
     /// UCI optical digits 8x8: 1797 rows, 64 features (0..16), 10 classes. CC BY 4.0.
     Digits,
     /// The first 5000 MNIST images: 784 features (0..255), 10 classes, 500 each. CC BY-SA 3.0.
+    #[serde(rename = "mnist_5k")]
     Mnist5k,
 }
 

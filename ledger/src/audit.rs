@@ -20,6 +20,8 @@ pub struct RoundClaim {
     pub accepted: Vec<(Address, Hash, u64)>,
     /// Decryption shares used: (holder, payload digest).
     pub shares: Vec<(Address, Hash)>,
+    /// Hash of the round's starting parameters (from its OpenRound).
+    pub params_hash: Hash,
     /// The committed aggregate digest and new parameters hash.
     pub aggregate: Hash,
     pub new_params_hash: Hash,
@@ -51,7 +53,7 @@ pub struct AuditReport {
 
 /// The claims of the CommitRound transactions in `block`, each read against the state just
 /// before it (the block's earlier transactions are applied to a scratch copy first).
-fn collect_claims(before: &State, block: &Block, out: &mut Vec<RoundClaim>) {
+pub fn claims_of_block(before: &State, block: &Block, out: &mut Vec<RoundClaim>) {
     let mut s = before.clone();
     for t in &block.txs {
         if let TxKind::CommitRound {
@@ -80,6 +82,7 @@ fn collect_claims(before: &State, block: &Block, out: &mut Vec<RoundClaim>) {
                             .iter()
                             .filter_map(|a| open.shares.get(a).map(|x| (*a, x.0)))
                             .collect(),
+                        params_hash: open.params_hash,
                         aggregate: *aggregate,
                         new_params_hash: *new_params_hash,
                     });
@@ -119,6 +122,23 @@ fn decode_block(
 
 fn store_err(e: crate::LedgerError) -> AuditError {
     AuditError::Store(e.to_string())
+}
+
+/// The genesis configuration stored in a ledger.
+pub fn stored_genesis<S: Store>(store: &S) -> Result<Genesis, AuditError> {
+    let bytes = store
+        .genesis()
+        .map_err(store_err)?
+        .ok_or(AuditError::Corrupt {
+            height: 0,
+            what: "genesis",
+            reason: "no genesis configuration stored".into(),
+        })?;
+    decode("genesis", &bytes).map_err(|e| AuditError::Corrupt {
+        height: 0,
+        what: "genesis",
+        reason: e.to_string(),
+    })
 }
 
 /// Replay every block from genesis: hashes, links, Merkle roots, quorum certificates,
@@ -187,7 +207,7 @@ pub fn verify_chain_with<S: Store>(
                 return Err(AuditError::BrokenLink { height: height_now });
             }
             if verifier.is_some() {
-                collect_claims(&state, &block, &mut claims);
+                claims_of_block(&state, &block, &mut claims);
             }
             state =
                 apply_checked_block(&state, &prev, &block, &|_: &Hash| true).map_err(|error| {

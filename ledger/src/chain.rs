@@ -39,6 +39,16 @@ pub(crate) fn body_bytes(block: &Block) -> Vec<u8> {
 }
 
 impl<S: Store> Chain<S> {
+    /// Open an existing ledger with the genesis configuration stored in it (for audit and
+    /// inspection tools; compare `genesis_hash()` with the published one).
+    pub fn open_existing(store: S) -> Result<Self> {
+        let bytes = store.genesis()?.ok_or_else(|| {
+            LedgerError::Genesis("the store holds no genesis configuration".into())
+        })?;
+        let genesis: Genesis = decode("genesis", &bytes)?;
+        Self::open(store, &genesis)
+    }
+
     /// Open a chain: create the genesis block in an empty store, or recover the last committed
     /// state from a non-empty one (checking it descends from this genesis).
     pub fn open(store: S, genesis: &Genesis) -> Result<Self> {
@@ -54,6 +64,7 @@ impl<S: Store> Chain<S> {
                     body: body_bytes(&g),
                     state: encode(&state),
                     tx_hashes: Vec::new(),
+                    genesis: Some(encode(genesis)),
                 })?;
                 Ok(Self {
                     store,
@@ -242,6 +253,7 @@ impl<S: Store> Chain<S> {
             body: body_bytes(block),
             state: encode(&next),
             tx_hashes: block.txs.iter().map(SignedTx::hash).collect(),
+            genesis: None,
         })?;
         self.state = next;
         *self.validated.lock().unwrap_or_else(|e| e.into_inner()) = None;

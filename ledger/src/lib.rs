@@ -13,7 +13,10 @@ pub mod state;
 pub mod store;
 pub mod types;
 
-pub use audit::{verify_chain, verify_chain_with, AuditReport, RoundClaim, RoundVerifier};
+pub use audit::{
+    claims_of_block, stored_genesis, verify_chain, verify_chain_with, AuditReport, RoundClaim,
+    RoundVerifier,
+};
 pub use chain::{Chain, Proposal};
 pub use error::{AuditError, BlockError, LedgerError, Result, TxError};
 pub use state::{Genesis, State};

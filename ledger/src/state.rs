@@ -264,11 +264,23 @@ impl State {
             }
             TxKind::CreateJob(spec) => {
                 self.require_role(&sender, Role::Aggregator)?;
-                if spec.threshold == 0 || spec.threshold as usize > spec.committee.len() {
+                // a job without a threshold key is a plaintext baseline: no decryption shares
+                let plain = spec.threshold_key.is_empty();
+                let ok = if plain {
+                    spec.threshold == 0
+                } else {
+                    spec.threshold >= 1 && spec.threshold as usize <= spec.committee.len()
+                };
+                if !ok {
                     return Err(TxError::InvalidJob(format!(
-                        "threshold {} for a committee of {}",
+                        "threshold {} for a committee of {} ({})",
                         spec.threshold,
-                        spec.committee.len()
+                        spec.committee.len(),
+                        if plain {
+                            "plaintext job: must be 0"
+                        } else {
+                            "must be 1..=committee"
+                        }
                     )));
                 }
                 let distinct: BTreeSet<_> = spec.committee.iter().collect();
@@ -559,7 +571,11 @@ impl State {
                 .unwrap_or(0);
             payouts.push((*a, v as u64));
         }
-        let each = inc.share_reward / share_providers.len() as u64;
+        // a plaintext job has no share providers: nothing to split
+        let each = inc
+            .share_reward
+            .checked_div(share_providers.len() as u64)
+            .unwrap_or(0);
         payouts.extend(share_providers.iter().map(|p| (*p, each)));
         // missed deadlines: members with no submission forfeit part of their deposit to the accepted
         let missed: Vec<Address> = j

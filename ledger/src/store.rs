@@ -23,6 +23,8 @@ pub struct CommitBatch {
     pub body: Vec<u8>,
     pub state: Vec<u8>,
     pub tx_hashes: Vec<Hash>,
+    /// The genesis configuration (written with block 0 only).
+    pub genesis: Option<Vec<u8>>,
 }
 
 /// The chain's head.
@@ -50,6 +52,8 @@ pub trait Store: Send + Sync {
     fn put_payload(&self, bytes: &[u8]) -> Result<Hash>;
     /// Commit a block atomically.
     fn commit(&self, batch: &CommitBatch) -> Result<()>;
+    /// The genesis configuration this ledger was created with.
+    fn genesis(&self) -> Result<Option<Vec<u8>>>;
 
     /// Whether a payload is present. Payloads are keyed by the SHA-256 of their bytes when
     /// written, so presence means it hashed to its digest then; later damage is what the
@@ -69,6 +73,7 @@ struct Mem {
     headers: BTreeMap<u64, Vec<u8>>,
     bodies: BTreeMap<u64, Vec<u8>>,
     state: Option<Vec<u8>>,
+    genesis: Option<Vec<u8>>,
     head: Option<Head>,
     txs: HashMap<Hash, (u64, u32)>,
     payloads: HashMap<Hash, Vec<u8>>,
@@ -136,6 +141,9 @@ impl Store for MemoryStore {
     fn has_payload(&self, digest: &Hash) -> bool {
         self.lock().payloads.contains_key(digest)
     }
+    fn genesis(&self) -> Result<Option<Vec<u8>>> {
+        Ok(self.lock().genesis.clone())
+    }
     fn put_payload(&self, bytes: &[u8]) -> Result<Hash> {
         let d = Hash::sha256(bytes);
         self.lock().payloads.insert(d, bytes.to_vec());
@@ -148,6 +156,9 @@ impl Store for MemoryStore {
         m.state = Some(b.state.clone());
         for (i, t) in b.tx_hashes.iter().enumerate() {
             m.txs.insert(*t, (b.height, i as u32));
+        }
+        if let Some(g) = &b.genesis {
+            m.genesis = Some(g.clone());
         }
         m.head = Some(Head {
             height: b.height,
@@ -191,6 +202,7 @@ impl Column {
 }
 
 const HEAD_KEY: &[u8] = b"head";
+const GENESIS_KEY: &[u8] = b"genesis";
 const STATE_KEY: &[u8] = b"current";
 
 /// A RocksDB store: column families headers / bodies (key: height, big-endian), txs (tx hash ->
@@ -298,6 +310,9 @@ impl Store for RocksStore {
             .and_then(|cf| self.db.get_pinned_cf(cf, digest.0).ok().flatten())
             .is_some()
     }
+    fn genesis(&self) -> Result<Option<Vec<u8>>> {
+        self.get(Column::Meta, GENESIS_KEY)
+    }
     fn put_payload(&self, bytes: &[u8]) -> Result<Hash> {
         let d = Hash::sha256(bytes);
         self.db
@@ -319,6 +334,9 @@ impl Store for RocksStore {
         let mut head = hk.to_vec();
         head.extend_from_slice(&b.header_hash.0);
         wb.put_cf(self.cf(Column::Meta)?, HEAD_KEY, head);
+        if let Some(g) = &b.genesis {
+            wb.put_cf(self.cf(Column::Meta)?, GENESIS_KEY, g);
+        }
         self.db.write_opt(wb, &Self::synced())?;
         Ok(())
     }

@@ -1,0 +1,256 @@
+//! `fedchain simulate`'s configuration: one TOML struct, flags override it.
+
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use fedchain_crypto::Rounding;
+use fedchain_datasets::builtin::Builtin;
+use fedchain_datasets::Partitioner;
+use fedchain_models::TrainConfig;
+use fedchain_worker::LocalRule;
+use serde::{Deserialize, Serialize};
+
+use crate::strategy::ServerStep;
+
+/// Which model family to train.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ModelKind {
+    LogisticRegression,
+    Mlp,
+}
+
+impl FromStr for ModelKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "logistic_regression" | "logreg" | "lr" => Ok(Self::LogisticRegression),
+            "mlp" => Ok(Self::Mlp),
+            _ => Err(format!("unknown model {s:?} (logistic_regression, mlp)")),
+        }
+    }
+}
+
+/// A misbehaving hospital and what it does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Behaviour {
+    /// Submits two different updates for the same round.
+    Equivocate,
+    /// Publishes a decryption share whose proof does not verify.
+    BadProof,
+    /// Submits ciphertexts outside Z*_{n^2} (plaintext jobs: a malformed update).
+    GarbageCiphertext,
+    /// Submits after the round's deadline.
+    Late,
+    /// Drops out: sends nothing this round.
+    Dropout,
+}
+
+/// `--byzantine H:behaviour` (hospital index from 0).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Byzantine {
+    pub hospital: usize,
+    pub behaviour: Behaviour,
+}
+
+impl FromStr for Byzantine {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (h, b) = s.split_once(':').ok_or(format!(
+            "{s:?}: expected HOSPITAL:BEHAVIOUR, e.g. 1:equivocate"
+        ))?;
+        let hospital = h
+            .parse()
+            .map_err(|_| format!("{h:?} is not a hospital index"))?;
+        let behaviour = match b {
+            "equivocate" => Behaviour::Equivocate,
+            "bad-proof" => Behaviour::BadProof,
+            "garbage-ciphertext" => Behaviour::GarbageCiphertext,
+            "late" => Behaviour::Late,
+            "dropout" => Behaviour::Dropout,
+            _ => return Err(format!("unknown behaviour {b:?} (equivocate, bad-proof, garbage-ciphertext, late, dropout)")),
+        };
+        Ok(Self {
+            hospital,
+            behaviour,
+        })
+    }
+}
+
+/// Everything `fedchain simulate` needs; every field has a default.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SimulateConfig {
+    pub hospitals: usize,
+    pub threshold: u32,
+    pub validators: usize,
+    pub key_bits: u32,
+    pub rounds: u32,
+    pub dataset: Builtin,
+    pub model: ModelKind,
+    /// Hidden widths of the MLP.
+    pub hidden: Vec<usize>,
+    pub partition: Partitioner,
+    pub test_fraction: f64,
+    pub seed: u64,
+    pub out: PathBuf,
+    /// Replace an existing output directory.
+    pub force: bool,
+    /// Run without encryption (the baseline).
+    pub plaintext: bool,
+    /// Also run the plaintext baseline with the same seed and compare.
+    pub baseline: bool,
+    pub train: TrainConfig,
+    pub rule: LocalRule,
+    pub server: ServerStep,
+    pub value_bits: u32,
+    pub clip: f32,
+    pub rounding: Rounding,
+    /// Minimum valid submissions for a round (default: the threshold).
+    pub min_participants: Option<u32>,
+    /// Blocks a round stays open for submissions.
+    pub deadline_blocks: u64,
+    /// Fixed-base table window for encryption.
+    pub window: u32,
+    pub byzantine: Vec<Byzantine>,
+}
+
+impl Default for SimulateConfig {
+    fn default() -> Self {
+        Self {
+            hospitals: 5,
+            threshold: 3,
+            validators: 4,
+            key_bits: 2048,
+            rounds: 20,
+            dataset: Builtin::BreastCancer,
+            model: ModelKind::LogisticRegression,
+            hidden: vec![64],
+            partition: Partitioner::Dirichlet { alpha: 0.5 },
+            test_fraction: 0.2,
+            seed: 42,
+            out: PathBuf::from("fedchain-out"),
+            force: false,
+            plaintext: false,
+            baseline: true,
+            train: TrainConfig {
+                epochs: 1,
+                batch_size: 16,
+                sgd: fedchain_models::SgdConfig {
+                    learning_rate: 0.05,
+                    momentum: 0.9,
+                    weight_decay: 1e-4,
+                },
+            },
+            rule: LocalRule::FedAvg,
+            server: ServerStep::default(),
+            value_bits: 16,
+            clip: 1.0,
+            rounding: Rounding::Nearest,
+            min_participants: None,
+            deadline_blocks: 2,
+            window: fedchain_crypto::fast::DEFAULT_WINDOW,
+            byzantine: Vec::new(),
+        }
+    }
+}
+
+/// A configuration that cannot run, and why.
+#[derive(Debug, thiserror::Error, PartialEq)]
+#[error("invalid configuration: {field}: {reason}")]
+pub struct ConfigError {
+    pub field: &'static str,
+    pub reason: String,
+}
+
+fn bad(field: &'static str, reason: impl Into<String>) -> Result<(), ConfigError> {
+    Err(ConfigError {
+        field,
+        reason: reason.into(),
+    })
+}
+
+impl SimulateConfig {
+    /// Parse a TOML file's text.
+    pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError {
+            field: "toml",
+            reason: e.to_string(),
+        })
+    }
+
+    /// The minimum participants in effect.
+    pub fn min_participants(&self) -> u32 {
+        self.min_participants.unwrap_or(self.threshold)
+    }
+
+    /// Check everything before any work starts.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.hospitals == 0 || self.hospitals > 1000 {
+            return bad("hospitals", format!("{} not in 1..=1000", self.hospitals));
+        }
+        if self.threshold == 0 || self.threshold as usize > self.hospitals {
+            return bad(
+                "threshold",
+                format!("{} not in 1..={}", self.threshold, self.hospitals),
+            );
+        }
+        if self.validators == 0 || self.validators > 100 {
+            return bad("validators", format!("{} not in 1..=100", self.validators));
+        }
+        if !(256..=4096).contains(&self.key_bits) || self.key_bits % 2 != 0 {
+            return bad(
+                "key_bits",
+                format!("{} must be even and in 256..=4096", self.key_bits),
+            );
+        }
+        if self.rounds == 0 {
+            return bad("rounds", "must be at least 1");
+        }
+        let m = self.min_participants();
+        if m == 0 || m as usize > self.hospitals {
+            return bad(
+                "min_participants",
+                format!("{m} not in 1..={}", self.hospitals),
+            );
+        }
+        if !(self.test_fraction > 0.0 && self.test_fraction < 1.0) {
+            return bad("test_fraction", "must be in (0, 1)");
+        }
+        if self.deadline_blocks == 0 {
+            return bad("deadline_blocks", "must be at least 1");
+        }
+        if !(8..=32).contains(&self.value_bits) {
+            return bad("value_bits", "must be in 8..=32");
+        }
+        if !(self.clip.is_finite() && self.clip > 0.0) {
+            return bad("clip", "must be finite and > 0");
+        }
+        if !(1..=16).contains(&self.window) {
+            return bad("window", "must be in 1..=16");
+        }
+        if !(self.server.lr.is_finite() && self.server.lr > 0.0) {
+            return bad("server.lr", "must be finite and > 0");
+        }
+        if let Err(e) = self.train.validate() {
+            return bad("train", e.to_string());
+        }
+        if let Err(e) = self.partition.validate() {
+            return bad("partition", e.to_string());
+        }
+        if self.model == ModelKind::Mlp && (self.hidden.is_empty() || self.hidden.contains(&0)) {
+            return bad("hidden", "an MLP needs hidden widths > 0");
+        }
+        for b in &self.byzantine {
+            if b.hospital >= self.hospitals {
+                return bad(
+                    "byzantine",
+                    format!("hospital {} does not exist", b.hospital),
+                );
+            }
+        }
+        Ok(())
+    }
+}

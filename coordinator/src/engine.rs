@@ -1,0 +1,566 @@
+//! The round engine: a deterministic state machine with no I/O. Events come in (a submission,
+//! a decryption share, the chain reaching a height); actions go out (include a transaction,
+//! penalize, reject, ask for decryption shares, complete or void the round). The same engine
+//! runs in `fedchain simulate` and behind the network transport.
+//!
+//! Checks (DeepChain's and ours): transaction kind, job and round, signature, committee
+//! membership, deadline, duplicate and equivocation, payload digest and size, sample count,
+//! ciphertext validity (every element in Z*_{n^2}, the expected count), and each decryption
+//! share's proof against the round's aggregate.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use fedchain_crypto::threshold::VectorDecryptionShare;
+use fedchain_crypto::vector::aggregate;
+use fedchain_crypto::CiphertextVector;
+use fedchain_ledger::types::Offence;
+use fedchain_ledger::{Address, Hash, JobId, SignedTx, TxKind};
+use fedchain_worker::{decode_plain, Protection, ShareMsg, SubmissionMsg};
+
+/// Why a message was refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RejectReason {
+    #[error("not a transaction of the expected kind")]
+    WrongKind,
+    #[error("for job {got}, this engine runs job {expected}")]
+    WrongJob { expected: JobId, got: JobId },
+    #[error("for round {got}, the open round is {expected:?}")]
+    WrongRound { expected: Option<u32>, got: u32 },
+    #[error("bad signature")]
+    BadSignature,
+    #[error("sender is not in the job's committee")]
+    NotMember,
+    #[error("late: deadline height {deadline}, next block {next}")]
+    Late { deadline: u64, next: u64 },
+    #[error("duplicate of an accepted message (acknowledged, not counted twice)")]
+    Duplicate,
+    #[error("equivocation: a different message for the same round")]
+    Equivocation,
+    #[error("payload does not match its transaction: {0}")]
+    PayloadMismatch(String),
+    #[error("invalid payload: {0}")]
+    InvalidPayload(String),
+    #[error("sample count {got} outside 1..={max}")]
+    Samples { got: u64, max: u64 },
+    #[error("invalid decryption share: {0}")]
+    InvalidShare(String),
+    #[error("not collecting decryption shares now")]
+    NotDecrypting,
+}
+
+/// What the driver must do.
+#[derive(Clone, Debug)]
+pub enum Action {
+    /// Store the payload durably, then put the transaction in the next block.
+    Include {
+        tx: Box<SignedTx>,
+        payload: Option<Vec<u8>>,
+    },
+    /// Put a Penalty transaction (signed by the aggregator) in the next block.
+    Penalize { offender: Address, offence: Offence },
+    /// Tell the sender its message was refused.
+    Reject { from: Address, reason: RejectReason },
+    /// Submissions are closed: ask the key holders for decryption shares of this aggregate.
+    RequestShares {
+        round: u32,
+        aggregate: CiphertextVector,
+    },
+    /// The round is complete: commit it.
+    Complete(RoundResult),
+    /// Too few valid submissions by the deadline: void the round on chain.
+    Void { round: u32 },
+}
+
+/// A completed round.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RoundResult {
+    pub round: u32,
+    pub accepted: Vec<Address>,
+    pub share_providers: Vec<Address>,
+    /// Digest of the aggregate payload (ciphertext product, or the plain average's bytes).
+    pub aggregate: Hash,
+    /// The sample-weighted average update.
+    pub average: Vec<f32>,
+    pub total_weight: u64,
+}
+
+/// What the engine reacts to.
+#[derive(Clone, Debug)]
+pub enum Event {
+    Submission(SubmissionMsg),
+    Share(ShareMsg),
+    /// The chain's head is now at `height`.
+    Height(u64),
+}
+
+/// The engine's static configuration.
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    pub job: JobId,
+    pub protection: Protection,
+    pub num_params: usize,
+    /// The committee in key-holder order: member i holds key share i + 1.
+    pub committee: Vec<Address>,
+    pub min_participants: u32,
+    /// Largest sample count one submission may claim.
+    pub max_samples: u64,
+}
+
+#[derive(Clone, Debug)]
+struct Accepted {
+    tx: SignedTx,
+    samples: u64,
+    /// Decoded update: ciphertexts, or plain values.
+    update: Update,
+    /// Excluded from the aggregate (equivocation or an invalid payload).
+    excluded: bool,
+}
+
+#[derive(Clone, Debug)]
+enum Update {
+    Encrypted(CiphertextVector),
+    Plain(Vec<f32>),
+    Invalid,
+}
+
+#[derive(Clone, Debug)]
+enum Phase {
+    Idle,
+    Collecting,
+    Decrypting {
+        aggregate: CiphertextVector,
+        total_weight: u64,
+        accepted: Vec<Address>,
+    },
+    Done,
+}
+
+/// The round engine of one job.
+#[derive(Debug)]
+pub struct RoundEngine {
+    cfg: EngineConfig,
+    height: u64,
+    round: Option<u32>,
+    deadline: u64,
+    phase: Phase,
+    submissions: BTreeMap<Address, Accepted>,
+    shares: BTreeMap<Address, (Hash, Option<VectorDecryptionShare>)>,
+    rejected: usize,
+}
+
+impl RoundEngine {
+    pub fn new(cfg: EngineConfig) -> Self {
+        Self {
+            cfg,
+            height: 0,
+            round: None,
+            deadline: 0,
+            phase: Phase::Idle,
+            submissions: BTreeMap::new(),
+            shares: BTreeMap::new(),
+            rejected: 0,
+        }
+    }
+
+    pub fn config(&self) -> &EngineConfig {
+        &self.cfg
+    }
+
+    /// Messages refused or penalized in the current round.
+    pub fn rejected(&self) -> usize {
+        self.rejected
+    }
+
+    /// The open round, if any.
+    pub fn round(&self) -> Option<u32> {
+        self.round
+    }
+
+    /// Start collecting round `round` (its OpenRound transaction is on chain) until `deadline`.
+    pub fn open(&mut self, round: u32, deadline: u64) {
+        self.round = Some(round);
+        self.deadline = deadline;
+        self.phase = Phase::Collecting;
+        self.submissions.clear();
+        self.shares.clear();
+        self.rejected = 0;
+    }
+
+    /// React to one event.
+    pub fn handle(&mut self, event: Event) -> Vec<Action> {
+        match event {
+            Event::Submission(m) => self.submission(m),
+            Event::Share(m) => self.share(m),
+            Event::Height(h) => {
+                self.height = h;
+                if matches!(self.phase, Phase::Collecting) && h >= self.deadline {
+                    self.close()
+                } else {
+                    Vec::new()
+                }
+            }
+        }
+    }
+
+    fn reject(&mut self, from: Address, reason: RejectReason) -> Vec<Action> {
+        self.rejected += 1;
+        vec![Action::Reject { from, reason }]
+    }
+
+    /// Common checks of a message's transaction: job, round, signature, membership.
+    fn check_tx(&self, tx: &SignedTx, job: JobId, round: u32) -> Result<(), RejectReason> {
+        if job != self.cfg.job {
+            return Err(RejectReason::WrongJob {
+                expected: self.cfg.job,
+                got: job,
+            });
+        }
+        if self.round != Some(round) {
+            return Err(RejectReason::WrongRound {
+                expected: self.round,
+                got: round,
+            });
+        }
+        if !tx.verify() {
+            return Err(RejectReason::BadSignature);
+        }
+        if !self.cfg.committee.contains(&tx.sender()) {
+            return Err(RejectReason::NotMember);
+        }
+        Ok(())
+    }
+
+    fn submission(&mut self, m: SubmissionMsg) -> Vec<Action> {
+        let from = m.tx.sender();
+        let TxKind::Submit {
+            job,
+            round,
+            payload,
+            samples,
+            payload_bytes,
+        } = m.tx.tx.kind.clone()
+        else {
+            return self.reject(from, RejectReason::WrongKind);
+        };
+        if let Err(r) = self.check_tx(&m.tx, job, round) {
+            return self.reject(from, r);
+        }
+        if Hash::sha256(&m.payload) != payload || m.payload.len() as u64 != payload_bytes {
+            return self.reject(
+                from,
+                RejectReason::PayloadMismatch("digest or size differs".into()),
+            );
+        }
+        if let Some(prev) = self.submissions.get_mut(&from) {
+            let TxKind::Submit { payload: first, .. } = prev.tx.tx.kind else {
+                return Vec::new();
+            };
+            if first == payload {
+                return vec![Action::Reject {
+                    from,
+                    reason: RejectReason::Duplicate,
+                }];
+            }
+            if prev.excluded {
+                self.rejected += 1;
+                return vec![Action::Reject {
+                    from,
+                    reason: RejectReason::Equivocation,
+                }];
+            }
+            prev.excluded = true;
+            let offence = Offence::Equivocation {
+                first: Box::new(prev.tx.clone()),
+                second: Box::new(m.tx),
+            };
+            self.rejected += 1;
+            return vec![
+                Action::Penalize {
+                    offender: from,
+                    offence,
+                },
+                Action::Reject {
+                    from,
+                    reason: RejectReason::Equivocation,
+                },
+            ];
+        }
+        // evidence of equivocation counts whenever it arrives; anything new must be in time
+        if !matches!(self.phase, Phase::Collecting) || self.height + 1 > self.deadline {
+            return self.reject(
+                from,
+                RejectReason::Late {
+                    deadline: self.deadline,
+                    next: self.height + 1,
+                },
+            );
+        }
+        if samples == 0 || samples > self.cfg.max_samples {
+            return self.reject(
+                from,
+                RejectReason::Samples {
+                    got: samples,
+                    max: self.cfg.max_samples,
+                },
+            );
+        }
+        let update = self.decode_update(&m.payload);
+        let mut actions = vec![Action::Include {
+            tx: Box::new(m.tx.clone()),
+            payload: Some(m.payload),
+        }];
+        let invalid = matches!(update, Update::Invalid);
+        if invalid {
+            self.rejected += 1;
+            actions.push(Action::Penalize {
+                offender: from,
+                offence: Offence::InvalidPayload {
+                    job,
+                    round,
+                    digest: payload,
+                },
+            });
+            actions.push(Action::Reject {
+                from,
+                reason: RejectReason::InvalidPayload(self.invalid_reason()),
+            });
+        }
+        self.submissions.insert(
+            from,
+            Accepted {
+                tx: m.tx,
+                samples,
+                update,
+                excluded: invalid,
+            },
+        );
+        if self.submissions.len() == self.cfg.committee.len() {
+            actions.extend(self.close());
+        }
+        actions
+    }
+
+    fn invalid_reason(&self) -> String {
+        match &self.cfg.protection {
+            Protection::Encrypted(_) => {
+                "ciphertexts out of Z*_(n^2), malformed, or of the wrong count".into()
+            }
+            Protection::Plaintext => "not the expected number of finite values".into(),
+        }
+    }
+
+    fn decode_update(&self, payload: &[u8]) -> Update {
+        match &self.cfg.protection {
+            Protection::Encrypted(e) => {
+                let want = e.packer.plaintexts_for(self.cfg.num_params);
+                match CiphertextVector::from_bytes(e.key.public_key(), payload) {
+                    Ok(v) if v.len() == want => Update::Encrypted(v),
+                    _ => Update::Invalid,
+                }
+            }
+            Protection::Plaintext => {
+                decode_plain(payload, self.cfg.num_params).map_or(Update::Invalid, Update::Plain)
+            }
+        }
+    }
+
+    /// Close submissions: aggregate the valid ones, or void the round.
+    fn close(&mut self) -> Vec<Action> {
+        let Some(round) = self.round else {
+            return Vec::new();
+        };
+        let valid: Vec<(&Address, &Accepted)> = self
+            .submissions
+            .iter()
+            .filter(|(_, a)| !a.excluded)
+            .collect();
+        if (valid.len() as u32) < self.cfg.min_participants {
+            self.phase = Phase::Done;
+            return vec![Action::Void { round }];
+        }
+        let accepted: Vec<Address> = valid.iter().map(|(a, _)| **a).collect();
+        let total_weight: u64 = valid.iter().map(|(_, a)| a.samples).sum();
+        match &self.cfg.protection {
+            Protection::Encrypted(e) => {
+                let vectors: Vec<CiphertextVector> = valid
+                    .iter()
+                    .filter_map(|(_, a)| match &a.update {
+                        Update::Encrypted(v) => Some(v.clone()),
+                        _ => None,
+                    })
+                    .collect();
+                let pk = e.key.public_key();
+                match aggregate(pk, &vectors) {
+                    Ok(agg) => {
+                        self.phase = Phase::Decrypting {
+                            aggregate: agg.clone(),
+                            total_weight,
+                            accepted,
+                        };
+                        vec![Action::RequestShares {
+                            round,
+                            aggregate: agg,
+                        }]
+                    }
+                    // unreachable for decoded vectors of the checked length; void rather than panic
+                    Err(_) => {
+                        self.phase = Phase::Done;
+                        vec![Action::Void { round }]
+                    }
+                }
+            }
+            Protection::Plaintext => {
+                let mut sum = vec![0f64; self.cfg.num_params];
+                for (_, a) in &valid {
+                    if let Update::Plain(u) = &a.update {
+                        for (s, x) in sum.iter_mut().zip(u) {
+                            *s += *x as f64 * a.samples as f64;
+                        }
+                    }
+                }
+                let average: Vec<f32> = sum
+                    .iter()
+                    .map(|s| (s / total_weight as f64) as f32)
+                    .collect();
+                self.phase = Phase::Done;
+                let digest = Hash::sha256(&fedchain_worker::encode_plain(&average));
+                vec![Action::Complete(RoundResult {
+                    round,
+                    accepted,
+                    share_providers: Vec::new(),
+                    aggregate: digest,
+                    average,
+                    total_weight,
+                })]
+            }
+        }
+    }
+
+    fn share(&mut self, m: ShareMsg) -> Vec<Action> {
+        let from = m.tx.sender();
+        let TxKind::DecryptionShare {
+            job,
+            round,
+            payload,
+        } = m.tx.tx.kind.clone()
+        else {
+            return self.reject(from, RejectReason::WrongKind);
+        };
+        if let Err(r) = self.check_tx(&m.tx, job, round) {
+            return self.reject(from, r);
+        }
+        let (
+            Phase::Decrypting {
+                aggregate,
+                total_weight,
+                accepted,
+            },
+            Protection::Encrypted(e),
+        ) = (&self.phase, &self.cfg.protection)
+        else {
+            return self.reject(from, RejectReason::NotDecrypting);
+        };
+        if Hash::sha256(&m.payload) != payload {
+            return self.reject(from, RejectReason::PayloadMismatch("digest differs".into()));
+        }
+        if let Some((first, _)) = self.shares.get(&from) {
+            let reason = if *first == payload {
+                RejectReason::Duplicate
+            } else {
+                RejectReason::Equivocation
+            };
+            return self.reject(from, reason);
+        }
+        let holder = self
+            .cfg
+            .committee
+            .iter()
+            .position(|a| *a == from)
+            .map(|i| i as u32 + 1);
+        let pk = e.key.public_key();
+        let verdict = VectorDecryptionShare::from_bytes(pk, &m.payload)
+            .map_err(|err| err.to_string())
+            .and_then(|s| {
+                if Some(s.holder) != holder {
+                    return Err(format!(
+                        "share claims holder {}, sender holds {:?}",
+                        s.holder, holder
+                    ));
+                }
+                e.key
+                    .verify_share(&aggregate.0, &s)
+                    .map(|()| s)
+                    .map_err(|err| err.to_string())
+            });
+        let mut actions = vec![Action::Include {
+            tx: Box::new(m.tx.clone()),
+            payload: Some(m.payload),
+        }];
+        match verdict {
+            Ok(s) => {
+                self.shares.insert(from, (payload, Some(s)));
+            }
+            Err(why) => {
+                self.rejected += 1;
+                self.shares.insert(from, (payload, None));
+                actions.push(Action::Penalize {
+                    offender: from,
+                    offence: Offence::InvalidShare {
+                        job,
+                        round,
+                        digest: payload,
+                    },
+                });
+                actions.push(Action::Reject {
+                    from,
+                    reason: RejectReason::InvalidShare(why),
+                });
+                return actions;
+            }
+        }
+        let valid: Vec<(Address, VectorDecryptionShare)> = self
+            .shares
+            .iter()
+            .filter_map(|(a, (_, s))| s.clone().map(|s| (*a, s)))
+            .collect();
+        if (valid.len() as u32) < e.key.threshold() {
+            return actions;
+        }
+        let used: Vec<VectorDecryptionShare> = valid.iter().map(|(_, s)| s.clone()).collect();
+        let providers: Vec<Address> = valid.iter().map(|(a, _)| *a).collect();
+        let (agg_digest, total_weight, accepted) =
+            (Hash(aggregate.digest(pk)), *total_weight, accepted.clone());
+        let result = e
+            .key
+            .interpolate_unchecked(&used)
+            .and_then(|pts| e.packer.unpack(&pts, self.cfg.num_params, total_weight))
+            .map(|sums| e.packer.dequantize_average(&sums, total_weight));
+        let Some(round) = self.round else {
+            return actions;
+        };
+        self.phase = Phase::Done;
+        match result {
+            Ok(average) => actions.push(Action::Complete(RoundResult {
+                round,
+                accepted,
+                share_providers: providers,
+                aggregate: agg_digest,
+                average,
+                total_weight,
+            })),
+            // verified shares that still do not decode mean the sum overflowed its slots: the
+            // packing checks make this unreachable; void instead of committing garbage
+            Err(_) => actions.push(Action::Void { round }),
+        }
+        actions
+    }
+
+    /// Hospitals with a valid, counted submission so far.
+    pub fn counted(&self) -> BTreeSet<Address> {
+        self.submissions
+            .iter()
+            .filter(|(_, a)| !a.excluded)
+            .map(|(a, _)| *a)
+            .collect()
+    }
+}

@@ -1,0 +1,956 @@
+//! `fedchain simulate`: hospitals, the aggregator and validators in one process, driving the
+//! same round engine, worker and validator code as a deployment (only the transport differs:
+//! here messages are handed over in memory, in a fixed order, so a seeded run is reproducible).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use fedchain_crypto::identity::SigningKey;
+use fedchain_crypto::paillier::safe_prime_pair;
+use fedchain_crypto::threshold::VectorDecryptionShare;
+use fedchain_crypto::{deal, Encode, Encryptor, FixedBaseTable, Packer, PackingParams};
+use fedchain_datasets::{train_test_split, Dataset};
+use fedchain_ledger::state::{assemble_qc, vote, Genesis};
+use fedchain_ledger::types::{encode, Incentives};
+use fedchain_ledger::{
+    claims_of_block, verify_chain_with, Address, Chain, Hash, JobSpec, MemoryStore, RocksStore,
+    Role, RoundVerifier, SignedTx, Store, Transaction, TxKind,
+};
+use fedchain_models::ModelSpec;
+use fedchain_worker::{
+    encode_plain, EncryptedJob, Hospital, HospitalSetup, Protection, ShareMsg, SubmissionMsg,
+};
+use rand::SeedableRng;
+use rand_chacha::ChaCha20Rng;
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::config::{Behaviour, ModelKind, SimulateConfig};
+use crate::engine::{Action, EngineConfig, Event, RoundEngine, RoundResult};
+use crate::report::RoundRow;
+use crate::strategy::{params_hash, Strategy};
+use crate::verify::{FedchainVerifier, JobParams};
+
+/// Everything that can stop a simulation.
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error("dataset: {0}")]
+    Data(#[from] fedchain_datasets::DatasetError),
+    #[error("model: {0}")]
+    Model(#[from] fedchain_models::ModelError),
+    #[error("crypto: {0}")]
+    Crypto(#[from] fedchain_crypto::CryptoError),
+    #[error("worker: {0}")]
+    Worker(#[from] fedchain_worker::WorkerError),
+    #[error("ledger: {0}")]
+    Ledger(#[from] fedchain_ledger::LedgerError),
+    #[error("a validator refused block {height}: {reason}")]
+    Validator { height: u64, reason: String },
+    #[error("the chain refused the aggregator's transaction: {0}")]
+    Refused(String),
+    #[error("{path}: {reason}")]
+    Output { path: PathBuf, reason: String },
+}
+
+pub type Result<T, E = SimError> = std::result::Result<T, E>;
+
+/// Progress reported while a simulation runs.
+#[derive(Debug)]
+pub enum Progress<'a> {
+    /// A setup step (key generation, ledger, ...).
+    Setup(&'a str),
+    /// A round's phase started.
+    Phase { round: u32, phase: &'static str },
+    /// A message was refused.
+    Rejected {
+        round: u32,
+        hospital: usize,
+        reason: String,
+    },
+    /// A round finished.
+    Round(&'a RoundRow),
+}
+
+/// Receives progress; the CLI draws bars and tables, tests ignore it.
+pub trait Observer {
+    fn progress(&mut self, p: Progress<'_>);
+}
+
+/// Ignores progress.
+#[derive(Debug, Default)]
+pub struct Quiet;
+
+impl Observer for Quiet {
+    fn progress(&mut self, _: Progress<'_>) {}
+}
+
+/// Balances at the end of a run.
+#[derive(Clone, Debug, Serialize)]
+pub struct Balance {
+    pub participant: String,
+    pub address: String,
+    pub balance: u64,
+    pub deposit: u64,
+}
+
+/// What a run produced.
+#[derive(Clone, Debug, Serialize)]
+pub struct RunOutcome {
+    pub encrypted: bool,
+    pub rows: Vec<RoundRow>,
+    pub final_accuracy: f64,
+    pub final_params: Vec<f32>,
+    /// Global parameters after each round (kept for models up to 1M parameters).
+    #[serde(skip)]
+    pub params_history: Vec<Vec<f32>>,
+    pub ledger: PathBuf,
+    pub ledger_height: u64,
+    pub balances: Vec<Balance>,
+    pub minted: u128,
+    pub audit: String,
+    pub setup_s: f64,
+}
+
+/// 32 seed bytes for a named key of this run.
+fn derive(seed: u64, label: &str, i: usize) -> [u8; 32] {
+    let h = Hash::of(
+        b"fedchain/simulate/key/v1",
+        &[
+            &seed.to_be_bytes(),
+            label.as_bytes(),
+            &(i as u64).to_be_bytes(),
+        ],
+    );
+    h.0
+}
+
+struct Ledger {
+    chain: Chain<RocksStore>,
+    replicas: Vec<Chain<MemoryStore>>,
+    validators: Vec<SigningKey>,
+    aggregator: SigningKey,
+    aggregator_nonce: u64,
+    time_ms: u64,
+    bytes: u64,
+}
+
+impl Ledger {
+    fn sign(&mut self, kind: TxKind) -> SignedTx {
+        self.aggregator_nonce += 1;
+        Transaction {
+            chain_id: self.chain.state().chain_id.clone(),
+            sender: self.aggregator.verifying_key(),
+            nonce: self.aggregator_nonce,
+            kind,
+        }
+        .sign(&self.aggregator)
+    }
+
+    fn put_payload(&mut self, bytes: &[u8]) -> Result<Hash> {
+        self.bytes += bytes.len() as u64;
+        Ok(self.chain.put_payload(bytes)?)
+    }
+
+    /// Propose a block, have every validator re-execute it (state transition and the
+    /// cryptography of committed rounds) and vote, then commit it with its certificate on the
+    /// aggregator's RocksDB ledger and on every replica.
+    fn block(&mut self, txs: Vec<SignedTx>) -> Result<()> {
+        self.time_ms += 1000;
+        let p = self.chain.propose(txs, self.time_ms, &self.validators[0]);
+        if let Some((_, e)) = p.rejected.first() {
+            return Err(SimError::Refused(e.to_string()));
+        }
+        let mut block = p.block;
+        // payloads the validators need: referenced by transactions or by parameter hashes
+        let mut digests: Vec<Hash> = Vec::new();
+        for t in &block.txs {
+            match &t.tx.kind {
+                TxKind::Submit { payload, .. } | TxKind::DecryptionShare { payload, .. } => {
+                    digests.push(*payload)
+                }
+                TxKind::OpenRound { params_hash, .. } => digests.push(*params_hash),
+                TxKind::CommitRound {
+                    new_params_hash, ..
+                } => digests.push(*new_params_hash),
+                _ => {}
+            }
+        }
+        let payloads: Vec<Vec<u8>> = digests
+            .iter()
+            .filter_map(|d| self.chain.store().payload(d).ok().flatten())
+            .collect();
+        let height = block.header.height;
+        let header_hash = block.header.hash();
+        let validators = &self.validators;
+        let votes = self
+            .replicas
+            .par_iter()
+            .enumerate()
+            .map(|(i, replica)| {
+                for p in &payloads {
+                    replica.put_payload(p)?;
+                }
+                replica.validate(&block).map_err(|e| SimError::Validator {
+                    height,
+                    reason: e.to_string(),
+                })?;
+                let mut claims = Vec::new();
+                claims_of_block(replica.state(), &block, &mut claims);
+                let get = |d: &Hash| replica.store().payload(d).ok().flatten();
+                for c in &claims {
+                    FedchainVerifier
+                        .verify_round(c, &get)
+                        .map_err(|reason| SimError::Validator { height, reason })?;
+                }
+                Ok((i as u32, vote(&validators[i], i as u32, &header_hash)))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        block.qc =
+            Some(
+                assemble_qc(self.validators.len(), &votes).map_err(|e| SimError::Validator {
+                    height,
+                    reason: e.to_string(),
+                })?,
+            );
+        self.bytes += (encode(&block.header).len() + encode(&(&block.txs, &block.qc)).len()) as u64;
+        self.chain.commit(&block)?;
+        for r in &mut self.replicas {
+            r.commit(&block)?;
+        }
+        Ok(())
+    }
+
+    fn height(&self) -> u64 {
+        self.chain.head().height
+    }
+}
+
+fn model_spec(cfg: &SimulateConfig, data: &Dataset) -> ModelSpec {
+    match cfg.model {
+        ModelKind::LogisticRegression => ModelSpec::LogisticRegression {
+            num_features: data.num_features(),
+            num_classes: data.num_classes(),
+        },
+        ModelKind::Mlp => ModelSpec::Mlp {
+            num_features: data.num_features(),
+            hidden: cfg.hidden.clone(),
+            num_classes: data.num_classes(),
+        },
+    }
+}
+
+fn behaviour(cfg: &SimulateConfig, h: usize, b: Behaviour) -> bool {
+    cfg.byzantine
+        .iter()
+        .any(|x| x.hospital == h && x.behaviour == b)
+}
+
+/// Run one simulation (encrypted, or the plaintext baseline when `cfg.plaintext`), writing its
+/// ledger to `ledger_dir`.
+pub fn run_one(
+    cfg: &SimulateConfig,
+    ledger_dir: &Path,
+    obs: &mut dyn Observer,
+) -> Result<RunOutcome> {
+    cfg.validate()?;
+    let setup_start = Instant::now();
+    let encrypted = !cfg.plaintext;
+    obs.progress(Progress::Setup("loading and partitioning data"));
+    let data = cfg.dataset.load();
+    let mut split = train_test_split(&data, cfg.test_fraction, true, cfg.seed)?;
+    split.standardize()?;
+    let partition = cfg
+        .partition
+        .partition(&split.train, cfg.hospitals, cfg.seed)?;
+    let parts = partition.apply(&split.train)?;
+    let spec = model_spec(cfg, &split.train);
+    let mut global_model = spec.build(cfg.seed)?;
+    let num_params = global_model.num_params();
+    let mut theta = global_model.params();
+
+    let aggregator = SigningKey::from_seed(&derive(cfg.seed, "aggregator", 0));
+    let validators: Vec<SigningKey> = (0..cfg.validators)
+        .map(|i| SigningKey::from_seed(&derive(cfg.seed, "validator", i)))
+        .collect();
+    let hospital_keys: Vec<SigningKey> = (0..cfg.hospitals)
+        .map(|i| SigningKey::from_seed(&derive(cfg.seed, "hospital", i)))
+        .collect();
+    let total_samples: u64 = parts.iter().map(|p| p.len() as u64).sum();
+    let max_samples = parts.iter().map(|p| p.len() as u64).max().unwrap_or(1);
+
+    let mut rng = ChaCha20Rng::seed_from_u64(cfg.seed);
+    let (protection, shares, table) = if encrypted {
+        obs.progress(Progress::Setup(
+            "generating the threshold Paillier key (safe primes) and dealing shares",
+        ));
+        let (p, q) = safe_prime_pair(cfg.key_bits, &mut rng)?;
+        let dealt = deal(&p, &q, cfg.hospitals as u32, cfg.threshold, &mut rng)?;
+        let packing = PackingParams {
+            value_bits: cfg.value_bits,
+            clip: cfg.clip,
+            max_weight: total_samples,
+            rounding: cfg.rounding,
+        };
+        let packer = Packer::new(packing, dealt.public.public_key().plaintext_bits())?;
+        obs.progress(Progress::Setup("building the fixed-base encryption table"));
+        let table = Arc::new(FixedBaseTable::new(dealt.public.public_key(), cfg.window)?);
+        let job = Arc::new(EncryptedJob {
+            key: dealt.public,
+            packer,
+        });
+        (
+            Protection::Encrypted(job),
+            dealt.shares.into_iter().map(Some).collect::<Vec<_>>(),
+            Some(table),
+        )
+    } else {
+        (Protection::Plaintext, vec![None; cfg.hospitals], None)
+    };
+
+    obs.progress(Progress::Setup("opening the ledger"));
+    prepare_dir(ledger_dir, cfg.force)?;
+    let chain_id = format!("fedchain-sim-{}", cfg.seed);
+    let mut allocations = vec![(Address::of(&aggregator.verifying_key()), 1_000_000u64)];
+    allocations.extend(
+        hospital_keys
+            .iter()
+            .map(|k| (Address::of(&k.verifying_key()), 10_000u64)),
+    );
+    let genesis = Genesis {
+        chain_id: chain_id.clone(),
+        timestamp_ms: 1_700_000_000_000,
+        validators: validators.iter().map(SigningKey::verifying_key).collect(),
+        allocations,
+    };
+    let chain = Chain::open(RocksStore::open(ledger_dir)?, &genesis)?;
+    let replicas = (0..cfg.validators)
+        .map(|_| Chain::open(MemoryStore::new(), &genesis))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut ledger = Ledger {
+        chain,
+        replicas,
+        validators,
+        aggregator,
+        aggregator_nonce: 0,
+        time_ms: genesis.timestamp_ms,
+        bytes: 0,
+    };
+
+    let mut hospitals: Vec<Hospital> = parts
+        .into_iter()
+        .zip(hospital_keys)
+        .zip(shares)
+        .enumerate()
+        .map(|(i, ((data, key), share))| {
+            let encryptor = match (&protection, &table) {
+                (Protection::Encrypted(e), Some(t)) => Some(Encryptor::with_table(
+                    e.key.public_key().clone(),
+                    Arc::clone(t),
+                )),
+                _ => None,
+            };
+            Ok(Hospital::new(HospitalSetup {
+                key,
+                chain_id: chain_id.clone(),
+                nonce: 0,
+                data,
+                model: spec.build(cfg.seed)?,
+                train: cfg.train.clone(),
+                rule: cfg.rule,
+                protection: protection.clone(),
+                encryptor,
+                share,
+                seed: cfg.seed ^ (0x9e37_79b9 * (i as u64 + 1)),
+            }))
+        })
+        .collect::<Result<Vec<_>>>()?;
+
+    // registration, the job, deposits
+    let mut txs = vec![ledger.sign(TxKind::Register {
+        role: Role::Aggregator,
+        pseudonym: "aggregator".into(),
+    })];
+    for (i, h) in hospitals.iter_mut().enumerate() {
+        txs.push(h.sign(TxKind::Register {
+            role: Role::Hospital,
+            pseudonym: format!("hospital-{i}"),
+        }));
+    }
+    ledger.block(txs)?;
+    let job_params = JobParams {
+        num_params,
+        packing: match &protection {
+            Protection::Encrypted(e) => Some(e.packer.params().clone()),
+            Protection::Plaintext => None,
+        },
+        server: cfg.server,
+    };
+    let spec_on_chain = JobSpec {
+        model_spec_hash: Hash(global_model.spec_hash().0),
+        threshold_key: match &protection {
+            Protection::Encrypted(e) => e.key.to_bytes(),
+            Protection::Plaintext => Vec::new(),
+        },
+        packing: serde_json::to_string(&job_params)
+            .map_err(|e| SimError::Refused(e.to_string()))?,
+        threshold: if encrypted { cfg.threshold } else { 0 },
+        committee: hospitals.iter().map(Hospital::address).collect(),
+        incentives: Incentives {
+            min_deposit: 1_000,
+            submit_reward: 1_000,
+            share_reward: 300,
+            missed_deadline_permille: 100,
+            misbehaviour_permille: 500,
+        },
+    };
+    let create = ledger.sign(TxKind::CreateJob(spec_on_chain));
+    ledger.block(vec![create])?;
+    let job = ledger.chain.state().next_job - 1;
+    let joins: Vec<SignedTx> = hospitals
+        .iter_mut()
+        .map(|h| {
+            h.sign(TxKind::Join {
+                job,
+                deposit: 2_000,
+            })
+        })
+        .collect();
+    ledger.block(joins)?;
+
+    let mut engine = RoundEngine::new(EngineConfig {
+        job,
+        protection: protection.clone(),
+        num_params,
+        committee: hospitals.iter().map(Hospital::address).collect(),
+        min_participants: cfg.min_participants(),
+        max_samples,
+    });
+    let ciphertexts = match &protection {
+        Protection::Encrypted(e) => e.packer.plaintexts_for(num_params),
+        Protection::Plaintext => 0,
+    };
+    let setup_s = setup_start.elapsed().as_secs_f64();
+
+    let mut rows = Vec::new();
+    let mut params_history = Vec::new();
+    for round in 0..cfg.rounds {
+        let t_round = Instant::now();
+        let bytes_before = ledger.bytes;
+        let theta_bytes = encode_plain(&theta);
+        let params = ledger.put_payload(&theta_bytes)?;
+        let deadline = ledger.height() + 1 + cfg.deadline_blocks;
+        let open = ledger.sign(TxKind::OpenRound {
+            job,
+            round,
+            params_hash: params,
+            deadline,
+            min_participants: cfg.min_participants(),
+        });
+        ledger.block(vec![open])?;
+        engine.open(round, deadline);
+        engine.handle(Event::Height(ledger.height()));
+
+        // local training, with encryption randomness precomputed alongside
+        obs.progress(Progress::Phase {
+            round,
+            phase: "train",
+        });
+        let t = Instant::now();
+        let active: Vec<bool> = (0..hospitals.len())
+            .map(|i| !behaviour(cfg, i, Behaviour::Dropout))
+            .collect();
+        let updates = {
+            let th = &theta;
+            let seed = cfg.seed;
+            hospitals
+                .par_iter_mut()
+                .enumerate()
+                .map(|(i, h)| {
+                    if !active[i] {
+                        return Ok(None);
+                    }
+                    let (u, ()) = rayon::join(|| h_train(h, th, seed, round, i), || ());
+                    u.map(Some)
+                })
+                .collect::<Result<Vec<_>>>()?
+        };
+        let train_s = t.elapsed().as_secs_f64();
+
+        obs.progress(Progress::Phase {
+            round,
+            phase: "encrypt",
+        });
+        let t = Instant::now();
+        let mut msgs: Vec<Option<SubmissionMsg>> = hospitals
+            .par_iter_mut()
+            .zip(updates.par_iter())
+            .map(|(h, u)| match u {
+                Some(u) => {
+                    h.precompute(ciphertexts);
+                    h.submission(job, round, u).map(Some)
+                }
+                None => Ok(None),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let encrypt_s = t.elapsed().as_secs_f64();
+
+        // misbehaviour, as configured
+        let mut extra: Vec<(usize, SubmissionMsg)> = Vec::new();
+        let mut late: Vec<(usize, SubmissionMsg)> = Vec::new();
+        for (i, h) in hospitals.iter_mut().enumerate() {
+            let Some(u) = &updates[i] else { continue };
+            if behaviour(cfg, i, Behaviour::Equivocate) {
+                let mut other = u.clone();
+                if let Some(x) = other.update.first_mut() {
+                    *x += 0.01;
+                }
+                extra.push((i, h.submission(job, round, &other)?));
+            }
+            if behaviour(cfg, i, Behaviour::GarbageCiphertext) {
+                if let Some(m) = &msgs[i] {
+                    let mut garbage = m.payload.clone();
+                    let header = if encrypted { 8 } else { 0 };
+                    garbage[header..].fill(0);
+                    let tx = h.sign(TxKind::Submit {
+                        job,
+                        round,
+                        payload: Hash::sha256(&garbage),
+                        samples: u.samples,
+                        payload_bytes: garbage.len() as u64,
+                    });
+                    msgs[i] = Some(SubmissionMsg {
+                        tx,
+                        payload: garbage,
+                    });
+                }
+            }
+            if behaviour(cfg, i, Behaviour::Late) {
+                if let Some(m) = msgs[i].take() {
+                    late.push((i, m));
+                }
+            }
+        }
+
+        // the aggregator's checks and the ciphertext product
+        obs.progress(Progress::Phase {
+            round,
+            phase: "aggregate",
+        });
+        let t = Instant::now();
+        let mut pending: Vec<SignedTx> = Vec::new();
+        let mut outcome: Option<Action> = None;
+        // in hospital order; an equivocator's second message right after its first
+        let mut deliveries: Vec<(usize, SubmissionMsg)> = Vec::new();
+        for (i, m) in msgs.into_iter().enumerate() {
+            deliveries.extend(m.map(|m| (i, m)));
+            deliveries.extend(extra.iter().filter(|(j, _)| *j == i).cloned());
+        }
+        for (i, m) in deliveries {
+            let actions = engine.handle(Event::Submission(m));
+            apply_actions(
+                actions,
+                &mut ledger,
+                &mut pending,
+                &mut outcome,
+                obs,
+                round,
+                i,
+            )?;
+        }
+        ledger.block(std::mem::take(&mut pending))?;
+        // wait for the deadline when not everybody submitted
+        while outcome.is_none() {
+            let actions = engine.handle(Event::Height(ledger.height()));
+            apply_actions(
+                actions,
+                &mut ledger,
+                &mut pending,
+                &mut outcome,
+                obs,
+                round,
+                usize::MAX,
+            )?;
+            if outcome.is_some() {
+                break;
+            }
+            if ledger.height() >= deadline {
+                // the engine closes at the deadline; this is only reached if it did not
+                return Err(SimError::Refused(
+                    "round did not close at its deadline".into(),
+                ));
+            }
+            ledger.block(std::mem::take(&mut pending))?;
+        }
+        for (i, m) in late {
+            let actions = engine.handle(Event::Submission(m));
+            apply_actions(
+                actions,
+                &mut ledger,
+                &mut pending,
+                &mut outcome,
+                obs,
+                round,
+                i,
+            )?;
+        }
+        let aggregate_s = t.elapsed().as_secs_f64();
+
+        // decryption shares, one holder after another until the engine has t valid ones
+        let t = Instant::now();
+        if let Some(Action::RequestShares { aggregate, .. }) = outcome.clone() {
+            obs.progress(Progress::Phase {
+                round,
+                phase: "decrypt",
+            });
+            outcome = None;
+            let mut holders: Vec<usize> = (0..hospitals.len()).filter(|i| active[*i]).collect();
+            // honest holders in order; a misbehaving one answers first so its penalty shows
+            holders.sort_by_key(|i| !behaviour(cfg, *i, Behaviour::BadProof));
+            for i in holders {
+                if outcome.is_some() {
+                    break;
+                }
+                let h = &mut hospitals[i];
+                let mut m = h.decryption_share(job, round, &aggregate)?;
+                if behaviour(cfg, i, Behaviour::BadProof) {
+                    m = tamper_share(h, &protection, job, round, m)?;
+                }
+                let actions = engine.handle(Event::Share(m));
+                apply_actions(
+                    actions,
+                    &mut ledger,
+                    &mut pending,
+                    &mut outcome,
+                    obs,
+                    round,
+                    i,
+                )?;
+            }
+            ledger.block(std::mem::take(&mut pending))?;
+        }
+        let decrypt_s = t.elapsed().as_secs_f64();
+
+        // commit (or void)
+        let t = Instant::now();
+        let (accepted, void) = match outcome {
+            Some(Action::Complete(RoundResult {
+                accepted,
+                share_providers,
+                aggregate,
+                average,
+                ..
+            })) => {
+                theta = cfg.server.apply(&theta, &average);
+                let next = ledger.put_payload(&encode_plain(&theta))?;
+                debug_assert_eq!(next, params_hash(&theta));
+                let n = accepted.len();
+                let commit = ledger.sign(TxKind::CommitRound {
+                    job,
+                    round,
+                    aggregate,
+                    new_params_hash: next,
+                    accepted,
+                    share_providers,
+                });
+                pending.push(commit);
+                ledger.block(std::mem::take(&mut pending))?;
+                (n, false)
+            }
+            _ => {
+                while ledger.height() < deadline {
+                    ledger.block(std::mem::take(&mut pending))?;
+                }
+                let void = ledger.sign(TxKind::VoidRound { job, round });
+                pending.push(void);
+                ledger.block(std::mem::take(&mut pending))?;
+                (0, true)
+            }
+        };
+        let commit_s = t.elapsed().as_secs_f64();
+        global_model.set_params(&theta)?;
+        let eval = global_model.evaluate(&split.test)?;
+        let row = RoundRow {
+            round,
+            accuracy: eval.accuracy,
+            loss: eval.loss,
+            auc: eval.auc,
+            accepted,
+            rejected: engine.rejected(),
+            void,
+            train_s,
+            encrypt_s,
+            aggregate_s,
+            decrypt_s,
+            commit_s,
+            total_s: t_round.elapsed().as_secs_f64(),
+            bytes_on_chain: ledger.bytes - bytes_before,
+        };
+        obs.progress(Progress::Round(&row));
+        rows.push(row);
+        if num_params <= 1 << 20 {
+            params_history.push(theta.clone());
+        }
+    }
+
+    obs.progress(Progress::Setup("auditing the ledger from genesis"));
+    let audit = match verify_chain_with(ledger.chain.store(), &genesis, Some(&FedchainVerifier)) {
+        Ok(r) => format!(
+            "ok: {} blocks, {} transactions, {} payloads, {} rounds re-verified",
+            r.blocks, r.transactions, r.payloads_checked, r.rounds_verified
+        ),
+        Err(e) => format!("FAILED: {e}"),
+    };
+    let state = ledger.chain.state();
+    let mut balances = vec![Balance {
+        participant: "aggregator".into(),
+        address: hex::encode(Address::of(&ledger.aggregator.verifying_key()).0),
+        balance: state.balance(&Address::of(&ledger.aggregator.verifying_key())),
+        deposit: 0,
+    }];
+    for (i, h) in hospitals.iter().enumerate() {
+        let a = h.address();
+        balances.push(Balance {
+            participant: format!("hospital-{i}"),
+            address: hex::encode(a.0),
+            balance: state.balance(&a),
+            deposit: state
+                .jobs
+                .get(&job)
+                .and_then(|j| j.members.get(&a))
+                .copied()
+                .unwrap_or(0),
+        });
+    }
+    Ok(RunOutcome {
+        encrypted,
+        final_accuracy: rows.last().map_or(0.0, |r| r.accuracy),
+        rows,
+        final_params: theta,
+        params_history,
+        ledger: ledger_dir.to_path_buf(),
+        ledger_height: ledger.height(),
+        balances,
+        minted: state.minted,
+        audit,
+        setup_s,
+    })
+}
+
+fn h_train(
+    h: &mut Hospital,
+    theta: &[f32],
+    seed: u64,
+    round: u32,
+    i: usize,
+) -> Result<fedchain_worker::LocalUpdate> {
+    Ok(h.train(theta, seed ^ ((round as u64) << 32) ^ i as u64)?)
+}
+
+/// A share whose proof was altered, re-signed (the misbehaviour `bad-proof`).
+fn tamper_share(
+    h: &mut Hospital,
+    protection: &Protection,
+    job: u64,
+    round: u32,
+    m: ShareMsg,
+) -> Result<ShareMsg> {
+    let Protection::Encrypted(e) = protection else {
+        return Ok(m);
+    };
+    let pk = e.key.public_key();
+    let mut s = VectorDecryptionShare::from_bytes(pk, &m.payload)?;
+    s.proof.z += 1;
+    let payload = s.to_bytes(pk);
+    let tx = h.sign(TxKind::DecryptionShare {
+        job,
+        round,
+        payload: Hash::sha256(&payload),
+    });
+    Ok(ShareMsg { tx, payload })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn apply_actions(
+    actions: Vec<Action>,
+    ledger: &mut Ledger,
+    pending: &mut Vec<SignedTx>,
+    outcome: &mut Option<Action>,
+    obs: &mut dyn Observer,
+    round: u32,
+    hospital: usize,
+) -> Result<()> {
+    for a in actions {
+        match a {
+            Action::Include { tx, payload } => {
+                if let Some(p) = payload {
+                    ledger.put_payload(&p)?;
+                }
+                pending.push(*tx);
+            }
+            Action::Penalize { offender, offence } => {
+                let job = ledger.chain.state().next_job - 1;
+                pending.push(ledger.sign(TxKind::Penalty {
+                    job,
+                    offender,
+                    offence,
+                }));
+            }
+            Action::Reject { reason, .. } => obs.progress(Progress::Rejected {
+                round,
+                hospital,
+                reason: reason.to_string(),
+            }),
+            a @ (Action::RequestShares { .. } | Action::Complete(_) | Action::Void { .. }) => {
+                *outcome = Some(a)
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Create `dir` for a fresh ledger; an existing non-empty one is an error unless `force`.
+fn prepare_dir(dir: &Path, force: bool) -> Result<()> {
+    let out = |reason: String| SimError::Output {
+        path: dir.to_path_buf(),
+        reason,
+    };
+    if dir.exists() {
+        let non_empty = std::fs::read_dir(dir)
+            .map_err(|e| out(e.to_string()))?
+            .next()
+            .is_some();
+        if non_empty && !force {
+            return Err(out(
+                "already holds a ledger; choose another --out or pass --force".into(),
+            ));
+        }
+        if non_empty {
+            std::fs::remove_dir_all(dir).map_err(|e| out(e.to_string()))?;
+        }
+    }
+    std::fs::create_dir_all(dir).map_err(|e| out(e.to_string()))
+}
+
+/// The summary written to summary.json.
+#[derive(Clone, Debug, Serialize)]
+pub struct Summary {
+    pub config: SimulateConfig,
+    pub final_accuracy: f64,
+    pub plaintext_final_accuracy: Option<f64>,
+    pub accuracy_gap_pp: Option<f64>,
+    pub seconds: PhaseTotals,
+    pub plaintext_seconds: Option<PhaseTotals>,
+    pub setup_s: f64,
+    pub ledger: PathBuf,
+    pub ledger_height: u64,
+    pub audit: String,
+    pub balances: Vec<Balance>,
+    pub minted: u128,
+    pub files: Vec<PathBuf>,
+}
+
+/// Seconds per phase over a run.
+#[derive(Clone, Debug, Serialize, Default)]
+pub struct PhaseTotals {
+    pub train: f64,
+    pub encrypt: f64,
+    pub aggregate: f64,
+    pub decrypt: f64,
+    pub commit: f64,
+    pub total: f64,
+}
+
+impl PhaseTotals {
+    pub fn of(rows: &[RoundRow]) -> Self {
+        let mut t = Self::default();
+        for r in rows {
+            t.train += r.train_s;
+            t.encrypt += r.encrypt_s;
+            t.aggregate += r.aggregate_s;
+            t.decrypt += r.decrypt_s;
+            t.commit += r.commit_s;
+            t.total += r.total_s;
+        }
+        t
+    }
+}
+
+/// The whole `fedchain simulate`: the run (encrypted unless `plaintext`), the plaintext baseline
+/// when asked, then rounds.csv, summary.json and plots in `cfg.out`.
+pub fn simulate(
+    cfg: &SimulateConfig,
+    obs: &mut dyn Observer,
+) -> Result<(Summary, RunOutcome, Option<RunOutcome>)> {
+    cfg.validate()?;
+    let out = cfg.out.clone();
+    std::fs::create_dir_all(&out).map_err(|e| SimError::Output {
+        path: out.clone(),
+        reason: e.to_string(),
+    })?;
+    let main = run_one(cfg, &out.join("ledger"), obs)?;
+    let baseline = if cfg.baseline && !cfg.plaintext {
+        obs.progress(Progress::Setup(
+            "running the plaintext baseline (same seed, no encryption)",
+        ));
+        let mut b = cfg.clone();
+        b.plaintext = true;
+        b.byzantine.clear();
+        Some(run_one(&b, &out.join("plaintext-ledger"), obs)?)
+    } else {
+        None
+    };
+    let werr = |p: &Path, e: String| SimError::Output {
+        path: p.to_path_buf(),
+        reason: e,
+    };
+    let csv = out.join("rounds.csv");
+    crate::report::write_rounds_csv(&csv, &main.rows).map_err(|e| werr(&csv, e.to_string()))?;
+    let mut files = vec![csv];
+    if let Some(b) = &baseline {
+        let p = out.join("plaintext-rounds.csv");
+        crate::report::write_rounds_csv(&p, &b.rows).map_err(|e| werr(&p, e.to_string()))?;
+        files.push(p);
+    }
+    let acc = out.join("accuracy.png");
+    let label = if main.encrypted {
+        "plaintext"
+    } else {
+        "baseline"
+    };
+    crate::report::plot_accuracy(
+        &acc,
+        &main.rows,
+        baseline.as_ref().map(|b| (label, b.rows.as_slice())),
+    )
+    .map_err(|e| werr(&acc, e.to_string()))?;
+    files.push(acc);
+    let phases = out.join("phases.png");
+    crate::report::plot_phases(&phases, &main.rows).map_err(|e| werr(&phases, e.to_string()))?;
+    files.push(phases);
+    let summary_path = out.join("summary.json");
+    files.push(summary_path.clone());
+    let summary = Summary {
+        config: cfg.clone(),
+        final_accuracy: main.final_accuracy,
+        plaintext_final_accuracy: baseline.as_ref().map(|b| b.final_accuracy),
+        accuracy_gap_pp: baseline
+            .as_ref()
+            .map(|b| (main.final_accuracy - b.final_accuracy) * 100.0),
+        seconds: PhaseTotals::of(&main.rows),
+        plaintext_seconds: baseline.as_ref().map(|b| PhaseTotals::of(&b.rows)),
+        setup_s: main.setup_s,
+        ledger: main.ledger.clone(),
+        ledger_height: main.ledger_height,
+        audit: main.audit.clone(),
+        balances: main.balances.clone(),
+        minted: main.minted,
+        files,
+    };
+    let json =
+        serde_json::to_string_pretty(&summary).map_err(|e| werr(&summary_path, e.to_string()))?;
+    std::fs::write(&summary_path, json).map_err(|e| werr(&summary_path, e.to_string()))?;
+    Ok((summary, main, baseline))
+}

@@ -1,0 +1,115 @@
+//! Re-verification of a committed round from the ledger alone: what validators run before they
+//! sign a block and what `fedchain audit` runs over a whole chain. It recomputes the ciphertext
+//! product of the accepted submissions, verifies every decryption share's proof against it,
+//! combines them, unpacks the weighted average and checks that the committed next parameters
+//! are exactly `strategy(theta_r, average)`.
+
+use fedchain_crypto::threshold::{ThresholdPublicKey, VectorDecryptionShare};
+use fedchain_crypto::vector::aggregate;
+use fedchain_crypto::{CiphertextVector, Decode, Packer, PackingParams};
+use fedchain_ledger::{Hash, RoundClaim, RoundVerifier};
+use fedchain_worker::{decode_plain, encode_plain};
+use serde::{Deserialize, Serialize};
+
+use crate::strategy::{params_hash, ServerStep, Strategy};
+
+/// The job parameters written (as JSON) in a job's `packing` field on chain: everything a
+/// verifier needs besides the threshold key.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobParams {
+    pub num_params: usize,
+    /// None for a plaintext job.
+    pub packing: Option<PackingParams>,
+    pub server: ServerStep,
+}
+
+/// The round verifier of fedchain jobs.
+#[derive(Debug, Default)]
+pub struct FedchainVerifier;
+
+type Payloads<'a> = &'a (dyn Fn(&Hash) -> Option<Vec<u8>> + Sync);
+
+fn payload(get: Payloads<'_>, d: &Hash, what: &str) -> Result<Vec<u8>, String> {
+    get(d).ok_or_else(|| format!("{what} payload {d} missing"))
+}
+
+impl RoundVerifier for FedchainVerifier {
+    fn verify_round(&self, c: &RoundClaim, get: Payloads<'_>) -> Result<(), String> {
+        let params: JobParams =
+            serde_json::from_str(&c.spec.packing).map_err(|e| format!("job parameters: {e}"))?;
+        let n = params.num_params;
+        let theta = decode_plain(&payload(get, &c.params_hash, "round parameters")?, n)
+            .ok_or("round parameters malformed")?;
+        let total_weight: u64 = c.accepted.iter().map(|(_, _, s)| *s).sum();
+        let average = match &params.packing {
+            None => {
+                let mut sum = vec![0f64; n];
+                for (who, d, samples) in &c.accepted {
+                    let u = decode_plain(&payload(get, d, "submission")?, n)
+                        .ok_or(format!("{who}: malformed update"))?;
+                    for (s, x) in sum.iter_mut().zip(&u) {
+                        *s += *x as f64 * *samples as f64;
+                    }
+                }
+                let avg: Vec<f32> = sum
+                    .iter()
+                    .map(|s| (s / total_weight as f64) as f32)
+                    .collect();
+                if Hash::sha256(&encode_plain(&avg)) != c.aggregate {
+                    return Err(
+                        "committed aggregate is not the weighted average of the accepted updates"
+                            .into(),
+                    );
+                }
+                avg
+            }
+            Some(packing) => {
+                let tpk = ThresholdPublicKey::from_bytes(&c.spec.threshold_key)
+                    .map_err(|e| format!("threshold key: {e}"))?;
+                let pk = tpk.public_key();
+                let packer =
+                    Packer::new(packing.clone(), pk.plaintext_bits()).map_err(|e| e.to_string())?;
+                let vectors = c
+                    .accepted
+                    .iter()
+                    .map(|(who, d, _)| {
+                        CiphertextVector::from_bytes(pk, &payload(get, d, "submission")?)
+                            .map_err(|e| format!("{who}: {e}"))
+                    })
+                    .collect::<Result<Vec<_>, String>>()?;
+                let product = aggregate(pk, &vectors).map_err(|e| e.to_string())?;
+                if Hash(product.digest(pk)) != c.aggregate {
+                    return Err(
+                        "committed aggregate is not the product of the accepted ciphertexts".into(),
+                    );
+                }
+                let shares = c
+                    .shares
+                    .iter()
+                    .map(|(who, d)| {
+                        VectorDecryptionShare::from_bytes(pk, &payload(get, d, "decryption share")?)
+                            .map_err(|e| format!("{who}: {e}"))
+                    })
+                    .collect::<Result<Vec<_>, String>>()?;
+                // combine() verifies every proof, the holders and the threshold
+                let plaintexts = tpk
+                    .combine(&product.0, &shares)
+                    .map_err(|e| e.to_string())?;
+                let sums = packer
+                    .unpack(&plaintexts, n, total_weight)
+                    .map_err(|e| e.to_string())?;
+                packer.dequantize_average(&sums, total_weight)
+            }
+        };
+        let next = params.server.apply(&theta, &average);
+        if params_hash(&next) != c.new_params_hash {
+            return Err("committed next parameters differ from strategy(theta, average)".into());
+        }
+        match get(&c.new_params_hash) {
+            Some(b) if b == encode_plain(&next) => Ok(()),
+            Some(_) => Err("stored next parameters differ from the recomputed ones".into()),
+            None => Err("next parameters payload missing".into()),
+        }
+    }
+}

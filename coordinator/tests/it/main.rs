@@ -1,0 +1,4 @@
+//! Integration tests of the round engine and the simulation: the same code a deployment runs.
+#![allow(clippy::unwrap_used)]
+
+mod simulate;
