@@ -236,8 +236,19 @@ fn run_simulate(a: &SimulateArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Write a command's output; a reader that went away (`| head`) is not an error.
+fn emit(text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        r => Ok(r?),
+    }
+}
+
 fn run_audit(dir: &PathBuf) -> anyhow::Result<()> {
-    let store = RocksStore::open(dir).with_context(|| format!("opening {}", dir.display()))?;
+    let store =
+        RocksStore::open_existing(dir).with_context(|| format!("opening {}", dir.display()))?;
     let genesis = stored_genesis(&store)?;
     let g = fedchain_ledger::state::genesis_block(&genesis)
         .header
@@ -258,24 +269,32 @@ fn run_audit(dir: &PathBuf) -> anyhow::Result<()> {
 }
 
 fn run_inspect(dir: &PathBuf) -> anyhow::Result<()> {
-    let store = RocksStore::open(dir).with_context(|| format!("opening {}", dir.display()))?;
+    let store =
+        RocksStore::open_existing(dir).with_context(|| format!("opening {}", dir.display()))?;
     let chain = Chain::open_existing(store)?;
     let s = chain.state();
-    println!(
+    let mut o = String::new();
+    macro_rules! w {
+        ($($t:tt)*) => {{
+            use std::fmt::Write as _;
+            let _ = writeln!(o, $($t)*);
+        }};
+    }
+    w!(
         "chain {}: height {}, head {}",
         s.chain_id,
         chain.head().height,
         hex::encode(chain.head().hash.0)
     );
-    println!(
+    w!(
         "tokens: genesis {} + minted {} = {}",
         s.genesis_supply,
         s.minted,
         s.total_tokens()
     );
-    println!("participants:");
+    w!("participants:");
     for (a, p) in &s.participants {
-        println!(
+        w!(
             "  {:<14} {:<10} {}  balance {}",
             p.pseudonym,
             p.role.name(),
@@ -284,7 +303,7 @@ fn run_inspect(dir: &PathBuf) -> anyhow::Result<()> {
         );
     }
     for (id, j) in &s.jobs {
-        println!(
+        w!(
             "job {id}: aggregator {}, threshold {}, {} members, model spec {}",
             a_name(s, &j.aggregator),
             j.spec.threshold,
@@ -292,9 +311,9 @@ fn run_inspect(dir: &PathBuf) -> anyhow::Result<()> {
             hex::encode(j.spec.model_spec_hash.0)
         );
         for (m, d) in &j.members {
-            println!("  member {:<14} deposit {d}", a_name(s, m));
+            w!("  member {:<14} deposit {d}", a_name(s, m));
         }
-        println!("  round  height  outcome    accepted  shares  minted  params -> next params");
+        w!("  round  height  outcome    accepted  shares  minted  params -> next params");
         for r in &j.history {
             match &r.outcome {
                 RoundOutcome::Committed {
@@ -303,7 +322,7 @@ fn run_inspect(dir: &PathBuf) -> anyhow::Result<()> {
                     share_providers,
                     minted,
                     ..
-                } => println!(
+                } => w!(
                     "  {:>5}  {:>6}  committed  {:>8}  {:>6}  {:>6}  {} -> {}",
                     r.round,
                     r.height,
@@ -313,11 +332,11 @@ fn run_inspect(dir: &PathBuf) -> anyhow::Result<()> {
                     &hex::encode(r.params_hash.0)[..12],
                     &hex::encode(new_params_hash.0)[..12]
                 ),
-                RoundOutcome::Void => println!("  {:>5}  {:>6}  void", r.round, r.height),
+                RoundOutcome::Void => w!("  {:>5}  {:>6}  void", r.round, r.height),
             }
         }
     }
-    Ok(())
+    emit(&o)
 }
 
 fn a_name(s: &fedchain_ledger::State, a: &fedchain_ledger::Address) -> String {

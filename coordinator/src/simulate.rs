@@ -472,8 +472,7 @@ pub fn run_one(
                     if !active[i] {
                         return Ok(None);
                     }
-                    let (u, ()) = rayon::join(|| h_train(h, th, seed, round, i), || ());
-                    u.map(Some)
+                    h_train(h, th, seed, round, i, ciphertexts).map(Some)
                 })
                 .collect::<Result<Vec<_>>>()?
         };
@@ -488,10 +487,7 @@ pub fn run_one(
             .par_iter_mut()
             .zip(updates.par_iter())
             .map(|(h, u)| match u {
-                Some(u) => {
-                    h.precompute(ciphertexts);
-                    h.submission(job, round, u).map(Some)
-                }
+                Some(u) => h.submission(job, round, u).map(Some),
                 None => Ok(None),
             })
             .collect::<Result<Vec<_>, _>>()?;
@@ -745,8 +741,9 @@ fn h_train(
     seed: u64,
     round: u32,
     i: usize,
+    ciphertexts: usize,
 ) -> Result<fedchain_worker::LocalUpdate> {
-    Ok(h.train(theta, seed ^ ((round as u64) << 32) ^ i as u64)?)
+    Ok(h.train(theta, seed ^ ((round as u64) << 32) ^ i as u64, ciphertexts)?)
 }
 
 /// A share whose proof was altered, re-signed (the misbehaviour `bad-proof`).

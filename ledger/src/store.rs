@@ -215,9 +215,25 @@ pub struct RocksStore {
 impl RocksStore {
     /// Open or create a ledger directory.
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        Self::open_with(path, true)
+    }
+
+    /// Open an existing ledger; a missing directory or database is an error, nothing is created.
+    pub fn open_existing(path: impl AsRef<Path>) -> Result<Self> {
+        let p = path.as_ref();
+        if !p.join("CURRENT").is_file() {
+            return Err(LedgerError::Store(format!(
+                "{} is not a fedchain ledger (no RocksDB database there)",
+                p.display()
+            )));
+        }
+        Self::open_with(p, false)
+    }
+
+    fn open_with(path: impl AsRef<Path>, create: bool) -> Result<Self> {
         let mut opts = Options::default();
-        opts.create_if_missing(true);
-        opts.create_missing_column_families(true);
+        opts.create_if_missing(create);
+        opts.create_missing_column_families(create);
         let cfs = Column::ALL
             .iter()
             .map(|c| ColumnFamilyDescriptor::new(c.name(), Options::default()));

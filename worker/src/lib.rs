@@ -79,6 +79,38 @@ pub struct LocalUpdate {
     pub train_loss: f32,
 }
 
+fn local_update(
+    model: &mut dyn Model,
+    data: &Dataset,
+    train: &TrainConfig,
+    rule: LocalRule,
+    global: &[f32],
+    seed: u64,
+) -> Result<LocalUpdate> {
+    model.set_params(global)?;
+    match rule {
+        LocalRule::FedAvg => {
+            let report = model.train(data, train, seed)?;
+            let local = model.params();
+            let update = local.iter().zip(global).map(|(l, g)| l - g).collect();
+            Ok(LocalUpdate {
+                update,
+                samples: report.num_samples as u64,
+                train_loss: report.loss,
+            })
+        }
+        LocalRule::FedSgd => {
+            let (loss, grad) = model.loss_and_gradient(data)?;
+            let lr = train.sgd.learning_rate;
+            Ok(LocalUpdate {
+                update: grad.iter().map(|g| -lr * g).collect(),
+                samples: data.len() as u64,
+                train_loss: loss,
+            })
+        }
+    }
+}
+
 /// Encode a plaintext update (little-endian f32) — the `--plaintext` payload.
 pub fn encode_plain(update: &[f32]) -> Vec<u8> {
     update.iter().flat_map(|x| x.to_le_bytes()).collect()
@@ -174,45 +206,35 @@ impl Hospital {
         .sign(&self.key)
     }
 
-    /// Offline phase: precompute encryption randomness for `ciphertexts` encryptions
-    /// (e.g. while training; a no-op in plaintext jobs).
-    pub fn precompute(&mut self, ciphertexts: usize) {
-        if let Some(enc) = &self.encryptor {
-            let missing = ciphertexts.saturating_sub(enc.pooled());
-            enc.precompute(missing, &mut self.rng);
-        }
-    }
-
-    /// Train on local data from the global parameters and return the update.
-    pub fn train(&mut self, global: &[f32], seed: u64) -> Result<LocalUpdate> {
+    /// Train on local data from the global parameters and return the update, while the
+    /// encryption randomness for `ciphertexts` encryptions is precomputed alongside (rayon
+    /// join: the offline phase overlaps training).
+    pub fn train(&mut self, global: &[f32], seed: u64, ciphertexts: usize) -> Result<LocalUpdate> {
         if global.len() != self.model.num_params() {
             return Err(WorkerError::ParamLength {
                 got: global.len(),
                 want: self.model.num_params(),
             });
         }
-        self.model.set_params(global)?;
-        match self.rule {
-            LocalRule::FedAvg => {
-                let report = self.model.train(&self.data, &self.train, seed)?;
-                let local = self.model.params();
-                let update = local.iter().zip(global).map(|(l, g)| l - g).collect();
-                Ok(LocalUpdate {
-                    update,
-                    samples: report.num_samples as u64,
-                    train_loss: report.loss,
-                })
-            }
-            LocalRule::FedSgd => {
-                let (loss, grad) = self.model.loss_and_gradient(&self.data)?;
-                let lr = self.train.sgd.learning_rate;
-                Ok(LocalUpdate {
-                    update: grad.iter().map(|g| -lr * g).collect(),
-                    samples: self.data.len() as u64,
-                    train_loss: loss,
-                })
-            }
-        }
+        let Self {
+            model,
+            data,
+            train,
+            rule,
+            encryptor,
+            rng,
+            ..
+        } = self;
+        let (update, ()) = rayon::join(
+            || local_update(model.as_mut(), data, train, *rule, global, seed),
+            || {
+                if let Some(enc) = encryptor.as_ref() {
+                    let missing = ciphertexts.saturating_sub(enc.pooled());
+                    enc.precompute(missing, rng);
+                }
+            },
+        );
+        update
     }
 
     /// Protect, sign and package an update for round `round` of `job`.
