@@ -3,6 +3,7 @@
 
 mod crypto;
 mod ledger;
+mod overhead;
 mod peers;
 
 use clap::{Parser, Subcommand};
@@ -25,11 +26,15 @@ enum Cmd {
     /// Ledger commit latency (10 and 100 submissions per round block, payloads included),
     /// audit speed and bytes on disk per round. Writes bench/results/ledger.json.
     Ledger(ledger::Args),
+    /// Encrypted vs plaintext round time and accuracy for one simulate configuration, in one
+    /// run. Writes bench/results/overhead-<name>.json.
+    Overhead(overhead::Args),
 }
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().cmd {
         Cmd::Crypto(a) => crypto::run(a),
         Cmd::Ledger(a) => ledger::run(a),
+        Cmd::Overhead(a) => overhead::run(a),
     }
 }

@@ -536,8 +536,8 @@ pub fn run_one(
             phase: "aggregate",
         });
         let t = Instant::now();
-        let mut pending: Vec<SignedTx> = Vec::new();
-        let mut outcome: Option<Action> = None;
+
+        let mut io = RoundIo::default();
         // in hospital order; an equivocator's second message right after its first
         let mut deliveries: Vec<(usize, SubmissionMsg)> = Vec::new();
         for (i, m) in msgs.into_iter().enumerate() {
@@ -545,31 +545,29 @@ pub fn run_one(
             deliveries.extend(extra.iter().filter(|(j, _)| *j == i).cloned());
         }
         for (i, m) in deliveries {
-            let actions = engine.handle(Event::Submission(m));
-            apply_actions(
-                actions,
+            feed(
+                &mut engine,
+                Event::Submission(m),
                 &mut ledger,
-                &mut pending,
-                &mut outcome,
+                &mut io,
                 obs,
                 round,
                 i,
             )?;
         }
-        ledger.block(std::mem::take(&mut pending))?;
+        ledger.block(std::mem::take(&mut io.pending))?;
         // wait for the deadline when not everybody submitted
-        while outcome.is_none() {
-            let actions = engine.handle(Event::Height(ledger.height()));
-            apply_actions(
-                actions,
+        while io.outcome.is_none() {
+            feed(
+                &mut engine,
+                Event::Height(ledger.height()),
                 &mut ledger,
-                &mut pending,
-                &mut outcome,
+                &mut io,
                 obs,
                 round,
                 usize::MAX,
             )?;
-            if outcome.is_some() {
+            if io.outcome.is_some() {
                 break;
             }
             if ledger.height() >= deadline {
@@ -578,15 +576,14 @@ pub fn run_one(
                     "round did not close at its deadline".into(),
                 ));
             }
-            ledger.block(std::mem::take(&mut pending))?;
+            ledger.block(std::mem::take(&mut io.pending))?;
         }
         for (i, m) in late {
-            let actions = engine.handle(Event::Submission(m));
-            apply_actions(
-                actions,
+            feed(
+                &mut engine,
+                Event::Submission(m),
                 &mut ledger,
-                &mut pending,
-                &mut outcome,
+                &mut io,
                 obs,
                 round,
                 i,
@@ -596,17 +593,17 @@ pub fn run_one(
 
         // decryption shares, one holder after another until the engine has t valid ones
         let t = Instant::now();
-        if let Some(Action::RequestShares { aggregate, .. }) = outcome.clone() {
+        if let Some(Action::RequestShares { aggregate, .. }) = io.outcome.clone() {
             obs.progress(Progress::Phase {
                 round,
                 phase: "decrypt",
             });
-            outcome = None;
+            io.outcome = None;
             let mut holders: Vec<usize> = (0..hospitals.len()).filter(|i| active[*i]).collect();
             // honest holders in order; a misbehaving one answers first so its penalty shows
             holders.sort_by_key(|i| !behaviour(cfg, *i, Behaviour::BadProof));
             for i in holders {
-                if outcome.is_some() {
+                if io.outcome.is_some() {
                     break;
                 }
                 let h = &mut hospitals[i];
@@ -614,24 +611,23 @@ pub fn run_one(
                 if behaviour(cfg, i, Behaviour::BadProof) {
                     m = tamper_share(h, &protection, job, round, m)?;
                 }
-                let actions = engine.handle(Event::Share(m));
-                apply_actions(
-                    actions,
+                feed(
+                    &mut engine,
+                    Event::Share(m),
                     &mut ledger,
-                    &mut pending,
-                    &mut outcome,
+                    &mut io,
                     obs,
                     round,
                     i,
                 )?;
             }
-            ledger.block(std::mem::take(&mut pending))?;
+            ledger.block(std::mem::take(&mut io.pending))?;
         }
         let decrypt_s = t.elapsed().as_secs_f64();
 
         // commit (or void)
         let t = Instant::now();
-        let (accepted, void) = match outcome {
+        let (accepted, void) = match io.outcome {
             Some(Action::Complete(RoundResult {
                 accepted,
                 share_providers,
@@ -651,17 +647,17 @@ pub fn run_one(
                     accepted,
                     share_providers,
                 });
-                pending.push(commit);
-                ledger.block(std::mem::take(&mut pending))?;
+                io.pending.push(commit);
+                ledger.block(std::mem::take(&mut io.pending))?;
                 (n, false)
             }
             _ => {
                 while ledger.height() < deadline {
-                    ledger.block(std::mem::take(&mut pending))?;
+                    ledger.block(std::mem::take(&mut io.pending))?;
                 }
                 let void = ledger.sign(TxKind::VoidRound { job, round });
-                pending.push(void);
-                ledger.block(std::mem::take(&mut pending))?;
+                io.pending.push(void);
+                ledger.block(std::mem::take(&mut io.pending))?;
                 (0, true)
             }
         };
@@ -769,17 +765,26 @@ fn tamper_share(
     Ok(ShareMsg { tx, payload })
 }
 
-#[allow(clippy::too_many_arguments)]
-fn apply_actions(
-    actions: Vec<Action>,
+/// What the engine's actions leave for the rest of the round: transactions for the next block
+/// and the round's outcome once it has one.
+#[derive(Default)]
+struct RoundIo {
+    pending: Vec<SignedTx>,
+    outcome: Option<Action>,
+}
+
+/// Feed one event to the engine and carry out its actions.
+fn feed(
+    engine: &mut RoundEngine,
+    event: Event,
     ledger: &mut Ledger,
-    pending: &mut Vec<SignedTx>,
-    outcome: &mut Option<Action>,
+    io: &mut RoundIo,
     obs: &mut dyn Observer,
     round: u32,
     hospital: usize,
 ) -> Result<()> {
-    for a in actions {
+    let (pending, outcome) = (&mut io.pending, &mut io.outcome);
+    for a in engine.handle(event) {
         match a {
             Action::Include { tx, payload } => {
                 if let Some(p) = payload {
