@@ -1,4 +1,5 @@
 //! Integration tests of the round engine and the simulation: the same code a deployment runs.
 #![allow(clippy::unwrap_used)]
 
+mod engine;
 mod simulate;
