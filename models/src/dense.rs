@@ -9,7 +9,7 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::error::{ModelError, Result};
 use crate::metrics::roc_auc;
-use crate::spec::{Head, ModelSpec};
+use crate::spec::{Backend, Head, ModelSpec};
 use crate::{Evaluation, Model, TrainConfig, TrainReport};
 
 /// Rows evaluated per forward pass, to bound memory on large datasets.
@@ -48,6 +48,12 @@ impl DenseModel {
     /// for the output layer) and zero biases.
     pub fn new(spec: ModelSpec, seed: u64) -> Result<Self> {
         spec.validate()?;
+        if spec.backend() != Backend::Dense {
+            return Err(ModelError::InvalidSpec(format!(
+                "{} is not a dense network; build it with ModelSpec::build",
+                spec.kind()
+            )));
+        }
         let mut layers = Vec::new();
         let mut offset = 0;
         for (inputs, outputs) in spec.layer_shapes() {

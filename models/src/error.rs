@@ -53,6 +53,20 @@ pub enum ModelError {
         /// Index of the first bad value.
         index: usize,
     },
+    /// The spec needs a backend this build does not include.
+    #[error(
+        "model {spec} needs the `{feature}` cargo feature of fedchain-models \
+         (run scripts/fetch-libtorch.sh, then build with --features {feature})"
+    )]
+    BackendUnavailable {
+        /// The spec's kind, e.g. `deepchain_cnn`.
+        spec: &'static str,
+        /// The cargo feature to enable.
+        feature: &'static str,
+    },
+    /// libtorch reported an error.
+    #[error("libtorch: {0}")]
+    Torch(String),
     /// Training produced a non-finite loss (learning rate too high, or bad parameters).
     #[error("training diverged in epoch {epoch} (non-finite loss)")]
     Diverged {

@@ -25,6 +25,8 @@ mod dense;
 mod error;
 pub mod metrics;
 mod spec;
+#[cfg(feature = "torch")]
+pub mod torch;
 
 use std::fmt;
 
@@ -33,7 +35,9 @@ pub use dense::DenseModel;
 pub use error::{ModelError, Result};
 pub use fedchain_datasets::Dataset;
 use serde::{Deserialize, Serialize};
-pub use spec::{ModelSpec, SpecHash};
+pub use spec::{Backend, ModelSpec, SpecHash};
+#[cfg(feature = "torch")]
+pub use torch::TchModel;
 
 /// A trainable classifier with a flat `f32` parameter vector.
 ///
