@@ -3,6 +3,7 @@
 //!
 //! The bars print accuracy and time per epoch:
 //! `cargo test --release -p fedchain-models --test it bar_ -- --nocapture --test-threads 1`
+//! (add `--features torch` for the CNN bars and the libtorch tests in `torch.rs`).
 #![allow(clippy::unwrap_used)]
 
 use std::time::Instant;
@@ -10,6 +11,9 @@ use std::time::Instant;
 use fedchain_datasets::{builtin, train_test_split, Dataset, Partitioner, Split};
 use fedchain_models::{Model, ModelError, ModelSpec, SgdConfig, TrainConfig};
 use proptest::prelude::*;
+
+#[cfg(feature = "torch")]
+mod torch;
 
 const SPLIT_SEED: u64 = 42;
 
