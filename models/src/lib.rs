@@ -3,6 +3,11 @@
 //! (sigmoid for 2 classes, softmax for more) and MLPs with ReLU, trained by minibatch SGD with
 //! momentum and weight decay.
 //!
+//! With the `torch` cargo feature (libtorch through `tch`; run `scripts/fetch-libtorch.sh`
+//! first), [`ModelSpec::DeepChainCnn`] and [`ModelSpec::LeNet5`] build a `TchModel`, which also
+//! runs the dense specs for cross-checking. Without it, building a CNN spec is
+//! [`ModelError::BackendUnavailable`].
+//!
 //! All models of one [`ModelSpec`] share a flat `f32` parameter layout, which is what hospitals
 //! quantize, encrypt and sum; [`ModelSpec::hash`] names that layout on the ledger.
 //!
