@@ -61,7 +61,7 @@ struct SimulateArgs {
     /// breast_cancer, digits or mnist_5k.
     #[arg(long)]
     dataset: Option<Builtin>,
-    /// logistic_regression or mlp.
+    /// logistic_regression, mlp, or (built with --features torch) deepchain_cnn, lenet5.
     #[arg(long)]
     model: Option<ModelKind>,
     /// iid, dirichlet:ALPHA, quantity:ALPHA or shards:K.

@@ -18,6 +18,10 @@ use crate::strategy::ServerStep;
 pub enum ModelKind {
     LogisticRegression,
     Mlp,
+    /// The DeepChain paper's CNN (28x28 images; needs the `torch` feature).
+    DeepchainCnn,
+    /// LeNet-5 (28x28 images; needs the `torch` feature).
+    Lenet5,
 }
 
 impl FromStr for ModelKind {
@@ -26,7 +30,11 @@ impl FromStr for ModelKind {
         match s {
             "logistic_regression" | "logreg" | "lr" => Ok(Self::LogisticRegression),
             "mlp" => Ok(Self::Mlp),
-            _ => Err(format!("unknown model {s:?} (logistic_regression, mlp)")),
+            "deepchain_cnn" | "cnn" => Ok(Self::DeepchainCnn),
+            "lenet5" => Ok(Self::Lenet5),
+            _ => Err(format!(
+                "unknown model {s:?} (logistic_regression, mlp, deepchain_cnn, lenet5)"
+            )),
         }
     }
 }
@@ -239,6 +247,14 @@ impl SimulateConfig {
         }
         if let Err(e) = self.partition.validate() {
             return bad("partition", e.to_string());
+        }
+        if matches!(self.model, ModelKind::DeepchainCnn | ModelKind::Lenet5)
+            && self.dataset != Builtin::Mnist5k
+        {
+            return bad(
+                "model",
+                format!("{:?} takes 28x28 images: use dataset mnist_5k", self.model),
+            );
         }
         if self.model == ModelKind::Mlp && (self.hidden.is_empty() || self.hidden.contains(&0)) {
             return bad("hidden", "an MLP needs hidden widths > 0");

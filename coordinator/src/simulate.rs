@@ -229,17 +229,31 @@ impl Ledger {
 }
 
 fn model_spec(cfg: &SimulateConfig, data: &Dataset) -> ModelSpec {
+    let (num_features, num_classes) = (data.num_features(), data.num_classes());
     match cfg.model {
         ModelKind::LogisticRegression => ModelSpec::LogisticRegression {
-            num_features: data.num_features(),
-            num_classes: data.num_classes(),
+            num_features,
+            num_classes,
         },
         ModelKind::Mlp => ModelSpec::Mlp {
-            num_features: data.num_features(),
+            num_features,
             hidden: cfg.hidden.clone(),
-            num_classes: data.num_classes(),
+            num_classes,
         },
+        ModelKind::DeepchainCnn => ModelSpec::DeepChainCnn { num_classes },
+        ModelKind::Lenet5 => ModelSpec::LeNet5 { num_classes },
     }
+}
+
+fn scale(d: Dataset, by: f32) -> Result<Dataset> {
+    let (classes, features) = (d.num_classes(), d.num_features());
+    let (x, y) = d.into_parts();
+    Ok(Dataset::new(
+        x.into_iter().map(|v| v * by).collect(),
+        y,
+        features,
+        classes,
+    )?)
 }
 
 fn behaviour(cfg: &SimulateConfig, h: usize, b: Behaviour) -> bool {
@@ -261,7 +275,16 @@ pub fn run_one(
     obs.progress(Progress::Setup("loading and partitioning data"));
     let data = cfg.dataset.load();
     let mut split = train_test_split(&data, cfg.test_fraction, true, cfg.seed)?;
-    split.standardize()?;
+    if matches!(cfg.model, ModelKind::DeepchainCnn | ModelKind::Lenet5) {
+        // the image models take pixels scaled to [0, 1]
+        split.train = scale(split.train, 1.0 / 255.0)?;
+        split.test = scale(split.test, 1.0 / 255.0)?;
+        // hospitals train in parallel on rayon threads: one libtorch thread each
+        #[cfg(feature = "torch")]
+        fedchain_models::torch::set_num_threads(1);
+    } else {
+        split.standardize()?;
+    }
     let partition = cfg
         .partition
         .partition(&split.train, cfg.hospitals, cfg.seed)?;
