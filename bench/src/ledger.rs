@@ -184,9 +184,9 @@ fn scenario(
             TxKind::OpenRound {
                 job: 0,
                 round: r,
-                params_hash: Hash::sha256(&r.to_be_bytes()),
+                params_hash: Hash::sha256(b"theta"),
                 deadline: u64::MAX,
-                min_participants: 1,
+                min_participants: 2,
             },
         );
         net.block(&mut chain, vec![open])?;

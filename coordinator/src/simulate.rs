@@ -245,6 +245,36 @@ fn model_spec(cfg: &SimulateConfig, data: &Dataset) -> ModelSpec {
     }
 }
 
+/// The valid submissions of a job's open round, decoded from the ledger's payloads.
+fn valid_inputs(
+    ledger: &Ledger,
+    job: u64,
+    protection: &Protection,
+) -> Result<Vec<fedchain_crypto::CiphertextVector>> {
+    let Protection::Encrypted(e) = protection else {
+        return Ok(Vec::new());
+    };
+    let state = ledger.chain.state();
+    let Some(open) = state.jobs.get(&job).and_then(|j| j.open.as_ref()) else {
+        return Ok(Vec::new());
+    };
+    open.submissions
+        .values()
+        .filter(|s| !s.rejected)
+        .map(|s| {
+            let bytes = ledger
+                .chain
+                .store()
+                .payload(&s.payload)?
+                .ok_or_else(|| SimError::Refused(format!("payload {} missing", s.payload)))?;
+            Ok(fedchain_crypto::CiphertextVector::from_bytes(
+                e.key.public_key(),
+                &bytes,
+            )?)
+        })
+        .collect()
+}
+
 fn scale(d: Dataset, by: f32) -> Result<Dataset> {
     let (classes, features) = (d.num_classes(), d.num_features());
     let (x, y) = d.into_parts();
@@ -622,6 +652,8 @@ pub fn run_one(
                 phase: "decrypt",
             });
             io.outcome = None;
+            // what the holders read on the ledger: the round's valid (non-rejected) submissions
+            let inputs = valid_inputs(&ledger, job, &protection)?;
             let mut holders: Vec<usize> = (0..hospitals.len()).filter(|i| active[*i]).collect();
             // honest holders in order; a misbehaving one answers first so its penalty shows
             holders.sort_by_key(|i| !behaviour(cfg, *i, Behaviour::BadProof));
@@ -630,7 +662,7 @@ pub fn run_one(
                     break;
                 }
                 let h = &mut hospitals[i];
-                let mut m = h.decryption_share(job, round, &aggregate)?;
+                let mut m = h.decryption_share(job, round, &aggregate, &inputs)?;
                 if behaviour(cfg, i, Behaviour::BadProof) {
                     m = tamper_share(h, &protection, job, round, m)?;
                 }
@@ -675,7 +707,14 @@ pub fn run_one(
                 (n, false)
             }
             _ => {
-                while ledger.height() < deadline {
+                // too few submissions: void after the deadline; a decryption that could not
+                // complete: after the decryption window
+                let wait = if (engine.counted().len() as u32) < cfg.min_participants() {
+                    deadline
+                } else {
+                    deadline.saturating_add(fedchain_ledger::state::DECRYPTION_WINDOW)
+                };
+                while ledger.height() < wait {
                     ledger.block(std::mem::take(&mut io.pending))?;
                 }
                 let void = ledger.sign(TxKind::VoidRound { job, round });
@@ -806,6 +845,18 @@ fn feed(
     round: u32,
     hospital: usize,
 ) -> Result<()> {
+    // the chain's admission checks first: this chain, a fresh nonce, a joined member
+    if let Event::Submission(SubmissionMsg { tx, .. }) | Event::Share(ShareMsg { tx, .. }) = &event
+    {
+        if let Err(e) = ledger.chain.state().precheck(tx) {
+            obs.progress(Progress::Rejected {
+                round,
+                hospital,
+                reason: e.to_string(),
+            });
+            return Ok(());
+        }
+    }
     let (pending, outcome) = (&mut io.pending, &mut io.outcome);
     for a in engine.handle(event) {
         match a {

@@ -39,9 +39,16 @@ impl RoundVerifier for FedchainVerifier {
         let params: JobParams =
             serde_json::from_str(&c.spec.packing).map_err(|e| format!("job parameters: {e}"))?;
         let n = params.num_params;
+        if n == 0 || n > 1 << 28 {
+            return Err(format!("job parameters: {n} parameters"));
+        }
         let theta = decode_plain(&payload(get, &c.params_hash, "round parameters")?, n)
             .ok_or("round parameters malformed")?;
-        let total_weight: u64 = c.accepted.iter().map(|(_, _, s)| *s).sum();
+        let total_weight = c
+            .accepted
+            .iter()
+            .try_fold(0u64, |acc, (_, _, s)| acc.checked_add(*s))
+            .ok_or("sample counts overflow")?;
         let average = match &params.packing {
             None => {
                 let mut sum = vec![0f64; n];
@@ -92,7 +99,26 @@ impl RoundVerifier for FedchainVerifier {
                             .map_err(|e| format!("{who}: {e}"))
                     })
                     .collect::<Result<Vec<_>, String>>()?;
-                // combine() verifies every proof, the holders and the threshold
+                // exactly t shares, each from the holder whose key share it claims
+                if shares.len() != tpk.threshold() as usize {
+                    return Err(format!(
+                        "{} shares listed, threshold {}",
+                        shares.len(),
+                        tpk.threshold()
+                    ));
+                }
+                for ((who, _), s) in c.shares.iter().zip(&shares) {
+                    let pos = c
+                        .spec
+                        .committee
+                        .iter()
+                        .position(|a| a == who)
+                        .map(|i| i as u32 + 1);
+                    if pos != Some(s.holder) {
+                        return Err(format!("{who} published a share of holder {}", s.holder));
+                    }
+                }
+                // combine() verifies every proof (all t of them) and the holders
                 let plaintexts = tpk
                     .combine(&product.0, &shares)
                     .map_err(|e| e.to_string())?;

@@ -7,6 +7,8 @@ use crate::types::{Address, Hash, JobId};
 pub enum TxError {
     #[error("bad signature")]
     BadSignature,
+    #[error("transaction for another chain")]
+    WrongChain,
     #[error("sender {0} is not registered")]
     UnknownSender(Address),
     #[error("sender {0} is already registered")]

@@ -14,6 +14,10 @@ use crate::error::{BlockError, TxError};
 use crate::merkle;
 use crate::types::*;
 
+/// Blocks after a round's deadline within which it must be committed; after that the aggregator
+/// may void it (a decryption that cannot complete must not block the job forever).
+pub const DECRYPTION_WINDOW: u64 = 16;
+
 /// Answers whether a payload is stored and hashes to its digest.
 pub trait Payloads {
     fn has_valid(&self, digest: &Hash) -> bool;
@@ -96,6 +100,8 @@ pub struct Job {
     pub next_round: u32,
     pub open: Option<OpenRound>,
     pub history: Vec<RoundRecord>,
+    /// Hash of the parameters the next round must start from (the last committed ones).
+    pub current_params: Option<Hash>,
     /// (round, offender, offence kind) already punished: evidence counts once
     pub punished: BTreeSet<(u32, Address, u8)>,
 }
@@ -209,6 +215,36 @@ impl State {
         self.jobs.get_mut(&job).ok_or(TxError::UnknownJob(job))
     }
 
+    /// The checks a transaction must pass before anyone acts on it off chain (the round engine's
+    /// driver asks before it feeds a message in): this chain, a fresh nonce, a registered
+    /// sender, and for job messages, a member of the job. The full rules run when it is applied.
+    pub fn precheck(&self, stx: &SignedTx) -> Result<(), TxError> {
+        let tx = &stx.tx;
+        let sender = stx.sender();
+        if tx.chain_id != self.chain_id {
+            return Err(TxError::WrongChain);
+        }
+        let last = self.nonces.get(&sender).copied().unwrap_or(0);
+        if tx.nonce <= last {
+            return Err(TxError::Replay {
+                sender,
+                last,
+                got: tx.nonce,
+            });
+        }
+        self.role_of(&sender)?;
+        if let TxKind::Submit { job, .. } | TxKind::DecryptionShare { job, .. } = &tx.kind {
+            let j = self.jobs.get(job).ok_or(TxError::UnknownJob(*job))?;
+            if !j.members.contains_key(&sender) {
+                return Err(TxError::NotMember {
+                    job: *job,
+                    hospital: sender,
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// Apply one transaction whose signature has been checked, at block height `height`.
     pub fn apply_tx(
         &mut self,
@@ -219,7 +255,7 @@ impl State {
         let tx = &stx.tx;
         let sender = stx.sender();
         if tx.chain_id != self.chain_id {
-            return Err(TxError::BadSignature);
+            return Err(TxError::WrongChain);
         }
         let last = self.nonces.get(&sender).copied().unwrap_or(0);
         if tx.nonce <= last {
@@ -307,6 +343,7 @@ impl State {
                         next_round: 0,
                         open: None,
                         history: Vec::new(),
+                        current_params: None,
                         punished: BTreeSet::new(),
                     },
                 );
@@ -354,10 +391,19 @@ impl State {
                         got: *round,
                     });
                 }
-                if *deadline < height || *min_participants == 0 {
-                    return Err(TxError::InvalidJob(
-                        "deadline in the past or no minimum".into(),
-                    ));
+                // aggregates of a single update would reveal it: at least two, when possible
+                let floor = (j.spec.committee.len() as u32).min(2);
+                if *deadline < height || *min_participants < floor {
+                    return Err(TxError::InvalidJob(format!(
+                        "deadline in the past, or a minimum below {floor} participants"
+                    )));
+                }
+                if let Some(current) = j.current_params {
+                    if current != *params_hash {
+                        return Err(TxError::InvalidJob(
+                            "a round must start from the last committed parameters".into(),
+                        ));
+                    }
                 }
                 j.open = Some(OpenRound {
                     round: *round,
@@ -418,7 +464,13 @@ impl State {
                 round,
                 payload,
             } => {
-                let open = member_round(self.job_mut(*job)?, sender, *job, *round)?;
+                let j = self.job_mut(*job)?;
+                if j.spec.threshold_key.is_empty() {
+                    return Err(TxError::InvalidJob(
+                        "a plaintext job has no decryption shares".into(),
+                    ));
+                }
+                let open = member_round(j, sender, *job, *round)?;
                 match open.shares.get(&sender) {
                     Some((d, _)) if d == payload => {
                         return Err(TxError::Duplicate {
@@ -467,11 +519,13 @@ impl State {
                 }
                 let open = open_round(j, *job, *round)?;
                 let valid = open.submissions.values().filter(|s| !s.rejected).count() as u32;
-                if height <= open.deadline || valid >= open.min_participants {
+                // too few submissions by the deadline, or no commit within the decryption window
+                let stuck = height > open.deadline.saturating_add(DECRYPTION_WINDOW);
+                if height <= open.deadline || (valid >= open.min_participants && !stuck) {
                     return Err(TxError::BadCommit {
                         job: *job,
                         round: *round,
-                        reason: "a round is void only after its deadline with too few submissions"
+                        reason: "a round is void only after its deadline with too few submissions, or after its decryption window"
                             .into(),
                     });
                 }
@@ -532,6 +586,14 @@ impl State {
                 _ => return Err(bad(format!("{a} has no valid submission"))),
             }
         }
+        // every valid submission is in the aggregate: an aggregator may not single one out
+        let valid = open.submissions.values().filter(|s| !s.rejected).count();
+        if acc.len() != valid {
+            return Err(bad(format!(
+                "{} accepted of {valid} valid submissions: all must be",
+                acc.len()
+            )));
+        }
         let all_in = j.members.keys().all(|m| open.submissions.contains_key(m));
         if (accepted.len() as u32) < open.min_participants {
             return Err(bad(format!(
@@ -585,7 +647,10 @@ impl State {
             .copied()
             .collect();
         let params_hash = open.params_hash;
-        let minted: u64 = payouts.iter().map(|(_, v)| *v).sum();
+        let minted = payouts
+            .iter()
+            .try_fold(0u64, |acc, (_, v)| acc.checked_add(*v))
+            .ok_or(TxError::Overflow)?;
         for (a, v) in payouts {
             self.credit(a, v)?;
         }
@@ -615,6 +680,7 @@ impl State {
                 minted,
             },
         });
+        j.current_params = Some(new_params_hash);
         j.open = None;
         j.next_round += 1;
         Ok(())
@@ -677,6 +743,9 @@ impl State {
                 if r1 != r2 || p1 == p2 {
                     return Err(bad("evidence is not two different messages for one round"));
                 }
+                if first.tx.chain_id != self.chain_id || second.tx.chain_id != self.chain_id {
+                    return Err(bad("evidence is from another chain"));
+                }
                 if first.sender() != offender || second.sender() != offender {
                     return Err(bad("evidence is not signed by the offender"));
                 }
@@ -729,7 +798,8 @@ impl State {
         j.punished.insert((round, offender, kind));
         if let Some(open) = j.open.as_mut().filter(|o| o.round == round) {
             match kind {
-                1 => {
+                // an equivocator's submission is out of the aggregate as well
+                0 | 1 => {
                     if let Some(s) = open.submissions.get_mut(&offender) {
                         s.rejected = true;
                     }
@@ -946,6 +1016,12 @@ pub fn apply_checked_block(
     apply_txs(&mut next, &block.txs, h.height, payloads)?;
     next.height = h.height;
     next.timestamp_ms = h.timestamp_ms;
+    if !next.supply_conserved() {
+        return Err(BlockError::Tx {
+            index: block.txs.len().saturating_sub(1),
+            error: TxError::Overflow,
+        });
+    }
     if next.root() != h.state_root {
         return Err(BlockError::WrongStateRoot);
     }

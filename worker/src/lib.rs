@@ -25,6 +25,8 @@ pub enum WorkerError {
     Crypto(#[from] CryptoError),
     #[error("this hospital holds no key share")]
     NoKeyShare,
+    #[error("refusing to decrypt: not the product of the round's {inputs} valid submissions (at least 2)")]
+    NotTheAggregate { inputs: usize },
     #[error("global parameters of length {got}, the model has {want}")]
     ParamLength { got: usize, want: usize },
 }
@@ -269,16 +271,29 @@ impl Hospital {
     }
 
     /// As a key-share holder: decryption shares (with one proof) of a round's aggregate.
+    ///
+    /// `inputs` are the valid submissions of the round as this hospital reads them from the
+    /// ledger: it decrypts only their product, and only of two or more, so no aggregator can
+    /// have a single hospital's update decrypted.
     pub fn decryption_share(
         &mut self,
         job: JobId,
         round: u32,
         aggregate: &CiphertextVector,
+        inputs: &[CiphertextVector],
     ) -> Result<ShareMsg> {
         let Protection::Encrypted(e) = &self.protection else {
             return Err(WorkerError::NoKeyShare);
         };
         let share = self.share.as_ref().ok_or(WorkerError::NoKeyShare)?;
+        let pk = e.key.public_key();
+        if inputs.len() < 2
+            || fedchain_crypto::vector::aggregate(pk, inputs)?.digest(pk) != aggregate.digest(pk)
+        {
+            return Err(WorkerError::NotTheAggregate {
+                inputs: inputs.len(),
+            });
+        }
         let s: VectorDecryptionShare = share.decrypt_share(&e.key, &aggregate.0, &mut self.rng)?;
         let payload = s.to_bytes(e.key.public_key());
         let tx = self.sign(TxKind::DecryptionShare {

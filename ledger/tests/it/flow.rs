@@ -286,7 +286,7 @@ fn every_bad_submission_gets_its_typed_error() {
 
 #[test]
 fn equivocation_missed_deadline_and_bad_payload_are_penalized() {
-    let mut net = Net::new(4, 4);
+    let mut net = Net::new(4, 5);
     let mut chain = Chain::open(MemoryStore::new(), &net.genesis).unwrap();
     net.setup_job(&mut chain, 2);
     open(&mut net, &mut chain, 0, 9);
@@ -294,7 +294,10 @@ fn equivocation_missed_deadline_and_bad_payload_are_penalized() {
     let b = submit(&mut net, &chain, 0, 0, b"B");
     let s1 = submit(&mut net, &chain, 1, 0, b"ok1");
     let s2 = submit(&mut net, &chain, 2, 0, b"bad ciphertext");
-    assert!(net.block(&mut chain, vec![a.clone(), s1, s2]).is_empty());
+    let s4 = submit(&mut net, &chain, 4, 0, b"ok4");
+    assert!(net
+        .block(&mut chain, vec![a.clone(), s1, s2, s4])
+        .is_empty());
     let agg = net.aggregator.clone();
     let (h0, h2, h3) = (
         addr(&net.hospitals[0]),
@@ -387,10 +390,42 @@ fn equivocation_missed_deadline_and_bad_payload_are_penalized() {
             round: 0,
             aggregate: Hash::default(),
             new_params_hash: Hash::default(),
-            accepted: vec![h0, addr(&net.hospitals[1])],
+            accepted: vec![addr(&net.hospitals[1]), addr(&net.hospitals[4])],
             share_providers: providers.clone(),
         },
     );
+    // the equivocator's first submission is out of the aggregate, like the invalid one
+    let with_equivocator = net.tx(
+        &agg,
+        TxKind::CommitRound {
+            job: 0,
+            round: 0,
+            aggregate: Hash::default(),
+            new_params_hash: Hash::default(),
+            accepted: vec![h0, addr(&net.hospitals[1]), addr(&net.hospitals[4])],
+            share_providers: providers.clone(),
+        },
+    );
+    assert!(matches!(
+        chain.check_tx(&with_equivocator),
+        Err(TxError::BadCommit { .. })
+    ));
+    // singling out one valid submission (to decrypt it alone) is refused
+    let single = net.tx(
+        &agg,
+        TxKind::CommitRound {
+            job: 0,
+            round: 0,
+            aggregate: Hash::default(),
+            new_params_hash: Hash::default(),
+            accepted: vec![addr(&net.hospitals[1])],
+            share_providers: providers.clone(),
+        },
+    );
+    assert!(matches!(
+        chain.check_tx(&single),
+        Err(TxError::BadCommit { .. })
+    ));
     assert!(matches!(
         chain.check_tx(&early),
         Err(TxError::BadCommit { .. })
