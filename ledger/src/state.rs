@@ -215,23 +215,29 @@ impl State {
         self.jobs.get_mut(&job).ok_or(TxError::UnknownJob(job))
     }
 
+    /// This chain and a fresh nonce: the first checks of every transaction. Returns the sender.
+    fn check_sender(&self, stx: &SignedTx) -> Result<Address, TxError> {
+        let sender = stx.sender();
+        if stx.tx.chain_id != self.chain_id {
+            return Err(TxError::WrongChain);
+        }
+        let last = self.nonces.get(&sender).copied().unwrap_or(0);
+        if stx.tx.nonce <= last {
+            return Err(TxError::Replay {
+                sender,
+                last,
+                got: stx.tx.nonce,
+            });
+        }
+        Ok(sender)
+    }
+
     /// The checks a transaction must pass before anyone acts on it off chain (the round engine's
     /// driver asks before it feeds a message in): this chain, a fresh nonce, a registered
     /// sender, and for job messages, a member of the job. The full rules run when it is applied.
     pub fn precheck(&self, stx: &SignedTx) -> Result<(), TxError> {
         let tx = &stx.tx;
-        let sender = stx.sender();
-        if tx.chain_id != self.chain_id {
-            return Err(TxError::WrongChain);
-        }
-        let last = self.nonces.get(&sender).copied().unwrap_or(0);
-        if tx.nonce <= last {
-            return Err(TxError::Replay {
-                sender,
-                last,
-                got: tx.nonce,
-            });
-        }
+        let sender = self.check_sender(stx)?;
         self.role_of(&sender)?;
         if let TxKind::Submit { job, .. } | TxKind::DecryptionShare { job, .. } = &tx.kind {
             let j = self.jobs.get(job).ok_or(TxError::UnknownJob(*job))?;
@@ -253,18 +259,7 @@ impl State {
         payloads: &dyn Payloads,
     ) -> Result<(), TxError> {
         let tx = &stx.tx;
-        let sender = stx.sender();
-        if tx.chain_id != self.chain_id {
-            return Err(TxError::WrongChain);
-        }
-        let last = self.nonces.get(&sender).copied().unwrap_or(0);
-        if tx.nonce <= last {
-            return Err(TxError::Replay {
-                sender,
-                last,
-                got: tx.nonce,
-            });
-        }
+        let sender = self.check_sender(stx)?;
         if !matches!(tx.kind, TxKind::Register { .. }) {
             self.role_of(&sender)?;
         }

@@ -3,10 +3,10 @@
 use fedchain_datasets::Dataset;
 use ndarray::linalg::general_mat_mul;
 use ndarray::{Array2, ArrayView1, ArrayView2, ArrayViewMut2, Axis};
-use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+use crate::batches::Minibatches;
 use crate::error::{ModelError, Result};
 use crate::metrics::roc_auc;
 use crate::spec::{Backend, Head, ModelSpec};
@@ -237,32 +237,26 @@ impl Model for DenseModel {
         }
         let (n, d) = (data.len(), data.num_features());
         let sgd = &config.sgd;
-        let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let mut order: Vec<usize> = (0..n).collect();
         let mut grad = vec![0f32; self.params.len()];
         let mut velocity = vec![0f32; self.params.len()];
-        let batch = config.batch_size.min(n);
-        let mut xb = Vec::with_capacity(batch * d);
-        let mut yb = Vec::with_capacity(batch);
+        let mut batches = Minibatches::new(data, config.batch_size, seed);
         let mut epoch_losses = Vec::with_capacity(config.epochs as usize);
         for epoch in 0..config.epochs {
-            order.shuffle(&mut rng);
-            let mut loss_sum = 0f64;
-            for rows in order.chunks(batch) {
-                xb.clear();
-                yb.clear();
-                for &i in rows {
-                    xb.extend_from_slice(&data.features()[i * d..(i + 1) * d]);
-                    yb.push(data.labels()[i]);
-                }
-                let x = ArrayView2::from_shape((rows.len(), d), &xb[..])
-                    .expect("batch buffer holds rows * d values");
-                loss_sum += self.loss_grad_batch(x, &yb, &mut grad);
+            let loss_sum = batches.epoch(|xb, yb| {
+                let x = ArrayView2::from_shape((yb.len(), d), xb).map_err(|e| {
+                    ModelError::InvalidConfig {
+                        name: "batch",
+                        value: e.to_string(),
+                        reason: "rows * features",
+                    }
+                })?;
+                let l = self.loss_grad_batch(x, yb, &mut grad);
                 for ((w, v), &g) in self.params.iter_mut().zip(&mut velocity).zip(&grad) {
                     *v = sgd.momentum * *v + g + sgd.weight_decay * *w;
                     *w -= sgd.learning_rate * *v;
                 }
-            }
+                Ok::<f64, ModelError>(l)
+            })?;
             let loss = loss_sum / n as f64;
             if !loss.is_finite() || self.params.iter().any(|p| !p.is_finite()) {
                 return Err(ModelError::Diverged { epoch });

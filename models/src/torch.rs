@@ -15,11 +15,11 @@ use std::fmt;
 use std::sync::Once;
 
 use fedchain_datasets::Dataset;
-use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use tch::{Device, Kind, Reduction, TchError, Tensor};
 
+use crate::batches::Minibatches;
 use crate::dense::DenseModel;
 use crate::error::{ModelError, Result};
 use crate::metrics::roc_auc;
@@ -271,32 +271,19 @@ impl TchModel {
         config: &TrainConfig,
         seed: u64,
     ) -> Result<TrainReport> {
-        let (n, d) = (data.len(), data.num_features());
+        let n = data.len();
         let sgd = &config.sgd;
-        let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let mut order: Vec<usize> = (0..n).collect();
         let mut velocity = self
             .params
             .iter()
             .map(Tensor::f_zeros_like)
             .collect::<Result<Vec<_>, _>>()?;
-        let batch = config.batch_size.min(n);
-        let mut xb = Vec::with_capacity(batch * d);
-        let mut yb = Vec::with_capacity(batch);
+        let mut batches = Minibatches::new(data, config.batch_size, seed);
         let mut epoch_losses = Vec::with_capacity(config.epochs as usize);
         for epoch in 0..config.epochs {
-            order.shuffle(&mut rng);
-            let mut loss_sum = 0f64;
-            for rows in order.chunks(batch) {
-                xb.clear();
-                yb.clear();
-                for &i in rows {
-                    xb.extend_from_slice(&data.features()[i * d..(i + 1) * d]);
-                    yb.push(data.labels()[i]);
-                }
-                let (x, y) = self.batch(&xb, &yb)?;
+            let loss_sum = batches.epoch(|xb, yb| {
+                let (x, y) = self.batch(xb, yb)?;
                 let (loss, grads) = self.loss_grads(&x, &y)?;
-                loss_sum += loss * rows.len() as f64;
                 // v = momentum * v + (g + weight_decay * w); w -= learning_rate * v
                 tch::no_grad(|| -> Result<(), TchError> {
                     for ((w, v), g) in self.params.iter_mut().zip(&mut velocity).zip(&grads) {
@@ -310,7 +297,8 @@ impl TchModel {
                     }
                     Ok(())
                 })?;
-            }
+                Ok::<f64, ModelError>(loss * yb.len() as f64)
+            })?;
             let loss = loss_sum / n as f64;
             if !loss.is_finite() || !self.params_finite()? {
                 return Err(ModelError::Diverged { epoch });

@@ -42,6 +42,26 @@ fn submit(
     )
 }
 
+/// A CommitRound of job 0 round 0 by the aggregator (aggregate and parameters left blank).
+fn commit_tx(
+    net: &mut Net,
+    accepted: Vec<fedchain_ledger::Address>,
+    providers: &[fedchain_ledger::Address],
+) -> fedchain_ledger::SignedTx {
+    let agg = net.aggregator.clone();
+    net.tx(
+        &agg,
+        TxKind::CommitRound {
+            job: 0,
+            round: 0,
+            aggregate: Hash::default(),
+            new_params_hash: Hash::default(),
+            accepted,
+            share_providers: providers.to_vec(),
+        },
+    )
+}
+
 /// Decryption-share transactions of the first `count` hospitals for round 0.
 fn share_txs(
     net: &mut Net,
@@ -367,61 +387,22 @@ fn equivocation_missed_deadline_and_bad_payload_are_penalized() {
     let shares = share_txs(&mut net, &chain, 2);
     assert!(net.block(&mut chain, shares).is_empty());
     let providers = vec![h0, addr(&net.hospitals[1])];
-    let bad_commit = net.tx(
-        &agg,
-        TxKind::CommitRound {
-            job: 0,
-            round: 0,
-            aggregate: Hash::default(),
-            new_params_hash: Hash::default(),
-            accepted: vec![h0, h2],
-            share_providers: providers.clone(),
-        },
-    );
+    let bad_commit = commit_tx(&mut net, vec![h0, h2], &providers);
     assert!(matches!(
         chain.check_tx(&bad_commit),
         Err(TxError::BadCommit { .. })
     ));
+    let (h1, h4) = (addr(&net.hospitals[1]), addr(&net.hospitals[4]));
     // before the deadline, hospital 3 may still submit: committing now is refused
-    let early = net.tx(
-        &agg,
-        TxKind::CommitRound {
-            job: 0,
-            round: 0,
-            aggregate: Hash::default(),
-            new_params_hash: Hash::default(),
-            accepted: vec![addr(&net.hospitals[1]), addr(&net.hospitals[4])],
-            share_providers: providers.clone(),
-        },
-    );
+    let early = commit_tx(&mut net, vec![h1, h4], &providers);
     // the equivocator's first submission is out of the aggregate, like the invalid one
-    let with_equivocator = net.tx(
-        &agg,
-        TxKind::CommitRound {
-            job: 0,
-            round: 0,
-            aggregate: Hash::default(),
-            new_params_hash: Hash::default(),
-            accepted: vec![h0, addr(&net.hospitals[1]), addr(&net.hospitals[4])],
-            share_providers: providers.clone(),
-        },
-    );
+    let with_equivocator = commit_tx(&mut net, vec![h0, h1, h4], &providers);
     assert!(matches!(
         chain.check_tx(&with_equivocator),
         Err(TxError::BadCommit { .. })
     ));
     // singling out one valid submission (to decrypt it alone) is refused
-    let single = net.tx(
-        &agg,
-        TxKind::CommitRound {
-            job: 0,
-            round: 0,
-            aggregate: Hash::default(),
-            new_params_hash: Hash::default(),
-            accepted: vec![addr(&net.hospitals[1])],
-            share_providers: providers.clone(),
-        },
-    );
+    let single = commit_tx(&mut net, vec![h1], &providers);
     assert!(matches!(
         chain.check_tx(&single),
         Err(TxError::BadCommit { .. })
