@@ -17,6 +17,13 @@ if ((${#need[@]})); then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null || return 1
 fi
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/fedchain-target}"
+# A linked git worktree (its .git is a file) gets its own target directory: cargo identifies
+# workspace crates by their path inside the workspace, so two worktrees sharing one directory
+# would reuse each other's stale artifacts.
+if [ -f .git ] && [[ "$CARGO_TARGET_DIR" != *-wt-* ]]; then
+  export CARGO_TARGET_DIR="$CARGO_TARGET_DIR-wt-$(basename "$PWD")"
+  echo "fedchain setup: git worktree, CARGO_TARGET_DIR=$CARGO_TARGET_DIR" >&2
+fi
 # Link the system RocksDB instead of building the bundled C++ sources (about 19 min on 2 cores).
 multiarch=$(dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null || gcc -print-multiarch 2>/dev/null || echo x86_64-linux-gnu)
 if [ -z "${ROCKSDB_LIB_DIR:-}" ] && [ -e "/usr/lib/$multiarch/librocksdb.so" ]; then

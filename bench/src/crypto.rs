@@ -69,7 +69,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let packing = PackingParams {
         value_bits: 16,
         clip: 1.0,
-        max_weight: 100,
+        max_parties: 100,
+        max_samples: 1,
         ..PackingParams::default()
     };
     let packer = Packer::new(packing.clone(), pk.plaintext_bits())?;
@@ -151,8 +152,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let update: Vec<f32> = (0..packer.slots() * 64)
             .map(|i| ((i as f32) * 0.02).cos())
             .collect();
-        let qv = packer.quantize(&update, &mut rng)?;
-        packer.pack(&qv, 1)?
+        let qv = packer.quantize(&update, 1.0, &mut rng)?;
+        packer.pack(&qv)?
     };
     let online_per_s = one_core(|| {
         let start = Instant::now();
@@ -249,7 +250,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let ratio = |x: Option<f64>| x.map(|x| fast_values_per_s / x);
     let report = json!({
         "machine": { "cores": cores, "key_bits": pk.bits(), "quick": quick },
-        "packing": { "value_bits": packing.value_bits, "max_weight": packing.max_weight, "slots": packer.slots(), "slot_bits": packer.slot_bits() },
+        "packing": { "value_bits": packing.value_bits, "max_parties": packing.max_parties, "slots": packer.slots(), "slot_bits": packer.slot_bits() },
         "mulmod_per_s_one_core": mulmod_per_s,
         "values_per_s_per_core": {
             "a_fedchain_fast_packed": fast_values_per_s,

@@ -9,6 +9,7 @@ use fedchain_coordinator::config::{Byzantine, ModelKind};
 use fedchain_coordinator::report::{table_header, table_row};
 use fedchain_coordinator::simulate::{Progress, Summary};
 use fedchain_coordinator::{simulate, FedchainVerifier, Observer, SimulateConfig};
+use fedchain_crypto::Rounding;
 use fedchain_datasets::builtin::Builtin;
 use fedchain_datasets::Partitioner;
 use fedchain_ledger::state::RoundOutcome;
@@ -69,6 +70,15 @@ struct SimulateArgs {
     partition: Option<Partitioner>,
     #[arg(long)]
     seed: Option<u64>,
+    /// Bits per quantized value (4..=32).
+    #[arg(long)]
+    value_bits: Option<u32>,
+    /// Clipping bound of the sample-scaled update values.
+    #[arg(long)]
+    clip: Option<f32>,
+    /// nearest or stochastic.
+    #[arg(long)]
+    rounding: Option<Rounding>,
     /// Output directory (rounds.csv, summary.json, plots, ledger/).
     #[arg(long)]
     out: Option<PathBuf>,
@@ -100,7 +110,7 @@ impl SimulateArgs {
         }
         set!(
             hospitals, threshold, validators, key_bits, rounds, dataset, model, partition, seed,
-            out
+            value_bits, clip, rounding, out
         );
         c.plaintext |= self.plaintext;
         c.force |= self.force;

@@ -131,6 +131,8 @@ enum Phase {
         aggregate: CiphertextVector,
         total_weight: u64,
         accepted: Vec<Address>,
+        /// Sample counts of the accepted submissions (the weights of the average).
+        samples: Vec<u64>,
     },
     Done,
 }
@@ -396,6 +398,7 @@ impl RoundEngine {
                             aggregate: agg.clone(),
                             total_weight,
                             accepted,
+                            samples: valid.iter().map(|(_, a)| a.samples).collect(),
                         };
                         vec![Action::RequestShares {
                             round,
@@ -454,6 +457,7 @@ impl RoundEngine {
                 aggregate,
                 total_weight,
                 accepted,
+                samples,
             },
             Protection::Encrypted(e),
         ) = (&self.phase, &self.cfg.protection)
@@ -530,11 +534,12 @@ impl RoundEngine {
         let providers: Vec<Address> = valid.iter().map(|(a, _)| *a).collect();
         let (agg_digest, total_weight, accepted) =
             (Hash(aggregate.digest(pk)), *total_weight, accepted.clone());
+        let parties = samples.len() as u64;
         let result = e
             .key
             .interpolate_unchecked(&used)
-            .and_then(|pts| e.packer.unpack(&pts, self.cfg.num_params, total_weight))
-            .map(|sums| e.packer.dequantize_average(&sums, total_weight));
+            .and_then(|pts| e.packer.unpack(&pts, self.cfg.num_params, parties))
+            .and_then(|sums| e.packer.weighted_average(&sums, samples));
         let Some(round) = self.round else {
             return actions;
         };

@@ -331,7 +331,6 @@ pub fn run_one(
     let hospital_keys: Vec<SigningKey> = (0..cfg.hospitals)
         .map(|i| SigningKey::from_seed(&derive(cfg.seed, "hospital", i)))
         .collect();
-    let total_samples: u64 = parts.iter().map(|p| p.len() as u64).sum();
     let max_samples = parts.iter().map(|p| p.len() as u64).max().unwrap_or(1);
 
     let mut rng = ChaCha20Rng::seed_from_u64(cfg.seed);
@@ -344,7 +343,8 @@ pub fn run_one(
         let packing = PackingParams {
             value_bits: cfg.value_bits,
             clip: cfg.clip,
-            max_weight: total_samples,
+            max_parties: cfg.hospitals as u32,
+            max_samples,
             rounding: cfg.rounding,
         };
         let packer = Packer::new(packing, dealt.public.public_key().plaintext_bits())?;

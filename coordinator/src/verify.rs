@@ -122,10 +122,13 @@ impl RoundVerifier for FedchainVerifier {
                 let plaintexts = tpk
                     .combine(&product.0, &shares)
                     .map_err(|e| e.to_string())?;
+                let samples: Vec<u64> = c.accepted.iter().map(|(_, _, s)| *s).collect();
                 let sums = packer
-                    .unpack(&plaintexts, n, total_weight)
+                    .unpack(&plaintexts, n, samples.len() as u64)
                     .map_err(|e| e.to_string())?;
-                packer.dequantize_average(&sums, total_weight)
+                packer
+                    .weighted_average(&sums, &samples)
+                    .map_err(|e| e.to_string())?
             }
         };
         let next = params.server.apply(&theta, &average);

@@ -1,13 +1,16 @@
 //! Quantization of f32 updates to b-bit fixed point and packing of k values per plaintext.
 //!
-//! A value x is clipped to [-clip, clip] and mapped to q = round((x + clip) / (2 clip) * (2^b - 1))
-//! in [0, 2^b - 1] (signed values by offset). A hospital may multiply its quantized values by an
-//! integer weight w (its sample count, for FedAvg); the sum over all parties of w_i q_i then lies
-//! below W (2^b - 1) where W is the total weight. Slots are `b + ceil(log2(max_weight))` bits
-//! wide, so as long as the total weight of a sum is at most `max_weight`, no slot carries into
-//! the next; `k = floor((|n| - 1) / slot_bits)` slots fit below n. Both conditions are checked
-//! when the packer is built and again when a sum is unpacked, so an overflowing configuration
-//! is an error rather than silent corruption. Averaging divides the slot sums by W and maps back.
+//! Sample weighting (FedAvg) is folded into the values: a hospital with s samples scales its
+//! update by f = s / max_samples (at most 1) before quantizing, so every party packs with the same
+//! unit weight and a slot only needs headroom for the number of parties, not for the total sample
+//! count. A scaled value y is clipped to [-clip, clip] and mapped to the level
+//! q = round((y + clip) / (2 clip) x (2^b - 1)) in [0, 2^b - 1] (signed values by offset; nearest
+//! or unbiased stochastic rounding). The sum of the levels of at most P parties lies below
+//! P (2^b - 1), so slots are b + ceil(log2(P)) bits wide and floor(plaintext_bits / slot_bits)
+//! of them fit below n (8-bit values for 10 parties: 12-bit slots, 170 per 2048-bit plaintext).
+//! Both bounds are checked when the packer is built and again when a sum is unpacked, so an
+//! overflowing configuration is an error rather than silent corruption. The weighted average of
+//! k summed parties is (dequantized level sum - k clip) / (sum of their f).
 
 use rand_core::RngCore;
 use rug::integer::Order;
@@ -27,17 +30,32 @@ pub enum Rounding {
     Stochastic,
 }
 
+impl std::str::FromStr for Rounding {
+    type Err = CryptoError;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "nearest" => Ok(Self::Nearest),
+            "stochastic" => Ok(Self::Stochastic),
+            other => Err(CryptoError::InvalidPacking(format!(
+                "rounding {other:?}: expected nearest or stochastic"
+            ))),
+        }
+    }
+}
+
 /// Quantization and packing parameters; shared by every party of a job.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PackingParams {
-    /// Bits per quantized value, 8..=32.
+    /// Bits per quantized value, 4..=32.
     pub value_bits: u32,
-    /// Clipping bound: values are clipped to [-clip, clip].
+    /// Clipping bound: sample-scaled values are clipped to [-clip, clip].
     pub clip: f32,
-    /// Largest total weight a packed sum may carry (number of parties for a plain sum,
-    /// total samples for sample-weighted FedAvg). At most 2^31.
-    pub max_weight: u64,
+    /// Most updates one packed sum may carry (the committee size). 1..=2^20.
+    pub max_parties: u32,
+    /// Largest sample count a party may declare; a party's weight is samples / max_samples.
+    pub max_samples: u64,
     /// Rounding mode of quantization.
     #[serde(default)]
     pub rounding: Rounding,
@@ -48,7 +66,8 @@ impl Default for PackingParams {
         Self {
             value_bits: 16,
             clip: 1.0,
-            max_weight: 100,
+            max_parties: 100,
+            max_samples: 1,
             rounding: Rounding::Nearest,
         }
     }
@@ -76,16 +95,22 @@ impl Packer {
     /// Validate `params` for plaintexts of `plaintext_bits` bits (use `PublicKey::plaintext_bits`).
     pub fn new(params: PackingParams, plaintext_bits: u32) -> Result<Self> {
         let bad = |m: String| Err(CryptoError::InvalidPacking(m));
-        if !(8..=32).contains(&params.value_bits) {
-            return bad(format!("value_bits {} not in 8..=32", params.value_bits));
+        if !(4..=32).contains(&params.value_bits) {
+            return bad(format!("value_bits {} not in 4..=32", params.value_bits));
         }
         if !(params.clip.is_finite() && params.clip > 0.0) {
             return bad(format!("clip {} must be finite and > 0", params.clip));
         }
-        if params.max_weight == 0 || params.max_weight > 1 << 31 {
-            return bad(format!("max_weight {} not in 1..=2^31", params.max_weight));
+        if params.max_parties == 0 || params.max_parties > 1 << 20 {
+            return bad(format!(
+                "max_parties {} not in 1..=2^20",
+                params.max_parties
+            ));
         }
-        let slot_bits = params.value_bits + ceil_log2(params.max_weight);
+        if params.max_samples == 0 {
+            return bad("max_samples must be at least 1".into());
+        }
+        let slot_bits = params.value_bits + ceil_log2(params.max_parties as u64);
         let slots = (plaintext_bits / slot_bits) as usize;
         if slots == 0 {
             return bad(format!(
@@ -121,8 +146,25 @@ impl Packer {
         len.div_ceil(self.slots)
     }
 
-    /// Quantize to [0, 2^b - 1]; NaN or infinite input is an error naming the index.
-    pub fn quantize<R: RngCore + ?Sized>(&self, values: &[f32], rng: &mut R) -> Result<Vec<u64>> {
+    /// The weight of a party that trained on `samples` samples: samples / max_samples.
+    pub fn sample_factor(&self, samples: u64) -> Result<f64> {
+        if samples == 0 || samples > self.params.max_samples {
+            return Err(CryptoError::InvalidPacking(format!(
+                "sample count {samples} not in 1..={}",
+                self.params.max_samples
+            )));
+        }
+        Ok(samples as f64 / self.params.max_samples as f64)
+    }
+
+    /// Quantize `factor * x` for each value x to [0, 2^b - 1]; NaN or infinite input is an
+    /// error naming the index. `factor` is a [`Self::sample_factor`] (1.0 for no weighting).
+    pub fn quantize<R: RngCore + ?Sized>(
+        &self,
+        values: &[f32],
+        factor: f64,
+        rng: &mut R,
+    ) -> Result<Vec<u64>> {
         let clip = self.params.clip as f64;
         let scale = self.qmax as f64 / (2.0 * clip);
         values
@@ -132,7 +174,7 @@ impl Packer {
                 if !x.is_finite() {
                     return Err(CryptoError::NonFinite { index: i });
                 }
-                let y = ((x as f64).clamp(-clip, clip) + clip) * scale;
+                let y = ((x as f64 * factor).clamp(-clip, clip) + clip) * scale;
                 let q = match self.params.rounding {
                     Rounding::Nearest => y.round(),
                     Rounding::Stochastic => {
@@ -156,14 +198,8 @@ impl Packer {
         (q / self.qmax as f64 * 2.0 * clip - clip) as f32
     }
 
-    /// Pack quantized values, each multiplied by `weight`, into plaintexts (slot 0 lowest).
-    pub fn pack(&self, quantized: &[u64], weight: u64) -> Result<Vec<Integer>> {
-        if weight == 0 || weight > self.params.max_weight {
-            return Err(CryptoError::InvalidPacking(format!(
-                "weight {weight} not in 1..={}",
-                self.params.max_weight
-            )));
-        }
+    /// Pack quantized values into plaintexts (slot 0 lowest).
+    pub fn pack(&self, quantized: &[u64]) -> Result<Vec<Integer>> {
         if let Some(i) = quantized.iter().position(|&q| q > self.qmax) {
             return Err(CryptoError::InvalidPacking(format!(
                 "value {i} exceeds {} bits",
@@ -176,25 +212,20 @@ impl Packer {
                 let mut words =
                     vec![0u64; (chunk.len() * self.slot_bits as usize).div_ceil(64) + 1];
                 for (j, &q) in chunk.iter().enumerate() {
-                    write_bits(&mut words, j * self.slot_bits as usize, q * weight);
+                    write_bits(&mut words, j * self.slot_bits as usize, q);
                 }
                 Integer::from_digits(&words, Order::Lsf)
             })
             .collect())
     }
 
-    /// Unpack summed plaintexts into `len` slot sums. `total_weight` is the total weight the
-    /// sum carries; above `max_weight` the slots may have overflowed, which is an error.
-    pub fn unpack(
-        &self,
-        plaintexts: &[Integer],
-        len: usize,
-        total_weight: u64,
-    ) -> Result<Vec<u64>> {
-        if total_weight == 0 || total_weight > self.params.max_weight {
+    /// Unpack summed plaintexts into `len` slot sums. `parties` is the number of packed
+    /// vectors the sum carries; above `max_parties` the slots may have overflowed, an error.
+    pub fn unpack(&self, plaintexts: &[Integer], len: usize, parties: u64) -> Result<Vec<u64>> {
+        if parties == 0 || parties > self.params.max_parties as u64 {
             return Err(CryptoError::InvalidPacking(format!(
-                "total weight {total_weight} not in 1..={}",
-                self.params.max_weight
+                "{parties} parties not in 1..={}",
+                self.params.max_parties
             )));
         }
         if plaintexts.len() != self.plaintexts_for(len) {
@@ -202,7 +233,7 @@ impl Packer {
                 "plaintext count does not match the length",
             ));
         }
-        let limit = total_weight as u128 * self.qmax as u128;
+        let limit = parties as u128 * self.qmax as u128;
         let mut out = Vec::with_capacity(len);
         for (p, pt) in plaintexts.iter().enumerate() {
             if *pt < 0 {
@@ -214,7 +245,7 @@ impl Packer {
                 let v = read_bits(&words, j * self.slot_bits as usize, self.slot_bits);
                 if v as u128 > limit {
                     return Err(CryptoError::InvalidPacking(format!(
-                        "slot {} holds {v}, above {limit} for total weight {total_weight}",
+                        "slot {} holds {v}, above {limit} for {parties} parties",
                         p * self.slots + j
                     )));
                 }
@@ -229,12 +260,27 @@ impl Packer {
         Ok(out)
     }
 
-    /// Weighted average of the original values from slot sums and the total weight.
-    pub fn dequantize_average(&self, sums: &[u64], total_weight: u64) -> Vec<f32> {
-        let w = total_weight.max(1) as f64;
-        sums.iter()
-            .map(|&s| self.dequantize_one(s as f64 / w))
-            .collect()
+    /// The sample-weighted average of the original values from the slot sums of the parties
+    /// with these sample counts (each within 1..=max_samples; at most max_parties of them).
+    pub fn weighted_average(&self, sums: &[u64], samples: &[u64]) -> Result<Vec<f32>> {
+        if samples.is_empty() || samples.len() > self.params.max_parties as usize {
+            return Err(CryptoError::InvalidPacking(format!(
+                "{} parties not in 1..={}",
+                samples.len(),
+                self.params.max_parties
+            )));
+        }
+        let mut weight = 0f64;
+        for &s in samples {
+            weight += self.sample_factor(s)?;
+        }
+        let clip = self.params.clip as f64;
+        let offset = samples.len() as f64 * clip;
+        let step = 2.0 * clip / self.qmax as f64;
+        Ok(sums
+            .iter()
+            .map(|&s| ((s as f64 * step - offset) / weight) as f32)
+            .collect())
     }
 }
 
@@ -279,7 +325,7 @@ mod tests {
     fn eight_bit_ten_parties_has_170_slots() {
         let params = PackingParams {
             value_bits: 8,
-            max_weight: 10,
+            max_parties: 10,
             ..PackingParams::default()
         };
         assert_eq!(Packer::new(params, 2047).expect("valid").slots(), 170);
@@ -289,18 +335,19 @@ mod tests {
     fn overflowing_configs_are_rejected() {
         let big = PackingParams {
             value_bits: 32,
-            max_weight: 1 << 31,
+            max_parties: 1 << 20,
             ..PackingParams::default()
         };
         assert!(Packer::new(big, 40).is_err());
         let bad_bits = PackingParams {
-            value_bits: 7,
+            value_bits: 3,
             ..PackingParams::default()
         };
         assert!(Packer::new(bad_bits, 2047).is_err());
         let p = Packer::new(PackingParams::default(), 2047).expect("valid");
-        assert!(p.pack(&[1, 2], 101).is_err());
-        let packed = p.pack(&[1, 2], 1).expect("pack");
+        assert!(p.pack(&[1, 1 << 16]).is_err());
+        let packed = p.pack(&[1, 2]).expect("pack");
         assert!(p.unpack(&packed, 2, 101).is_err());
+        assert!(p.sample_factor(0).is_err() && p.sample_factor(2).is_err());
     }
 }

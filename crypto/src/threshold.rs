@@ -206,14 +206,9 @@ impl ThresholdPublicKey {
         (t, weights)
     }
 
-    /// prod base_j^w_j mod n^2 (public exponents), in parallel.
+    /// prod base_j^w_j mod n^2 (public, non-negative exponents): one multi-exponentiation.
     fn weighted_product(&self, bases: &[Integer], weights: &[Integer]) -> Option<Integer> {
-        let n2 = self.pk.n_squared();
-        bases
-            .par_iter()
-            .zip(weights.par_iter())
-            .map(|(b, w)| public_pow(b, w, n2))
-            .try_reduce(|| Integer::from(1), |a, b| Some(mul_mod(&a, &b, n2)))
+        num::multi_pow(bases, weights, self.pk.n_squared())
     }
 
     /// Verify a holder's vector decryption share against the ciphertexts it claims to decrypt.

@@ -74,12 +74,13 @@ impl CiphertextVector {
     }
 }
 
-/// Quantize, weight, pack and encrypt an update (pooled randomizers first, in parallel).
+/// Scale by the sample weight, quantize, pack and encrypt an update (pooled randomizers first,
+/// in parallel). `samples` is the party's declared sample count (1..=max_samples).
 pub fn encrypt_update<R: RngCore + CryptoRng + ?Sized>(
     enc: &Encryptor,
     packer: &Packer,
     update: &[f32],
-    weight: u64,
+    samples: u64,
     rng: &mut R,
 ) -> Result<CiphertextVector> {
     if packer.slots() * packer.slot_bits() as usize > enc.public_key().plaintext_bits() as usize {
@@ -87,8 +88,8 @@ pub fn encrypt_update<R: RngCore + CryptoRng + ?Sized>(
             "packer built for a larger key".into(),
         ));
     }
-    let q = packer.quantize(update, rng)?;
-    let plaintexts = packer.pack(&q, weight)?;
+    let q = packer.quantize(update, packer.sample_factor(samples)?, rng)?;
+    let plaintexts = packer.pack(&q)?;
     Ok(CiphertextVector(enc.encrypt_all(&plaintexts, rng)?))
 }
 
@@ -117,16 +118,17 @@ pub fn aggregate(pk: &PublicKey, vectors: &[CiphertextVector]) -> Result<Ciphert
     Ok(CiphertextVector(out))
 }
 
-/// Combine verified decryption shares of an aggregate, unpack and return the weighted average.
+/// Combine verified decryption shares of an aggregate of the updates of parties with these
+/// sample counts, unpack and return the sample-weighted average.
 pub fn decrypt_average(
     tpk: &ThresholdPublicKey,
     packer: &Packer,
     aggregate: &CiphertextVector,
     shares: &[VectorDecryptionShare],
     len: usize,
-    total_weight: u64,
+    samples: &[u64],
 ) -> Result<Vec<f32>> {
     let plaintexts = tpk.combine(&aggregate.0, shares)?;
-    let sums = packer.unpack(&plaintexts, len, total_weight)?;
-    Ok(packer.dequantize_average(&sums, total_weight))
+    let sums = packer.unpack(&plaintexts, len, samples.len() as u64)?;
+    packer.weighted_average(&sums, samples)
 }
