@@ -19,11 +19,37 @@ fn metric_names(expr: &str) -> Vec<String> {
     names
 }
 
-#[test]
-fn grafana_dashboard_is_importable_and_queries_exported_metrics() {
+/// The dashboard, parsed.
+pub fn dashboard() -> serde_json::Value {
     let path = workspace_root().join("deploy/grafana/fedchain.json");
     let text = std::fs::read_to_string(&path).expect("read the dashboard");
-    let dash: serde_json::Value = serde_json::from_str(&text).expect("the dashboard is JSON");
+    serde_json::from_str(&text).expect("the dashboard is JSON")
+}
+
+/// Every panel query of the dashboard as (panel title, PromQL), with the dashboard's variables
+/// replaced as Grafana would for the jobs of deploy/prometheus/prometheus.yml.
+pub fn dashboard_queries() -> Vec<(String, String)> {
+    let dash = dashboard();
+    let mut queries = Vec::new();
+    for panel in dash["panels"].as_array().expect("panels") {
+        let title = panel["title"].as_str().unwrap_or_default().to_string();
+        for target in panel["targets"].as_array().into_iter().flatten() {
+            let expr = target["expr"]
+                .as_str()
+                .expect("expr")
+                .replace("$coordinator", "fedchain-coordinator")
+                .replace("$worker", "fedchain-worker")
+                .replace("$__rate_interval", "1m")
+                .replace("$__range", "1h");
+            queries.push((title.clone(), expr));
+        }
+    }
+    queries
+}
+
+#[test]
+fn grafana_dashboard_is_importable_and_queries_exported_metrics() {
+    let dash = dashboard();
 
     // Importable: a datasource input, a title, a uid, a recent schema.
     let inputs = dash["__inputs"].as_array().expect("__inputs");
@@ -91,9 +117,26 @@ fn grafana_dashboard_is_importable_and_queries_exported_metrics() {
         "fedchain_token_balance",
         "fedchain_penalties_total",
         "fedchain_received_bytes_total",
+        "fedchain_decryption_shares_total",
+        "fedchain_worker_sent_bytes_total",
+        "fedchain_worker_training_duration_seconds_bucket",
     ] {
         assert!(queried.contains(must), "no panel shows {must}");
     }
+    // Every variable the queries use is defined (or is one of Grafana's own).
+    let defined: BTreeSet<&str> = dash["templating"]["list"]
+        .as_array()
+        .expect("templating")
+        .iter()
+        .filter_map(|v| v["name"].as_str())
+        .collect();
+    for (title, expr) in dashboard_queries() {
+        assert!(
+            !expr.contains('$'),
+            "panel {title}: unknown variable in {expr}"
+        );
+    }
+    assert_eq!(defined, BTreeSet::from(["coordinator", "worker"]));
 }
 
 #[test]

@@ -1,5 +1,5 @@
-//! A real Prometheus server scrapes the endpoint on loopback; the value comes back through its
-//! HTTP query API.
+//! A real Prometheus server scrapes a coordinator and a worker endpoint on loopback; values come
+//! back through its HTTP query API, and every query of the Grafana dashboard evaluates.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -7,8 +7,12 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use fedchain_metrics::serve;
+use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
 
-use crate::util::{coordinator_after_two_rounds, find_binary, free_port, http_get};
+use crate::deploy::dashboard_queries;
+use crate::util::{
+    coordinator_after_two_rounds, find_binary, free_port, http_get, worker_after_two_rounds,
+};
 
 /// Kills the Prometheus process when dropped, also when the test fails.
 struct KillOnDrop(Child);
@@ -20,20 +24,21 @@ impl Drop for KillOnDrop {
     }
 }
 
-fn scrape_config(target: SocketAddr) -> String {
+fn scrape_config(coordinator: SocketAddr, worker: SocketAddr) -> String {
     format!(
-        "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
-         scrape_configs:\n  - job_name: fedchain-coordinator\n    scrape_interval: 1s\n    \
-         scrape_timeout: 1s\n    static_configs:\n      - targets: ['{target}']\n"
+        "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n\
+         scrape_configs:\n\
+         \x20 - job_name: fedchain-coordinator\n    static_configs:\n      - targets: ['{coordinator}']\n\
+         \x20 - job_name: fedchain-worker\n    static_configs:\n      - targets: ['{worker}']\n"
     )
 }
 
-fn start_prometheus(binary: &Path, dir: &Path, target: SocketAddr, port: u16) -> KillOnDrop {
-    let config = dir.join("prometheus.yml");
-    std::fs::write(&config, scrape_config(target)).expect("write config");
+fn start_prometheus(binary: &Path, dir: &Path, config: &str, port: u16) -> KillOnDrop {
+    let config_path = dir.join("prometheus.yml");
+    std::fs::write(&config_path, config).expect("write config");
     let log = std::fs::File::create(dir.join("prometheus.log")).expect("log file");
     let child = Command::new(binary)
-        .arg(format!("--config.file={}", config.display()))
+        .arg(format!("--config.file={}", config_path.display()))
         .arg(format!(
             "--storage.tsdb.path={}",
             dir.join("data").display()
@@ -47,86 +52,156 @@ fn start_prometheus(binary: &Path, dir: &Path, target: SocketAddr, port: u16) ->
     KillOnDrop(child)
 }
 
-/// The value of the single sample of an instant-query response, if there is one.
-fn single_value(json: &serde_json::Value) -> Option<String> {
-    let result = json.pointer("/data/result")?.as_array()?;
-    let [sample] = result.as_slice() else {
+/// Runs an instant query; Err is a transport problem or a non-200 answer.
+async fn query(prom: SocketAddr, promql: &str) -> Result<serde_json::Value, String> {
+    let path = format!(
+        "/api/v1/query?query={}",
+        utf8_percent_encode(promql, NON_ALPHANUMERIC)
+    );
+    let resp = http_get(prom, &path).await.map_err(|e| e.to_string())?;
+    if resp.status != 200 {
+        return Err(format!("HTTP {}: {}", resp.status, resp.body));
+    }
+    serde_json::from_str(&resp.body).map_err(|e| format!("{e}: {}", resp.body))
+}
+
+/// The samples of an instant-query response.
+fn samples(json: &serde_json::Value) -> &[serde_json::Value] {
+    json.pointer("/data/result")
+        .and_then(|r| r.as_array())
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+}
+
+/// The value of the single sample of an instant-query response, if there is exactly one.
+fn single_value(json: &serde_json::Value) -> Option<&str> {
+    let [sample] = samples(json) else {
         return None;
     };
-    Some(sample.pointer("/value/1")?.as_str()?.to_string())
+    sample.pointer("/value/1")?.as_str()
+}
+
+/// Polls `promql` until `ready` accepts the answer, or panics after `timeout` with the
+/// Prometheus log.
+async fn wait_for(
+    prom: SocketAddr,
+    promql: &str,
+    timeout: Duration,
+    dir: &Path,
+    ready: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let last = match query(prom, promql).await {
+            Ok(json) if ready(&json) => return json,
+            Ok(json) => json.to_string(),
+            Err(e) => e,
+        };
+        if Instant::now() > deadline {
+            let log = std::fs::read_to_string(dir.join("prometheus.log")).unwrap_or_default();
+            panic!(
+                "Prometheus did not answer `{promql}` as expected within {timeout:?}; \
+                 last: {last}\nlog:\n{log}"
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_real_prometheus_scrapes_the_coordinator() {
+async fn a_real_prometheus_scrapes_the_endpoints() {
     let Some(binary) = find_binary("prometheus") else {
         eprintln!(
-            "SKIP a_real_prometheus_scrapes_the_coordinator: prometheus not found \
+            "SKIP a_real_prometheus_scrapes_the_endpoints: prometheus not found \
              (Debian package `prometheus`; scripts/setup.sh installs it)"
         );
         return;
     };
-    let metrics = coordinator_after_two_rounds();
-    let (target, server) = serve(
-        SocketAddr::from(([127, 0, 0, 1], 0)),
-        metrics.registry().clone(),
+    let coordinator = coordinator_after_two_rounds();
+    let worker = worker_after_two_rounds();
+    let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
+    let (coordinator_addr, coordinator_server) = serve(
+        loopback,
+        coordinator.registry().clone(),
         std::future::pending(),
     )
     .await
-    .expect("serve");
+    .expect("serve coordinator");
+    let (worker_addr, worker_server) =
+        serve(loopback, worker.registry().clone(), std::future::pending())
+            .await
+            .expect("serve worker");
 
     let dir = tempfile::tempdir().expect("tempdir");
     let port = free_port();
-    let prom_addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let _prometheus = start_prometheus(&binary, dir.path(), target, port);
+    let prom = SocketAddr::from(([127, 0, 0, 1], port));
+    let _prometheus = start_prometheus(
+        &binary,
+        dir.path(),
+        &scrape_config(coordinator_addr, worker_addr),
+        port,
+    );
 
-    // Poll the query API until the scraped value is there (start-up, WAL replay and the first
-    // scrape take a few seconds).
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let mut last = String::from("no answer yet");
-    let height = loop {
-        if Instant::now() > deadline {
-            let log =
-                std::fs::read_to_string(dir.path().join("prometheus.log")).unwrap_or_default();
-            panic!("Prometheus did not report fedchain_ledger_height in 60 s; last: {last}\nlog:\n{log}");
-        }
-        match http_get(prom_addr, "/api/v1/query?query=fedchain_ledger_height").await {
-            Ok(resp) if resp.status == 200 => {
-                let json: serde_json::Value =
-                    serde_json::from_str(&resp.body).expect("query API answers JSON");
-                assert_eq!(json["status"], "success", "{json}");
-                if let Some(v) = single_value(&json) {
-                    break v;
-                }
-                last = resp.body;
-            }
-            Ok(resp) => last = format!("HTTP {}: {}", resp.status, resp.body),
-            Err(e) => last = e.to_string(),
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    };
-    assert_eq!(height, "42");
+    // Start-up and the first scrape take a few seconds.
+    let json = wait_for(
+        prom,
+        "fedchain_ledger_height",
+        Duration::from_secs(60),
+        dir.path(),
+        |j| single_value(j).is_some(),
+    )
+    .await;
+    assert_eq!(single_value(&json), Some("42"), "{json}");
 
-    // The target is healthy and labelled with the job of the scrape config.
-    let targets = http_get(prom_addr, "/api/v1/targets")
-        .await
-        .expect("targets");
+    // Both targets are up (each scraped at least once), under the jobs of the scrape config.
+    wait_for(prom, "sum(up)", Duration::from_secs(20), dir.path(), |j| {
+        single_value(j) == Some("2")
+    })
+    .await;
+    let targets = http_get(prom, "/api/v1/targets").await.expect("targets");
     let json: serde_json::Value = serde_json::from_str(&targets.body).expect("JSON");
-    let active = json
+    let mut jobs: Vec<(String, String)> = json
         .pointer("/data/activeTargets")
         .and_then(|t| t.as_array())
-        .expect("activeTargets");
-    assert_eq!(active.len(), 1, "{json}");
-    assert_eq!(active[0]["health"], "up", "{json}");
-    assert_eq!(active[0]["labels"]["job"], "fedchain-coordinator", "{json}");
+        .expect("activeTargets")
+        .iter()
+        .map(|t| (t["labels"]["job"].to_string(), t["health"].to_string()))
+        .collect();
+    jobs.sort();
+    assert_eq!(
+        jobs,
+        [
+            (r#""fedchain-coordinator""#.into(), r#""up""#.into()),
+            (r#""fedchain-worker""#.into(), r#""up""#.into())
+        ],
+        "{json}"
+    );
 
-    // A labelled counter and a histogram quantile go through PromQL as the dashboard uses them.
-    let q = "/api/v1/query?query=sum(fedchain_submissions_total%7Boutcome%3D%22accepted%22%7D)";
-    let json: serde_json::Value =
-        serde_json::from_str(&http_get(prom_addr, q).await.expect("query").body).expect("JSON");
-    assert_eq!(single_value(&json).as_deref(), Some("8"), "{json}");
-    let q = "/api/v1/query?query=histogram_quantile(0.5%2Csum%20by%20(le)(fedchain_round_phase_duration_seconds_bucket%7Bphase%3D%22train%22%7D))";
-    let json: serde_json::Value =
-        serde_json::from_str(&http_get(prom_addr, q).await.expect("query").body).expect("JSON");
+    // A value recorded now is scraped within a few intervals.
+    coordinator.set_ledger_height(43);
+    wait_for(
+        prom,
+        "fedchain_ledger_height",
+        Duration::from_secs(10),
+        dir.path(),
+        |j| single_value(j) == Some("43"),
+    )
+    .await;
+
+    // A labelled counter and a phase quantile through PromQL.
+    let json = query(
+        prom,
+        r#"sum(fedchain_submissions_total{outcome="accepted"})"#,
+    )
+    .await
+    .expect("query");
+    assert_eq!(single_value(&json), Some("8"), "{json}");
+    let json = query(
+        prom,
+        r#"histogram_quantile(0.5, sum by (le) (fedchain_round_phase_duration_seconds_bucket{phase="train"}))"#,
+    )
+    .await
+    .expect("query");
     let median: f64 = single_value(&json)
         .and_then(|v| v.parse().ok())
         .unwrap_or_else(|| panic!("no median in {json}"));
@@ -134,6 +209,31 @@ async fn a_real_prometheus_scrapes_the_coordinator() {
         (1.0..=2.5).contains(&median),
         "train median {median} outside its bucket (1, 2.5]"
     );
+    let json = query(prom, "fedchain_worker_sent_bytes_total")
+        .await
+        .expect("query");
+    assert_eq!(single_value(&json), Some("2097152"), "{json}");
 
-    server.abort();
+    // Every dashboard query evaluates and returns series once rates have two samples.
+    wait_for(
+        prom,
+        "count_over_time(fedchain_worker_connected[1m]) >= 3",
+        Duration::from_secs(20),
+        dir.path(),
+        |j| !samples(j).is_empty(),
+    )
+    .await;
+    for (title, promql) in dashboard_queries() {
+        let json = query(prom, &promql)
+            .await
+            .unwrap_or_else(|e| panic!("panel {title}: `{promql}` failed: {e}"));
+        assert_eq!(json["status"], "success", "panel {title}: {json}");
+        assert!(
+            !samples(&json).is_empty(),
+            "panel {title}: `{promql}` returned no series"
+        );
+    }
+
+    coordinator_server.abort();
+    worker_server.abort();
 }
