@@ -4,11 +4,13 @@
 #   m4             GMP's build inside rug
 #   libclang-dev   bindgen in librocksdb-sys
 #   librocksdb-dev the system RocksDB the ledger links (7.8.3 on bookworm)
+#   prometheus     promtool and a Prometheus server for the fedchain-metrics tests
 # It is sourced, so it leaves the caller's shell options alone and reports failure by status.
 need=()
 command -v m4 >/dev/null 2>&1 || need+=(m4)
 dpkg -s libclang-dev >/dev/null 2>&1 || need+=(libclang-dev)
 dpkg -s librocksdb-dev >/dev/null 2>&1 || need+=(librocksdb-dev)
+command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 if ((${#need[@]})); then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
