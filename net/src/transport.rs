@@ -21,6 +21,9 @@ use crate::pki::{identity_from_cert, Bundle, PeerIdentity};
 use crate::tls;
 use crate::wire::{self, timed, FrameKind, Limits};
 
+/// QUIC application error code on a stream whose frame was refused.
+const BAD_FRAME: quinn::VarInt = quinn::VarInt::from_u32(1);
+
 /// Handshakes in flight at once on a server.
 const MAX_HANDSHAKES: usize = 64;
 
@@ -354,7 +357,7 @@ async fn read_streams(conn: quinn::Connection, limits: Limits, tx: mpsc::Sender<
                             Ok((h, body)) if h.kind == FrameKind::Message => Ok(Raw::Message(body)),
                             Ok((h, _)) => Err(WireError::UnexpectedKind { found: h.kind, want: FrameKind::Message }.into()),
                             Err(e) => {
-                                let _ = recv.stop(1u32.into());
+                                let _ = recv.stop(BAD_FRAME);
                                 Err(e.into())
                             }
                         };
@@ -368,7 +371,7 @@ async fn read_streams(conn: quinn::Connection, limits: Limits, tx: mpsc::Sender<
                 }
             },
             bi = conn.accept_bi() => match bi {
-                Ok((send, mut recv)) => {
+                Ok((mut send, mut recv)) => {
                     let tx = tx.clone();
                     tokio::spawn(async move {
                         let res = match wire::read_frame(&mut recv, &limits).await {
@@ -377,7 +380,8 @@ async fn read_streams(conn: quinn::Connection, limits: Limits, tx: mpsc::Sender<
                             }
                             Ok((h, _)) => Err(WireError::UnexpectedKind { found: h.kind, want: FrameKind::Request }.into()),
                             Err(e) => {
-                                let _ = recv.stop(1u32.into());
+                                let _ = recv.stop(BAD_FRAME);
+                                let _ = send.reset(BAD_FRAME);
                                 Err(e.into())
                             }
                         };
