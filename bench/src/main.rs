@@ -3,6 +3,7 @@
 
 mod crypto;
 mod ledger;
+mod net;
 mod overhead;
 mod peers;
 
@@ -29,6 +30,9 @@ enum Cmd {
     /// Encrypted vs plaintext round time and accuracy for one simulate configuration, in one
     /// run. Writes bench/results/overhead-<name>.json.
     Overhead(overhead::Args),
+    /// A 4 MiB payload sent N times across loopback over mutual-TLS QUIC (MB/s, vs memcpy).
+    /// Writes bench/results/net.json.
+    Net(net::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -36,5 +40,6 @@ fn main() -> anyhow::Result<()> {
         Cmd::Crypto(a) => crypto::run(a),
         Cmd::Ledger(a) => ledger::run(a),
         Cmd::Overhead(a) => overhead::run(a),
+        Cmd::Net(a) => net::run(a),
     }
 }

@@ -1,0 +1,94 @@
+//! The crate's error type.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// A problem with one frame on one stream. The connection and the server stay usable.
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+pub enum WireError {
+    #[error("bad frame magic {found:02x?} (want {:02x?})", crate::wire::MAGIC)]
+    BadMagic { found: [u8; 4] },
+    #[error(
+        "unsupported wire protocol version {found} (this build speaks {})",
+        crate::wire::VERSION
+    )]
+    UnsupportedVersion { found: u8 },
+    #[error("unknown frame kind {found}")]
+    UnknownKind { found: u8 },
+    #[error("unexpected frame kind {found:?}, want {want:?}")]
+    UnexpectedKind {
+        found: crate::wire::FrameKind,
+        want: crate::wire::FrameKind,
+    },
+    #[error("unknown frame flags {found:#04x}")]
+    UnknownFlags { found: u8 },
+    #[error("frame of {len} bytes exceeds the limit of {limit} bytes")]
+    TooLarge { len: u64, limit: u64 },
+    #[error("stream ended after {got} of {expected} bytes")]
+    Truncated { expected: u64, got: u64 },
+    #[error("bytes after the frame's end")]
+    TrailingBytes,
+    #[error("timed out after {ms} ms while {op}")]
+    Timeout { op: &'static str, ms: u64 },
+    #[error("message does not decode: {0}")]
+    Decode(String),
+    #[error("message does not encode: {0}")]
+    Encode(String),
+    #[error("stream error: {0}")]
+    Stream(String),
+    #[error("the peer answered with an error: {0}")]
+    Remote(String),
+}
+
+/// Errors of fedchain-net.
+#[derive(Debug, thiserror::Error)]
+pub enum NetError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("no consortium CA in {dir} (run `ca init` first)")]
+    CaMissing { dir: PathBuf },
+    #[error("a consortium CA already exists in {dir}")]
+    CaExists { dir: PathBuf },
+    #[error("corrupt CA state in {path}: {reason}")]
+    CaCorrupt { path: PathBuf, reason: String },
+    #[error("no participant named {name:?} was issued by this CA")]
+    UnknownName { name: String },
+    #[error("a participant named {name:?} was already issued")]
+    DuplicateName { name: String },
+    #[error("participant {name:?} is already revoked")]
+    AlreadyRevoked { name: String },
+    #[error("invalid participant name {name:?}: {reason}")]
+    InvalidName { name: String, reason: &'static str },
+    #[error("bundle {path}: {reason}")]
+    Bundle { path: PathBuf, reason: String },
+    #[error("invalid keygen request: {0}")]
+    Keygen(String),
+    #[error("certificate generation: {0}")]
+    Cert(#[from] rcgen::Error),
+    #[error(transparent)]
+    Crypto(#[from] fedchain_crypto::CryptoError),
+    #[error("TLS configuration: {0}")]
+    Tls(String),
+    #[error("certificate does not carry a fedchain identity: {0}")]
+    Identity(String),
+    #[error("handshake with {remote} refused or failed: {reason}")]
+    Handshake { remote: SocketAddr, reason: String },
+    #[error("connection: {0}")]
+    Connection(String),
+    #[error("endpoint closed")]
+    Closed,
+    #[error(transparent)]
+    Wire(#[from] WireError),
+}
+
+/// Result alias of fedchain-net.
+pub type Result<T, E = NetError> = std::result::Result<T, E>;
+
+pub(crate) fn io_err(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> NetError {
+    let path = path.into();
+    move |source| NetError::Io { path, source }
+}

@@ -1,0 +1,162 @@
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use fedchain_net::pki::{ca_init, ca_issue, CaInitArgs, CaIssueArgs, RoleArg};
+use fedchain_net::{Bundle, Incoming, Limits, NetError, PeerIdentity, Server};
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+
+/// The services define their own messages; this is a stand-in.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Msg {
+    Ping(u64),
+    Text(String),
+    Payload(Vec<u8>),
+}
+
+pub fn init_ca(dir: &Path, name: &str) {
+    ca_init(&CaInitArgs {
+        dir: dir.to_path_buf(),
+        name: name.into(),
+        days: 30,
+    })
+    .expect("ca init");
+}
+
+pub fn issue(ca: &Path, name: &str, role: RoleArg, out: &Path) -> PathBuf {
+    ca_issue(&CaIssueArgs {
+        dir: ca.to_path_buf(),
+        name: name.into(),
+        role,
+        out: out.to_path_buf(),
+        days: 30,
+    })
+    .expect("ca issue");
+    out.to_path_buf()
+}
+
+/// A consortium: CA, a coordinator, two hospitals, a third hospital (to revoke), and an
+/// intruder named like a hospital but issued by another CA.
+pub struct Consortium {
+    pub dir: tempfile::TempDir,
+    pub ca: PathBuf,
+    pub coordinator: PathBuf,
+    pub h1: PathBuf,
+    pub h2: PathBuf,
+    pub h3: PathBuf,
+    pub intruder: PathBuf,
+}
+
+impl Consortium {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ca = dir.path().join("ca");
+        init_ca(&ca, "test-consortium");
+        let b = |n: &str, r| issue(&ca, n, r, &dir.path().join(n));
+        let coordinator = b("coordinator", RoleArg::Aggregator);
+        let h1 = b("h1", RoleArg::Hospital);
+        let h2 = b("h2", RoleArg::Hospital);
+        let h3 = b("h3", RoleArg::Hospital);
+        let other = dir.path().join("other-ca");
+        init_ca(&other, "other-consortium");
+        let intruder = issue(
+            &other,
+            "h1",
+            RoleArg::Hospital,
+            &dir.path().join("intruder"),
+        );
+        Self {
+            dir,
+            ca,
+            coordinator,
+            h1,
+            h2,
+            h3,
+            intruder,
+        }
+    }
+
+    pub fn bundle(&self, p: &Path) -> Bundle {
+        Bundle::load(p).expect("load bundle")
+    }
+}
+
+pub fn limits() -> Limits {
+    Limits {
+        max_control: 64 << 10,
+        max_payload: 8 << 20,
+        timeout: Duration::from_secs(5),
+        incoming_queue: 16,
+        max_streams: 16,
+    }
+}
+
+/// What the echo server saw.
+#[derive(Debug)]
+pub enum Event {
+    Connected(PeerIdentity),
+    Refused(NetError),
+    StreamError(String, NetError),
+    Message(String, Msg),
+}
+
+/// A server that answers every request with the request itself and reports what it saw.
+pub struct EchoServer {
+    pub addr: SocketAddr,
+    pub events: mpsc::UnboundedReceiver<Event>,
+}
+
+impl EchoServer {
+    pub fn start(bundle: &Bundle, limits: Limits) -> Self {
+        let mut server =
+            Server::bind("127.0.0.1:0".parse().expect("addr"), bundle, limits).expect("bind");
+        let addr = server.local_addr().expect("local addr");
+        let (tx, events) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            loop {
+                match server.accept().await {
+                    Ok(peer) => {
+                        let _ = tx.send(Event::Connected(peer.identity().clone()));
+                        let tx = tx.clone();
+                        tokio::spawn(async move {
+                            let name = peer.identity().name.clone();
+                            loop {
+                                match peer.next_incoming::<Msg>().await {
+                                    Ok(Incoming::Request { request, responder }) => {
+                                        let _ = responder.respond(&request).await;
+                                    }
+                                    Ok(Incoming::Message(m)) => {
+                                        let _ = tx.send(Event::Message(name.clone(), m));
+                                    }
+                                    Err(NetError::Connection(_)) => break,
+                                    Err(e) => {
+                                        let _ = tx.send(Event::StreamError(name.clone(), e));
+                                    }
+                                }
+                            }
+                        });
+                    }
+                    Err(NetError::Closed) => break,
+                    Err(e) => {
+                        let _ = tx.send(Event::Refused(e));
+                    }
+                }
+            }
+        });
+        Self { addr, events }
+    }
+
+    /// The next event that is not a successful connection.
+    pub async fn next_problem(&mut self) -> Event {
+        loop {
+            let ev = tokio::time::timeout(Duration::from_secs(10), self.events.recv())
+                .await
+                .expect("an event within 10 s")
+                .expect("server running");
+            if !matches!(ev, Event::Connected(_)) {
+                return ev;
+            }
+        }
+    }
+}
