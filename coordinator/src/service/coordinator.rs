@@ -11,6 +11,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use fedchain_ledger::state::DECRYPTION_WINDOW;
 use fedchain_ledger::types::{decode, encode};
 use fedchain_ledger::{
     verify_chain_with, Address, AuditReport, Hash, JobId, SignedTx, Store, TxKind,
@@ -303,9 +304,9 @@ impl CoordinatorService {
         Vec::new()
     }
 
-    /// Time passes: while submissions are open, a block is produced (carrying what was
-    /// accepted) and the round closes when the chain reaches its deadline; while decrypting,
-    /// accepted shares are put in a block.
+    /// Time passes: a block is produced (carrying what was accepted). While submissions are
+    /// open, the round closes when the chain reaches its deadline; while decrypting, a round
+    /// without t valid shares [`DECRYPTION_WINDOW`] blocks after its deadline is voided.
     pub fn on_tick(&mut self, now_ms: u64) -> Result<Vec<Outbound>> {
         match &self.phase {
             Phase::Idle => Ok(Vec::new()),
@@ -316,10 +317,13 @@ impl CoordinatorService {
                 let actions = self.engine.handle(Event::Height(h));
                 self.carry_out(actions, None, Mode::Live, now_ms)
             }
-            Phase::Decrypting(..) => {
-                if !self.txs.is_empty() {
-                    let txs = std::mem::take(&mut self.txs);
-                    self.commit_block(txs, now_ms)?;
+            Phase::Decrypting(o, _) => {
+                let (round, deadline) = (o.round, o.deadline);
+                let txs = std::mem::take(&mut self.txs);
+                self.commit_block(txs, now_ms)?;
+                // too few valid shares within the decryption window: void the round
+                if self.ledger.height() >= deadline.saturating_add(DECRYPTION_WINDOW) {
+                    return self.void(round, now_ms);
                 }
                 Ok(Vec::new())
             }

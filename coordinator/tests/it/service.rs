@@ -146,6 +146,13 @@ impl Net {
         let r = self.coord().audit(c).unwrap();
         assert!(r.rounds_verified >= 1);
     }
+
+    /// Audit a ledger that may hold no committed round.
+    fn audit_blocks(&mut self, c: &Consortium) {
+        let h = self.coord().ledger().height();
+        let r = self.coord().audit(c).unwrap();
+        assert_eq!(r.blocks, h + 1);
+    }
 }
 
 fn last_outcome(w: &WorkerService) -> Outcome {
@@ -237,6 +244,43 @@ fn a_vanished_worker_is_charged_and_rejoins_after_restart() {
     assert_eq!(r1.accepted.len(), 4, "the restarted worker takes part");
     assert!(r1.missing.is_empty());
     net.audit(&c);
+}
+
+#[test]
+fn a_round_without_enough_shares_is_voided_after_the_decryption_window() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = Consortium::new(&small(1), &mut Quiet).unwrap();
+    let mut net = Net::new(&c, &dir.path().join("svc"));
+    net.pump();
+    net.start_round();
+    // everyone submits; then two holders vanish: 2 < t = 3 shares can come
+    while let Some((a, bytes)) = net.to_workers.pop_front() {
+        let msg: CoordinatorMsg = bincode::deserialize(&bytes).unwrap();
+        let w = net.workers.get_mut(&a).unwrap().as_mut().unwrap();
+        for reply in w.on_message(msg).unwrap() {
+            net.to_coord.push_back((a, wire(&reply)));
+        }
+    }
+    let (a2, a3) = (net.order[2], net.order[3]);
+    net.workers.insert(a2, None);
+    net.workers.insert(a3, None);
+    net.pump();
+    assert_eq!(net.coord().counted().len(), 4);
+    assert!(
+        net.coord().results().is_empty(),
+        "cannot complete with 2 shares"
+    );
+    let mut ticks = 0;
+    while net.coord().results().is_empty() {
+        net.tick();
+        ticks += 1;
+        assert!(ticks <= 40, "never voided");
+    }
+    let r = net.coord().results()[0].clone();
+    assert!(!r.committed, "voided");
+    assert!(ticks >= fedchain_ledger::state::DECRYPTION_WINDOW as usize);
+    assert_eq!(net.coord().round(), None);
+    net.audit_blocks(&c);
 }
 
 #[test]
