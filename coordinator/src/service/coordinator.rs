@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use fedchain_ledger::state::DECRYPTION_WINDOW;
-use fedchain_ledger::types::{decode, encode};
+use fedchain_ledger::types::{decode, encode, Offence};
 use fedchain_ledger::{
     verify_chain_with, Address, AuditReport, Hash, JobId, SignedTx, Store, TxKind,
 };
@@ -50,6 +50,18 @@ pub enum Outbound {
 enum Record {
     Submit { round: u32, tx: SignedTx },
     Share { round: u32, tx: SignedTx },
+}
+
+/// The message whose engine actions are being carried out.
+#[derive(Debug)]
+struct Origin {
+    /// The authenticated peer.
+    from: Address,
+    /// The payload digest its transaction names (for the `Ack`).
+    digest: Hash,
+    record: Record,
+    /// The payload of a possibly equivocating second submission, to keep as evidence.
+    evidence: Option<Vec<u8>>,
 }
 
 #[derive(Clone, Debug)]
@@ -427,8 +439,20 @@ impl CoordinatorService {
             round,
             tx: m.tx.clone(),
         };
+        // a second, different submission from this sender is evidence of equivocation: it is
+        // kept (durably, before the answer) so the penalty survives a restart
+        let evidence = self
+            .submitted
+            .contains_key(&from)
+            .then(|| m.payload.clone());
         let actions = self.engine.handle(Event::Submission(m));
-        self.carry_out(actions, Some((from, digest, record)), Mode::Live, now_ms)
+        let origin = Origin {
+            from,
+            digest,
+            record,
+            evidence,
+        };
+        self.carry_out(actions, Some(origin), Mode::Live, now_ms)
     }
 
     fn share(&mut self, from: Address, m: ShareMsg, now_ms: u64) -> Result<Vec<Outbound>> {
@@ -442,7 +466,13 @@ impl CoordinatorService {
             tx: m.tx.clone(),
         };
         let actions = self.engine.handle(Event::Share(m));
-        self.carry_out(actions, Some((from, digest, record)), Mode::Live, now_ms)
+        let origin = Origin {
+            from,
+            digest,
+            record,
+            evidence: None,
+        };
+        self.carry_out(actions, Some(origin), Mode::Live, now_ms)
     }
 
     /// Feed a pending record back into the engine after a restart.
@@ -477,19 +507,20 @@ impl CoordinatorService {
             )
         };
         let actions = self.engine.handle(event);
-        self.carry_out(
-            actions,
-            Some((from, digest, record)),
-            Mode::Replay { on_chain },
-            0,
-        )
+        let origin = Origin {
+            from,
+            digest,
+            record,
+            evidence: None,
+        };
+        self.carry_out(actions, Some(origin), Mode::Replay { on_chain }, 0)
     }
 
     /// Carry out the engine's actions for one event. `origin`: the message that caused them.
     fn carry_out(
         &mut self,
         actions: Vec<Action>,
-        origin: Option<(Address, Hash, Record)>,
+        origin: Option<Origin>,
         mode: Mode,
         now_ms: u64,
     ) -> Result<Vec<Outbound>> {
@@ -499,7 +530,7 @@ impl CoordinatorService {
         for a in actions {
             match a {
                 Action::Include { tx, payload } => {
-                    if let Some((_, _, record)) = &origin {
+                    if let Some(Origin { record, .. }) = &origin {
                         if matches!(mode, Mode::Live) {
                             // durable before acknowledged: record and payload in one write
                             let seq = self.next_seq;
@@ -528,7 +559,19 @@ impl CoordinatorService {
                     outcome.get_or_insert(Outcome::Accepted);
                 }
                 Action::Penalize { offender, offence } => {
-                    if !on_chain {
+                    if let (Mode::Live, Some(o)) = (mode, &origin) {
+                        if let Some(payload) = &o.evidence {
+                            let seq = self.next_seq;
+                            let bytes = encode(&o.record);
+                            self.ledger
+                                .chain()
+                                .store()
+                                .put_pending(seq, &bytes, payload)?;
+                            self.next_seq += 1;
+                            self.seqs.push(seq);
+                        }
+                    }
+                    if !on_chain && !self.punished(&offender, &offence) {
                         let tx = self.ledger.sign(TxKind::Penalty {
                             job: self.job,
                             offender,
@@ -576,11 +619,29 @@ impl CoordinatorService {
                 Action::Void { round } => out.extend(self.void(round, now_ms)?),
             }
         }
-        if let (Some((from, digest, _)), Some(outcome), Mode::Live) = (origin, outcome, mode) {
+        if let (Some(o), Some(outcome), Mode::Live) = (origin, outcome, mode) {
             // the acknowledgement goes before any round-level message it caused
-            out.insert(0, ack(from, digest, outcome));
+            out.insert(0, ack(o.from, o.digest, outcome));
         }
         Ok(out)
+    }
+
+    /// Whether the chain already holds a penalty for this offence (a replayed one is not
+    /// signed again).
+    fn punished(&self, offender: &Address, offence: &Offence) -> bool {
+        let round = match offence {
+            Offence::Equivocation { first, .. } => match &first.tx.kind {
+                TxKind::Submit { round, .. } | TxKind::DecryptionShare { round, .. } => *round,
+                _ => return false,
+            },
+            Offence::InvalidPayload { round, .. } | Offence::InvalidShare { round, .. } => *round,
+        };
+        self.ledger
+            .chain()
+            .state()
+            .jobs
+            .get(&self.job)
+            .is_some_and(|j| j.punished.contains(&(round, *offender, offence.kind())))
     }
 
     fn complete(&mut self, r: RoundResult, now_ms: u64) -> Result<Vec<Outbound>> {

@@ -371,6 +371,127 @@ fn coordinator_crash_between_accepted_and_committed_loses_nothing() {
     assert_eq!(coord.params(), c_params_after(&r, &coord));
 }
 
+#[test]
+fn coordinator_crash_while_decrypting_keeps_the_accepted_shares() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("svc");
+    let c = Consortium::new(&small(1), &mut Quiet).unwrap();
+    let mut net = Net::new(&c, &path);
+    net.pump();
+    net.start_round();
+    let slow = [net.order[2], net.order[3]];
+    // everybody submits; the share request reaches only hospitals 0 and 1
+    loop {
+        if let Some((a, bytes)) = net.to_workers.pop_front() {
+            let msg: CoordinatorMsg = bincode::deserialize(&bytes).unwrap();
+            if slow.contains(&a) && matches!(msg, CoordinatorMsg::ShareRequest(_)) {
+                continue;
+            }
+            let w = net.workers.get_mut(&a).unwrap().as_mut().unwrap();
+            for reply in w.on_message(msg).unwrap() {
+                net.to_coord.push_back((a, wire(&reply)));
+            }
+        } else if let Some((from, bytes)) = net.to_coord.pop_front() {
+            let msg: WorkerMsg = bincode::deserialize(&bytes).unwrap();
+            let out = net.coord().on_message(from, msg, 0).unwrap();
+            net.send(out);
+        } else {
+            break;
+        }
+    }
+    assert_eq!(net.coord().counted().len(), 4);
+    assert!(net.coord().results().is_empty());
+    for i in 0..2 {
+        assert_eq!(last_outcome(net.worker(i)), Outcome::Accepted, "share {i}");
+    }
+    crash(&mut net, &path);
+    let (coord, out) = CoordinatorService::open(&path, &c).unwrap();
+    assert!(
+        out.iter()
+            .any(|o| matches!(o, Outbound::All(CoordinatorMsg::ShareRequest(_)))),
+        "the share request is sent again"
+    );
+    net.coord = Some(coord);
+    net.send(out);
+    net.pump();
+    let r = net.coord().results()[0].clone();
+    assert!(r.committed);
+    assert_eq!(r.accepted.len(), 4);
+    assert_eq!(r.share_providers.len(), 3);
+    // the two shares accepted before the crash were kept: resent, they are duplicates
+    for i in 0..2 {
+        let outcomes: Vec<Outcome> = net
+            .worker(i)
+            .acks()
+            .iter()
+            .map(|a| a.outcome.clone())
+            .collect();
+        assert_eq!(
+            outcomes[outcomes.len() - 2..],
+            [Outcome::Accepted, Outcome::Duplicate],
+            "hospital {i}"
+        );
+        assert!(r.share_providers.contains(&net.order[i]));
+    }
+    net.audit(&c);
+}
+
+#[test]
+fn equivocation_evidence_survives_a_coordinator_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("svc");
+    let c = Consortium::new(&small(1), &mut Quiet).unwrap();
+    let mut net = Net::new(&c, &path);
+    net.pump();
+    net.start_round();
+    let mut subs: Vec<(Address, Vec<u8>)> = Vec::new();
+    while let Some((a, bytes)) = net.to_workers.pop_front() {
+        let msg: CoordinatorMsg = bincode::deserialize(&bytes).unwrap();
+        let w = net.workers.get_mut(&a).unwrap().as_mut().unwrap();
+        for reply in w.on_message(msg).unwrap() {
+            subs.push((a, wire(&reply)));
+        }
+    }
+    for s in &subs[..3] {
+        net.to_coord.push_back(s.clone());
+    }
+    net.pump();
+    // hospital 0 signs a second, different update for the same round
+    let a0 = net.order[0];
+    let job = net.coord().job();
+    let mut h = c.hospital(0).unwrap();
+    h.resume_nonce(1_000);
+    let mut u = h.train(&c.initial_params, 7, c.ciphertexts()).unwrap();
+    u.update[0] += 0.01;
+    let second = h.submission(job, 0, &u).unwrap();
+    let out = net
+        .coord()
+        .on_message(a0, WorkerMsg::Submit(second), 5)
+        .unwrap();
+    assert!(matches!(
+        &out[..],
+        [Outbound::To(_, CoordinatorMsg::Ack(a))]
+            if a.outcome == Outcome::Rejected { reason: Refusal::Equivocation }
+    ));
+    assert_eq!(net.coord().counted().len(), 2, "the equivocator is out");
+    crash(&mut net, &path);
+    let (coord, out) = CoordinatorService::open(&path, &c).unwrap();
+    assert_eq!(coord.counted().len(), 2, "the evidence was replayed");
+    net.coord = Some(coord);
+    net.send(out);
+    net.pump();
+    let r = net.coord().results()[0].clone();
+    assert!(r.committed);
+    assert_eq!(r.accepted.len(), 3);
+    assert!(!r.accepted.contains(&a0));
+    let state = net.coord().ledger().chain().state();
+    assert_eq!(
+        state.jobs[&job].members[&a0], 1000,
+        "half the deposit forfeited"
+    );
+    net.audit(&c);
+}
+
 /// The parameters a reopened coordinator resumes from are the committed ones.
 fn c_params_after<'a>(
     r: &fedchain_coordinator::service::RoundSummary,
