@@ -63,6 +63,8 @@ pub enum Refusal {
     Version { got: u16, want: u16 },
     #[error("the authenticated peer is {peer:?} but the message is from {claimed:?}")]
     SenderMismatch { peer: Address, claimed: Address },
+    #[error("{0:?} is not a member of the job's committee")]
+    NotMember(Address),
     #[error("job {got}, the coordinator runs job {want}")]
     WrongJob { got: JobId, want: JobId },
     #[error("no round is open")]

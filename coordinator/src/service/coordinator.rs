@@ -374,6 +374,9 @@ impl CoordinatorService {
                 claimed: address,
             });
         }
+        if !self.committee.contains(&from) {
+            return refuse(Refusal::NotMember(from));
+        }
         if job != self.job {
             return refuse(Refusal::WrongJob {
                 got: job,

@@ -164,11 +164,13 @@ fn four_workers_three_rounds_equal_the_simulation_bit_for_bit() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = small(3);
     let c = Consortium::new(&cfg, &mut Quiet).unwrap();
+    let t = std::time::Instant::now();
     let mut net = Net::new(&c, &dir.path().join("svc"));
     net.pump();
     for _ in 0..3 {
         net.round();
     }
+    let service_s = t.elapsed().as_secs_f64();
     let results = net.coord().results().to_vec();
     assert_eq!(results.len(), 3);
     for r in &results {
@@ -182,7 +184,13 @@ fn four_workers_three_rounds_equal_the_simulation_bit_for_bit() {
     for i in 0..4 {
         assert_eq!(net.worker(i).results().len(), 3);
     }
+    let t = std::time::Instant::now();
     let sim = run_one(&cfg, &dir.path().join("sim"), &mut Quiet).unwrap();
+    // a figure, not an assertion: services (incl. bincode) vs the simulation (incl. its keygen)
+    eprintln!(
+        "3 rounds: services {service_s:.2} s, run_one {:.2} s",
+        t.elapsed().as_secs_f64()
+    );
     assert!(sim.audit.starts_with("ok"), "{}", sim.audit);
     let ours: Vec<u32> = net.coord().params().iter().map(|x| x.to_bits()).collect();
     let theirs: Vec<u32> = sim.final_params.iter().map(|x| x.to_bits()).collect();
@@ -548,6 +556,36 @@ fn a_submission_signed_by_another_hospital_is_refused() {
         [Outbound::To(to, CoordinatorMsg::Refused { reason: Refusal::SenderMismatch { peer, claimed } })]
             if *to == a1 && *peer == a1 && *claimed == a0
     ));
+    // another protocol version, a stranger, another job: refused
+    let hello = |version, address, job| WorkerMsg::Hello {
+        version,
+        address,
+        job,
+    };
+    let stranger = Address([7; 20]);
+    let v = fedchain_coordinator::service::PROTOCOL_VERSION;
+    for (from, msg, want) in [
+        (
+            a0,
+            hello(v + 1, a0, 0),
+            Refusal::Version {
+                got: v + 1,
+                want: v,
+            },
+        ),
+        (
+            stranger,
+            hello(v, stranger, 0),
+            Refusal::NotMember(stranger),
+        ),
+        (a0, hello(v, a0, 9), Refusal::WrongJob { got: 9, want: 0 }),
+    ] {
+        let out = net.coord().on_message(from, msg, 1).unwrap();
+        assert_eq!(
+            out,
+            vec![Outbound::To(from, CoordinatorMsg::Refused { reason: want })]
+        );
+    }
     net.start_round();
     let mut subs: BTreeMap<Address, WorkerMsg> = BTreeMap::new();
     while let Some((a, bytes)) = net.to_workers.pop_front() {
