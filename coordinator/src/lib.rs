@@ -4,12 +4,18 @@
 
 pub mod config;
 pub mod engine;
+pub mod ledger;
 pub mod report;
+pub mod service;
+pub mod setup;
 pub mod simulate;
 pub mod strategy;
 pub mod verify;
 
 pub use config::SimulateConfig;
 pub use engine::{Action, EngineConfig, Event, RoundEngine, RoundResult};
+pub use ledger::Ledger;
+pub use service::{CoordinatorService, Outbound};
+pub use setup::Consortium;
 pub use simulate::{simulate, Observer, Progress, Quiet};
 pub use verify::FedchainVerifier;

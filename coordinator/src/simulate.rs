@@ -3,34 +3,21 @@
 //! here messages are handed over in memory, in a fixed order, so a seeded run is reproducible).
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Instant;
 
-use fedchain_crypto::identity::SigningKey;
-use fedchain_crypto::paillier::safe_prime_pair;
 use fedchain_crypto::threshold::VectorDecryptionShare;
-use fedchain_crypto::{deal, Encode, Encryptor, FixedBaseTable, Packer, PackingParams};
-use fedchain_datasets::{train_test_split, Dataset};
-use fedchain_ledger::state::{assemble_qc, vote, Genesis};
-use fedchain_ledger::types::{encode, Incentives};
-use fedchain_ledger::{
-    claims_of_block, verify_chain_with, Address, Chain, Hash, JobSpec, MemoryStore, RocksStore,
-    Role, RoundVerifier, SignedTx, Store, Transaction, TxKind,
-};
-use fedchain_models::ModelSpec;
-use fedchain_worker::{
-    encode_plain, EncryptedJob, Hospital, HospitalSetup, Protection, ShareMsg, SubmissionMsg,
-};
-use rand::SeedableRng;
-use rand_chacha::ChaCha20Rng;
+use fedchain_ledger::{verify_chain_with, Address, Hash, SignedTx, TxKind};
+use fedchain_worker::{encode_plain, round_seed, Hospital, Protection, ShareMsg, SubmissionMsg};
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::config::{Behaviour, ModelKind, SimulateConfig};
-use crate::engine::{Action, EngineConfig, Event, RoundEngine, RoundResult};
+use crate::config::{Behaviour, SimulateConfig};
+use crate::engine::{Action, Event, RoundEngine, RoundResult};
+use crate::ledger::Ledger;
 use crate::report::RoundRow;
+use crate::setup::Consortium;
 use crate::strategy::{params_hash, Strategy};
-use crate::verify::{FedchainVerifier, JobParams};
+use crate::verify::FedchainVerifier;
 
 /// Everything that can stop a simulation.
 #[derive(Debug, thiserror::Error)]
@@ -53,6 +40,10 @@ pub enum SimError {
     Refused(String),
     #[error("{path}: {reason}")]
     Output { path: PathBuf, reason: String },
+    #[error("coordinator service: {0}")]
+    Service(String),
+    #[error("failpoint {0} fired")]
+    Failpoint(&'static str),
 }
 
 pub type Result<T, E = SimError> = std::result::Result<T, E>;
@@ -114,178 +105,6 @@ pub struct RunOutcome {
     pub setup_s: f64,
 }
 
-/// 32 seed bytes for a named key of this run.
-fn derive(seed: u64, label: &str, i: usize) -> [u8; 32] {
-    let h = Hash::of(
-        b"fedchain/simulate/key/v1",
-        &[
-            &seed.to_be_bytes(),
-            label.as_bytes(),
-            &(i as u64).to_be_bytes(),
-        ],
-    );
-    h.0
-}
-
-struct Ledger {
-    chain: Chain<RocksStore>,
-    replicas: Vec<Chain<MemoryStore>>,
-    validators: Vec<SigningKey>,
-    aggregator: SigningKey,
-    aggregator_nonce: u64,
-    time_ms: u64,
-    bytes: u64,
-}
-
-impl Ledger {
-    fn sign(&mut self, kind: TxKind) -> SignedTx {
-        self.aggregator_nonce += 1;
-        Transaction {
-            chain_id: self.chain.state().chain_id.clone(),
-            sender: self.aggregator.verifying_key(),
-            nonce: self.aggregator_nonce,
-            kind,
-        }
-        .sign(&self.aggregator)
-    }
-
-    fn put_payload(&mut self, bytes: &[u8]) -> Result<Hash> {
-        self.bytes += bytes.len() as u64;
-        Ok(self.chain.put_payload(bytes)?)
-    }
-
-    /// Propose a block, have every validator re-execute it (state transition and the
-    /// cryptography of committed rounds) and vote, then commit it with its certificate on the
-    /// aggregator's RocksDB ledger and on every replica.
-    fn block(&mut self, txs: Vec<SignedTx>) -> Result<()> {
-        self.time_ms += 1000;
-        let p = self.chain.propose(txs, self.time_ms, &self.validators[0]);
-        if let Some((_, e)) = p.rejected.first() {
-            return Err(SimError::Refused(e.to_string()));
-        }
-        let mut block = p.block;
-        // payloads the validators need: referenced by transactions or by parameter hashes
-        let mut digests: Vec<Hash> = Vec::new();
-        for t in &block.txs {
-            match &t.tx.kind {
-                TxKind::Submit { payload, .. } | TxKind::DecryptionShare { payload, .. } => {
-                    digests.push(*payload)
-                }
-                TxKind::OpenRound { params_hash, .. } => digests.push(*params_hash),
-                TxKind::CommitRound {
-                    new_params_hash, ..
-                } => digests.push(*new_params_hash),
-                _ => {}
-            }
-        }
-        let payloads: Vec<Vec<u8>> = digests
-            .iter()
-            .filter_map(|d| self.chain.store().payload(d).ok().flatten())
-            .collect();
-        let height = block.header.height;
-        let header_hash = block.header.hash();
-        let validators = &self.validators;
-        let votes = self
-            .replicas
-            .par_iter()
-            .enumerate()
-            .map(|(i, replica)| {
-                for p in &payloads {
-                    replica.put_payload(p)?;
-                }
-                replica.validate(&block).map_err(|e| SimError::Validator {
-                    height,
-                    reason: e.to_string(),
-                })?;
-                let mut claims = Vec::new();
-                claims_of_block(replica.state(), &block, &mut claims);
-                let get = |d: &Hash| replica.store().payload(d).ok().flatten();
-                for c in &claims {
-                    FedchainVerifier
-                        .verify_round(c, &get)
-                        .map_err(|reason| SimError::Validator { height, reason })?;
-                }
-                Ok((i as u32, vote(&validators[i], i as u32, &header_hash)))
-            })
-            .collect::<Result<Vec<_>>>()?;
-        block.qc =
-            Some(
-                assemble_qc(self.validators.len(), &votes).map_err(|e| SimError::Validator {
-                    height,
-                    reason: e.to_string(),
-                })?,
-            );
-        self.bytes += (encode(&block.header).len() + encode(&(&block.txs, &block.qc)).len()) as u64;
-        self.chain.commit(&block)?;
-        for r in &mut self.replicas {
-            r.commit(&block)?;
-        }
-        Ok(())
-    }
-
-    fn height(&self) -> u64 {
-        self.chain.head().height
-    }
-}
-
-fn model_spec(cfg: &SimulateConfig, data: &Dataset) -> ModelSpec {
-    let (num_features, num_classes) = (data.num_features(), data.num_classes());
-    match cfg.model {
-        ModelKind::LogisticRegression => ModelSpec::LogisticRegression {
-            num_features,
-            num_classes,
-        },
-        ModelKind::Mlp => ModelSpec::Mlp {
-            num_features,
-            hidden: cfg.hidden.clone(),
-            num_classes,
-        },
-        ModelKind::DeepchainCnn => ModelSpec::DeepChainCnn { num_classes },
-        ModelKind::Lenet5 => ModelSpec::LeNet5 { num_classes },
-    }
-}
-
-/// The valid submissions of a job's open round, decoded from the ledger's payloads.
-fn valid_inputs(
-    ledger: &Ledger,
-    job: u64,
-    protection: &Protection,
-) -> Result<Vec<fedchain_crypto::CiphertextVector>> {
-    let Protection::Encrypted(e) = protection else {
-        return Ok(Vec::new());
-    };
-    let state = ledger.chain.state();
-    let Some(open) = state.jobs.get(&job).and_then(|j| j.open.as_ref()) else {
-        return Ok(Vec::new());
-    };
-    open.submissions
-        .values()
-        .filter(|s| !s.rejected)
-        .map(|s| {
-            let bytes = ledger
-                .chain
-                .store()
-                .payload(&s.payload)?
-                .ok_or_else(|| SimError::Refused(format!("payload {} missing", s.payload)))?;
-            Ok(fedchain_crypto::CiphertextVector::from_bytes(
-                e.key.public_key(),
-                &bytes,
-            )?)
-        })
-        .collect()
-}
-
-fn scale(d: Dataset, by: f32) -> Result<Dataset> {
-    let (classes, features) = (d.num_classes(), d.num_features());
-    let (x, y) = d.into_parts();
-    Ok(Dataset::new(
-        x.into_iter().map(|v| v * by).collect(),
-        y,
-        features,
-        classes,
-    )?)
-}
-
 fn behaviour(cfg: &SimulateConfig, h: usize, b: Behaviour) -> bool {
     cfg.byzantine
         .iter()
@@ -302,189 +121,28 @@ pub fn run_one(
     cfg.validate()?;
     let setup_start = Instant::now();
     let encrypted = !cfg.plaintext;
-    obs.progress(Progress::Setup("loading and partitioning data"));
-    let data = cfg.dataset.load();
-    let mut split = train_test_split(&data, cfg.test_fraction, true, cfg.seed)?;
-    if matches!(cfg.model, ModelKind::DeepchainCnn | ModelKind::Lenet5) {
-        // the image models take pixels scaled to [0, 1]
-        split.train = scale(split.train, 1.0 / 255.0)?;
-        split.test = scale(split.test, 1.0 / 255.0)?;
-        // hospitals train in parallel on rayon threads: one libtorch thread each
-        #[cfg(feature = "torch")]
-        fedchain_models::torch::set_num_threads(1);
-    } else {
-        split.standardize()?;
-    }
-    let partition = cfg
-        .partition
-        .partition(&split.train, cfg.hospitals, cfg.seed)?;
-    let parts = partition.apply(&split.train)?;
-    let spec = model_spec(cfg, &split.train);
-    let mut global_model = spec.build(cfg.seed)?;
-    let num_params = global_model.num_params();
-    let mut theta = global_model.params();
-
-    let aggregator = SigningKey::from_seed(&derive(cfg.seed, "aggregator", 0));
-    let validators: Vec<SigningKey> = (0..cfg.validators)
-        .map(|i| SigningKey::from_seed(&derive(cfg.seed, "validator", i)))
-        .collect();
-    let hospital_keys: Vec<SigningKey> = (0..cfg.hospitals)
-        .map(|i| SigningKey::from_seed(&derive(cfg.seed, "hospital", i)))
-        .collect();
-    let max_samples = parts.iter().map(|p| p.len() as u64).max().unwrap_or(1);
-
-    let mut rng = ChaCha20Rng::seed_from_u64(cfg.seed);
-    let (protection, shares, table) = if encrypted {
-        obs.progress(Progress::Setup(
-            "generating the threshold Paillier key (safe primes) and dealing shares",
-        ));
-        let (p, q) = safe_prime_pair(cfg.key_bits, &mut rng)?;
-        let dealt = deal(&p, &q, cfg.hospitals as u32, cfg.threshold, &mut rng)?;
-        let packing = PackingParams {
-            value_bits: cfg.value_bits,
-            clip: cfg.clip,
-            max_parties: cfg.hospitals as u32,
-            max_samples,
-            rounding: cfg.rounding,
-        };
-        let packer = Packer::new(packing, dealt.public.public_key().plaintext_bits())?;
-        obs.progress(Progress::Setup("building the fixed-base encryption table"));
-        let table = Arc::new(FixedBaseTable::new(dealt.public.public_key(), cfg.window)?);
-        let job = Arc::new(EncryptedJob {
-            key: dealt.public,
-            packer,
-        });
-        (
-            Protection::Encrypted(job),
-            dealt.shares.into_iter().map(Some).collect::<Vec<_>>(),
-            Some(table),
-        )
-    } else {
-        (Protection::Plaintext, vec![None; cfg.hospitals], None)
-    };
+    let consortium = Consortium::new(cfg, obs)?;
+    let split = &consortium.split;
+    let protection = consortium.protection.clone();
+    let mut global_model = consortium.spec.build(cfg.seed)?;
+    let num_params = consortium.num_params;
+    let mut theta = consortium.initial_params.clone();
 
     obs.progress(Progress::Setup("opening the ledger"));
     prepare_dir(ledger_dir, cfg.force)?;
-    let chain_id = format!("fedchain-sim-{}", cfg.seed);
-    let mut allocations = vec![(Address::of(&aggregator.verifying_key()), 1_000_000u64)];
-    allocations.extend(
-        hospital_keys
-            .iter()
-            .map(|k| (Address::of(&k.verifying_key()), 10_000u64)),
-    );
-    let genesis = Genesis {
-        chain_id: chain_id.clone(),
-        timestamp_ms: 1_700_000_000_000,
-        validators: validators.iter().map(SigningKey::verifying_key).collect(),
-        allocations,
-    };
-    let chain = Chain::open(RocksStore::open(ledger_dir)?, &genesis)?;
-    let replicas = (0..cfg.validators)
-        .map(|_| Chain::open(MemoryStore::new(), &genesis))
-        .collect::<Result<Vec<_>, _>>()?;
-    let mut ledger = Ledger {
-        chain,
-        replicas,
-        validators,
-        aggregator,
-        aggregator_nonce: 0,
-        time_ms: genesis.timestamp_ms,
-        bytes: 0,
-    };
-
-    let mut hospitals: Vec<Hospital> = parts
-        .into_iter()
-        .zip(hospital_keys)
-        .zip(shares)
-        .enumerate()
-        .map(|(i, ((data, key), share))| {
-            let encryptor = match (&protection, &table) {
-                (Protection::Encrypted(e), Some(t)) => Some(Encryptor::with_table(
-                    e.key.public_key().clone(),
-                    Arc::clone(t),
-                )),
-                _ => None,
-            };
-            Ok(Hospital::new(HospitalSetup {
-                key,
-                chain_id: chain_id.clone(),
-                nonce: 0,
-                data,
-                model: spec.build(cfg.seed)?,
-                train: cfg.train.clone(),
-                rule: cfg.rule,
-                protection: protection.clone(),
-                encryptor,
-                share,
-                seed: cfg.seed ^ (0x9e37_79b9 * (i as u64 + 1)),
-            }))
-        })
-        .collect::<Result<Vec<_>>>()?;
+    let genesis = consortium.genesis.clone();
+    let mut ledger = Ledger::open(
+        ledger_dir,
+        &genesis,
+        consortium.validators.clone(),
+        consortium.aggregator.clone(),
+    )?;
+    let mut hospitals = consortium.hospitals()?;
 
     // registration, the job, deposits
-    let mut txs = vec![ledger.sign(TxKind::Register {
-        role: Role::Aggregator,
-        pseudonym: "aggregator".into(),
-    })];
-    for (i, h) in hospitals.iter_mut().enumerate() {
-        txs.push(h.sign(TxKind::Register {
-            role: Role::Hospital,
-            pseudonym: format!("hospital-{i}"),
-        }));
-    }
-    ledger.block(txs)?;
-    let job_params = JobParams {
-        num_params,
-        packing: match &protection {
-            Protection::Encrypted(e) => Some(e.packer.params().clone()),
-            Protection::Plaintext => None,
-        },
-        server: cfg.server,
-    };
-    let spec_on_chain = JobSpec {
-        model_spec_hash: Hash(global_model.spec_hash().0),
-        threshold_key: match &protection {
-            Protection::Encrypted(e) => e.key.to_bytes(),
-            Protection::Plaintext => Vec::new(),
-        },
-        packing: serde_json::to_string(&job_params)
-            .map_err(|e| SimError::Refused(e.to_string()))?,
-        threshold: if encrypted { cfg.threshold } else { 0 },
-        committee: hospitals.iter().map(Hospital::address).collect(),
-        incentives: Incentives {
-            min_deposit: 1_000,
-            submit_reward: 1_000,
-            share_reward: 300,
-            missed_deadline_permille: 100,
-            misbehaviour_permille: 500,
-        },
-    };
-    let create = ledger.sign(TxKind::CreateJob(spec_on_chain));
-    ledger.block(vec![create])?;
-    let job = ledger.chain.state().next_job - 1;
-    let joins: Vec<SignedTx> = hospitals
-        .iter_mut()
-        .map(|h| {
-            h.sign(TxKind::Join {
-                job,
-                deposit: 2_000,
-            })
-        })
-        .collect();
-    ledger.block(joins)?;
-
-    let mut engine = RoundEngine::new(EngineConfig {
-        job,
-        protection: protection.clone(),
-        num_params,
-        committee: hospitals.iter().map(Hospital::address).collect(),
-        min_participants: cfg.min_participants(),
-        max_samples,
-    });
-    let ciphertexts = match &protection {
-        Protection::Encrypted(e) => e.packer.plaintexts_for(num_params),
-        Protection::Plaintext => 0,
-    };
+    let job = consortium.bootstrap(&mut ledger, &mut hospitals)?;
+    let mut engine = RoundEngine::new(consortium.engine_config(job));
+    let ciphertexts = consortium.ciphertexts();
     let setup_s = setup_start.elapsed().as_secs_f64();
 
     let mut rows = Vec::new();
@@ -653,7 +311,7 @@ pub fn run_one(
             });
             io.outcome = None;
             // what the holders read on the ledger: the round's valid (non-rejected) submissions
-            let inputs = valid_inputs(&ledger, job, &protection)?;
+            let inputs = ledger.valid_inputs(job, &protection)?;
             let mut holders: Vec<usize> = (0..hospitals.len()).filter(|i| active[*i]).collect();
             // honest holders in order; a misbehaving one answers first so its penalty shows
             holders.sort_by_key(|i| !behaviour(cfg, *i, Behaviour::BadProof));
@@ -801,7 +459,7 @@ fn h_train(
     i: usize,
     ciphertexts: usize,
 ) -> Result<fedchain_worker::LocalUpdate> {
-    Ok(h.train(theta, seed ^ ((round as u64) << 32) ^ i as u64, ciphertexts)?)
+    Ok(h.train(theta, round_seed(seed, round, i), ciphertexts)?)
 }
 
 /// A share whose proof was altered, re-signed (the misbehaviour `bad-proof`).

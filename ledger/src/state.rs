@@ -747,7 +747,7 @@ impl State {
                 if !first.verify() || !second.verify() {
                     return Err(bad("evidence signature does not verify"));
                 }
-                (r1, 0u8)
+                (r1, offence.kind())
             }
             Offence::InvalidPayload {
                 job: jb,
@@ -776,7 +776,7 @@ impl State {
                 if found != Some(*digest) {
                     return Err(bad("the offender has no such payload in this round"));
                 }
-                (*round, if is_payload { 1 } else { 2 })
+                (*round, offence.kind())
             }
         };
         if j.punished.contains(&(round, offender, kind)) {

@@ -4,6 +4,11 @@
 //! flipped byte. Committing a block is one atomic write of its header, body, transaction
 //! index, the state it produces and the new head (a RocksDB WriteBatch, synced). Payloads are
 //! content-addressed and written (synced) before a submission is acknowledged.
+//!
+//! Messages the aggregator accepted for the open round but has not yet seen committed are
+//! kept as *pending* records (key: a sequence number, 8 bytes big-endian; value: the caller's
+//! record), written in one atomic, synced write together with their payload, so an accepted
+//! submission is durable before it is acknowledged and a restarted aggregator can replay them.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -54,6 +59,14 @@ pub trait Store: Send + Sync {
     fn commit(&self, batch: &CommitBatch) -> Result<()>;
     /// The genesis configuration this ledger was created with.
     fn genesis(&self) -> Result<Option<Vec<u8>>>;
+    /// Record an accepted, not yet committed message under sequence number `seq` together
+    /// with its payload (stored under its SHA-256 digest), in one atomic write that is
+    /// durable when this returns. Gives the payload's digest.
+    fn put_pending(&self, seq: u64, record: &[u8], payload: &[u8]) -> Result<Hash>;
+    /// Every pending record, in sequence order.
+    fn pending(&self) -> Result<Vec<(u64, Vec<u8>)>>;
+    /// Forget pending records (their round was committed or voided); payloads stay.
+    fn remove_pending(&self, seqs: &[u64]) -> Result<()>;
 
     /// Whether a payload is present. Payloads are keyed by the SHA-256 of their bytes when
     /// written, so presence means it hashed to its digest then; later damage is what the
@@ -77,6 +90,7 @@ struct Mem {
     head: Option<Head>,
     txs: HashMap<Hash, (u64, u32)>,
     payloads: HashMap<Hash, Vec<u8>>,
+    pending: BTreeMap<u64, Vec<u8>>,
 }
 
 /// A store in memory (tests, simulations that need no disk).
@@ -108,7 +122,7 @@ impl MemoryStore {
                 d.copy_from_slice(&key[..32.min(key.len())]);
                 m.payloads.insert(Hash(d), value);
             }
-            Column::Txs | Column::Meta => {}
+            Column::Txs | Column::Meta | Column::Pending => {}
         }
     }
 }
@@ -149,6 +163,28 @@ impl Store for MemoryStore {
         self.lock().payloads.insert(d, bytes.to_vec());
         Ok(d)
     }
+    fn put_pending(&self, seq: u64, record: &[u8], payload: &[u8]) -> Result<Hash> {
+        let d = Hash::sha256(payload);
+        let mut m = self.lock();
+        m.payloads.insert(d, payload.to_vec());
+        m.pending.insert(seq, record.to_vec());
+        Ok(d)
+    }
+    fn pending(&self) -> Result<Vec<(u64, Vec<u8>)>> {
+        Ok(self
+            .lock()
+            .pending
+            .iter()
+            .map(|(k, v)| (*k, v.clone()))
+            .collect())
+    }
+    fn remove_pending(&self, seqs: &[u64]) -> Result<()> {
+        let mut m = self.lock();
+        for s in seqs {
+            m.pending.remove(s);
+        }
+        Ok(())
+    }
     fn commit(&self, b: &CommitBatch) -> Result<()> {
         let mut m = self.lock();
         m.headers.insert(b.height, b.header.clone());
@@ -177,16 +213,19 @@ pub enum Column {
     State,
     Payloads,
     Meta,
+    /// Accepted messages of the open round not yet known committed (key: sequence number).
+    Pending,
 }
 
 impl Column {
-    pub const ALL: [Column; 6] = [
+    pub const ALL: [Column; 7] = [
         Column::Headers,
         Column::Bodies,
         Column::Txs,
         Column::State,
         Column::Payloads,
         Column::Meta,
+        Column::Pending,
     ];
 
     pub fn name(self) -> &'static str {
@@ -197,6 +236,7 @@ impl Column {
             Column::State => "state",
             Column::Payloads => "payloads",
             Column::Meta => "meta",
+            Column::Pending => "pending",
         }
     }
 }
@@ -206,7 +246,8 @@ const GENESIS_KEY: &[u8] = b"genesis";
 const STATE_KEY: &[u8] = b"current";
 
 /// A RocksDB store: column families headers / bodies (key: height, big-endian), txs (tx hash ->
-/// height, index), state (the current state), payloads (digest -> bytes), meta (head).
+/// height, index), state (the current state), payloads (digest -> bytes), meta (head),
+/// pending (sequence number -> accepted, uncommitted message record).
 #[derive(Debug)]
 pub struct RocksStore {
     db: DB,
@@ -233,7 +274,9 @@ impl RocksStore {
     fn open_with(path: impl AsRef<Path>, create: bool) -> Result<Self> {
         let mut opts = Options::default();
         opts.create_if_missing(create);
-        opts.create_missing_column_families(create);
+        // the database itself must exist when `!create`; a column family added by a later
+        // version (pending) is created empty on first open
+        opts.create_missing_column_families(true);
         let cfs = Column::ALL
             .iter()
             .map(|c| ColumnFamilyDescriptor::new(c.name(), Options::default()));
@@ -334,6 +377,38 @@ impl Store for RocksStore {
         self.db
             .put_cf_opt(self.cf(Column::Payloads)?, d.0, bytes, &Self::synced())?;
         Ok(d)
+    }
+    fn put_pending(&self, seq: u64, record: &[u8], payload: &[u8]) -> Result<Hash> {
+        let d = Hash::sha256(payload);
+        let mut wb = WriteBatch::default();
+        wb.put_cf(self.cf(Column::Payloads)?, d.0, payload);
+        wb.put_cf(self.cf(Column::Pending)?, seq.to_be_bytes(), record);
+        self.db.write_opt(wb, &Self::synced())?;
+        Ok(d)
+    }
+    fn pending(&self) -> Result<Vec<(u64, Vec<u8>)>> {
+        let cf = self.cf(Column::Pending)?;
+        let mut out = Vec::new();
+        for item in self.db.iterator_cf(cf, rocksdb::IteratorMode::Start) {
+            let (k, v) = item?;
+            if k.len() != 8 {
+                return Err(LedgerError::Store(format!(
+                    "pending record with a {}-byte key",
+                    k.len()
+                )));
+            }
+            out.push((height_of(&k), v.to_vec()));
+        }
+        Ok(out)
+    }
+    fn remove_pending(&self, seqs: &[u64]) -> Result<()> {
+        let cf = self.cf(Column::Pending)?;
+        let mut wb = WriteBatch::default();
+        for s in seqs {
+            wb.delete_cf(cf, s.to_be_bytes());
+        }
+        self.db.write_opt(wb, &Self::synced())?;
+        Ok(())
     }
     fn commit(&self, b: &CommitBatch) -> Result<()> {
         let mut wb = WriteBatch::default();

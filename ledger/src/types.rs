@@ -174,6 +174,19 @@ pub enum Offence {
     },
 }
 
+impl Offence {
+    /// The kind of offence as the chain records it in a job's `punished` set (evidence of one
+    /// kind counts once per round and offender): 0 equivocation, 1 invalid payload, 2 invalid
+    /// share.
+    pub fn kind(&self) -> u8 {
+        match self {
+            Offence::Equivocation { .. } => 0,
+            Offence::InvalidPayload { .. } => 1,
+            Offence::InvalidShare { .. } => 2,
+        }
+    }
+}
+
 /// The transactions of the chain.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum TxKind {

@@ -16,6 +16,12 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 use serde::{Deserialize, Serialize};
 
+pub mod service;
+pub use service::{
+    Ack, CoordinatorMsg, Outcome, Refusal, RoundOpen, RoundSummary, ShareRequest, WorkerMsg,
+    WorkerService, PROTOCOL_VERSION,
+};
+
 /// Errors of a hospital node.
 #[derive(Debug, thiserror::Error)]
 pub enum WorkerError {
@@ -60,14 +66,14 @@ pub enum LocalRule {
 }
 
 /// A submission as it travels to the aggregator: the signed transaction and its payload.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SubmissionMsg {
     pub tx: SignedTx,
     pub payload: Vec<u8>,
 }
 
 /// A decryption share as it travels to the aggregator.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ShareMsg {
     pub tx: SignedTx,
     pub payload: Vec<u8>,
@@ -111,6 +117,12 @@ fn local_update(
             })
         }
     }
+}
+
+/// The training seed of hospital `index` in round `round` of a run seeded with `seed` (the
+/// simulation and the worker service use the same one, so their models agree bit for bit).
+pub fn round_seed(seed: u64, round: u32, index: usize) -> u64 {
+    seed ^ ((round as u64) << 32) ^ index as u64
 }
 
 /// Encode a plaintext update (little-endian f32) — the `--plaintext` payload.
@@ -189,6 +201,22 @@ impl Hospital {
     /// Its signing key (for registration transactions).
     pub fn signing_key(&self) -> &SigningKey {
         &self.key
+    }
+
+    /// How this hospital's job protects updates.
+    pub fn protection(&self) -> &Protection {
+        &self.protection
+    }
+
+    /// The last nonce this hospital signed with.
+    pub fn nonce(&self) -> u64 {
+        self.nonce
+    }
+
+    /// Continue after `nonce` (the last one the chain or the aggregator has seen from this
+    /// key, e.g. after a restart); never goes back.
+    pub fn resume_nonce(&mut self, nonce: u64) {
+        self.nonce = self.nonce.max(nonce);
     }
 
     /// Local samples.

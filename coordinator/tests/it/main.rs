@@ -2,4 +2,5 @@
 #![allow(clippy::unwrap_used)]
 
 mod engine;
+mod service;
 mod simulate;

@@ -30,6 +30,17 @@ fn suite<S: Store>(make: impl Fn() -> S, reopen: impl Fn(S) -> S) {
         &Hash::sha256(b"x"),
         &proof
     ));
+    // pending records: payload and record in one write, listed in sequence order, removable
+    let pd = chain
+        .store()
+        .put_pending(7, b"second", b"pending payload b")
+        .unwrap();
+    chain
+        .store()
+        .put_pending(2, b"first", b"pending payload a")
+        .unwrap();
+    assert_eq!(pd, Hash::sha256(b"pending payload b"));
+    assert!(chain.store().has_valid_payload(&pd));
     let state = chain.state().clone();
     // reopen yields exactly the last committed block and state
     let store = reopen(into_store(chain));
@@ -37,6 +48,16 @@ fn suite<S: Store>(make: impl Fn() -> S, reopen: impl Fn(S) -> S) {
     assert_eq!(chain.head(), head);
     assert_eq!(chain.state(), &state);
     assert!(chain.store().has_valid_payload(&d));
+    assert_eq!(
+        chain.store().pending().unwrap(),
+        vec![(2, b"first".to_vec()), (7, b"second".to_vec())]
+    );
+    chain.store().remove_pending(&[2, 99]).unwrap();
+    assert_eq!(
+        chain.store().pending().unwrap(),
+        vec![(7, b"second".to_vec())]
+    );
+    assert!(chain.store().has_valid_payload(&pd));
     let report = verify_chain(chain.store(), &net.genesis).unwrap();
     assert_eq!(report.blocks, 5);
     // a store of another chain is refused

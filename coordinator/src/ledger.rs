@@ -1,0 +1,218 @@
+//! The aggregator's block-producing ledger: it signs the aggregator's transactions, proposes
+//! blocks, has every validator replica re-execute them (state transition, and for committed
+//! rounds the [`FedchainVerifier`]'s cryptography) and vote, and commits each block with its
+//! BLS quorum certificate to its RocksDB chain and to every replica.
+
+use fedchain_crypto::identity::SigningKey;
+use fedchain_crypto::CiphertextVector;
+use fedchain_ledger::state::{assemble_qc, vote, Genesis};
+use fedchain_ledger::types::{encode, Block};
+use fedchain_ledger::{
+    claims_of_block, Address, Chain, Hash, JobId, MemoryStore, RocksStore, RoundVerifier, SignedTx,
+    Store, Transaction, TxKind,
+};
+use fedchain_worker::Protection;
+use rayon::prelude::*;
+
+use crate::simulate::{Result, SimError};
+use crate::verify::FedchainVerifier;
+
+/// The aggregator's ledger with its validator replicas (in process).
+#[derive(Debug)]
+pub struct Ledger {
+    pub(crate) chain: Chain<RocksStore>,
+    replicas: Vec<Chain<MemoryStore>>,
+    validators: Vec<SigningKey>,
+    pub(crate) aggregator: SigningKey,
+    aggregator_nonce: u64,
+    time_ms: u64,
+    /// Bytes written to the chain so far (payloads, headers, bodies).
+    pub bytes: u64,
+}
+
+impl Ledger {
+    /// A ledger on a fresh (or existing) RocksDB chain in `dir`, with one in-memory replica per
+    /// validator. On an existing chain the replicas replay every committed block (each checked
+    /// with its certificate) and the aggregator continues after its last nonce on chain.
+    pub fn open(
+        dir: &std::path::Path,
+        genesis: &Genesis,
+        validators: Vec<SigningKey>,
+        aggregator: SigningKey,
+    ) -> Result<Self> {
+        let chain = Chain::open(RocksStore::open(dir)?, genesis)?;
+        let mut replicas = (0..validators.len())
+            .map(|_| Chain::open(MemoryStore::new(), genesis))
+            .collect::<Result<Vec<_>, _>>()?;
+        let head = chain.head().height;
+        for h in 1..=head {
+            let block = chain
+                .block(h)?
+                .ok_or_else(|| SimError::Refused(format!("block {h} missing from the store")))?;
+            let payloads = payloads_of(&chain, &block);
+            for r in &mut replicas {
+                for p in &payloads {
+                    r.put_payload(p)?;
+                }
+                r.commit(&block)?;
+            }
+        }
+        let state = chain.state();
+        let aggregator_nonce = state
+            .nonces
+            .get(&Address::of(&aggregator.verifying_key()))
+            .copied()
+            .unwrap_or(0);
+        let time_ms = state.timestamp_ms.max(genesis.timestamp_ms);
+        Ok(Self {
+            chain,
+            replicas,
+            validators,
+            aggregator,
+            aggregator_nonce,
+            time_ms,
+            bytes: 0,
+        })
+    }
+
+    /// The aggregator's chain.
+    pub fn chain(&self) -> &Chain<RocksStore> {
+        &self.chain
+    }
+
+    /// The aggregator's address.
+    pub fn aggregator(&self) -> Address {
+        Address::of(&self.aggregator.verifying_key())
+    }
+
+    /// Sign an aggregator transaction with the next nonce.
+    pub fn sign(&mut self, kind: TxKind) -> SignedTx {
+        self.aggregator_nonce += 1;
+        Transaction {
+            chain_id: self.chain.state().chain_id.clone(),
+            sender: self.aggregator.verifying_key(),
+            nonce: self.aggregator_nonce,
+            kind,
+        }
+        .sign(&self.aggregator)
+    }
+
+    /// Store a payload (durable on return).
+    pub fn put_payload(&mut self, bytes: &[u8]) -> Result<Hash> {
+        self.bytes += bytes.len() as u64;
+        Ok(self.chain.put_payload(bytes)?)
+    }
+
+    /// A block one second after the previous one (the simulation's clock).
+    pub fn block(&mut self, txs: Vec<SignedTx>) -> Result<()> {
+        let t = self.time_ms + 1000;
+        self.block_at(txs, t)
+    }
+
+    /// Propose a block stamped `time_ms` (at least one millisecond after the previous block),
+    /// have every validator re-execute it (state transition and the cryptography of committed
+    /// rounds) and vote, then commit it with its certificate on the aggregator's RocksDB ledger
+    /// and on every replica.
+    pub fn block_at(&mut self, txs: Vec<SignedTx>, time_ms: u64) -> Result<()> {
+        self.time_ms = time_ms.max(self.time_ms + 1);
+        let p = self.chain.propose(txs, self.time_ms, &self.validators[0]);
+        if let Some((_, e)) = p.rejected.first() {
+            return Err(SimError::Refused(e.to_string()));
+        }
+        let mut block = p.block;
+        let payloads = payloads_of(&self.chain, &block);
+        let height = block.header.height;
+        let header_hash = block.header.hash();
+        let validators = &self.validators;
+        let votes = self
+            .replicas
+            .par_iter()
+            .enumerate()
+            .map(|(i, replica)| {
+                for p in &payloads {
+                    replica.put_payload(p)?;
+                }
+                replica.validate(&block).map_err(|e| SimError::Validator {
+                    height,
+                    reason: e.to_string(),
+                })?;
+                let mut claims = Vec::new();
+                claims_of_block(replica.state(), &block, &mut claims);
+                let get = |d: &Hash| replica.store().payload(d).ok().flatten();
+                for c in &claims {
+                    FedchainVerifier
+                        .verify_round(c, &get)
+                        .map_err(|reason| SimError::Validator { height, reason })?;
+                }
+                Ok((i as u32, vote(&validators[i], i as u32, &header_hash)))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        block.qc =
+            Some(
+                assemble_qc(self.validators.len(), &votes).map_err(|e| SimError::Validator {
+                    height,
+                    reason: e.to_string(),
+                })?,
+            );
+        self.bytes += (encode(&block.header).len() + encode(&(&block.txs, &block.qc)).len()) as u64;
+        self.chain.commit(&block)?;
+        for r in &mut self.replicas {
+            r.commit(&block)?;
+        }
+        Ok(())
+    }
+
+    /// The valid (non-rejected) submissions of `job`'s open round, decoded from the ledger's
+    /// payloads: what the key holders check an aggregate against.
+    pub fn valid_inputs(
+        &self,
+        job: JobId,
+        protection: &Protection,
+    ) -> Result<Vec<CiphertextVector>> {
+        let Protection::Encrypted(e) = protection else {
+            return Ok(Vec::new());
+        };
+        let state = self.chain.state();
+        let Some(open) = state.jobs.get(&job).and_then(|j| j.open.as_ref()) else {
+            return Ok(Vec::new());
+        };
+        open.submissions
+            .values()
+            .filter(|s| !s.rejected)
+            .map(|s| {
+                let bytes =
+                    self.chain.store().payload(&s.payload)?.ok_or_else(|| {
+                        SimError::Refused(format!("payload {} missing", s.payload))
+                    })?;
+                Ok(CiphertextVector::from_bytes(e.key.public_key(), &bytes)?)
+            })
+            .collect()
+    }
+
+    /// Height of the last committed block.
+    pub fn height(&self) -> u64 {
+        self.chain.head().height
+    }
+}
+
+/// The payloads validators need for `block`: referenced by its transactions or by parameter
+/// hashes (those present in the aggregator's store).
+fn payloads_of(chain: &Chain<RocksStore>, block: &Block) -> Vec<Vec<u8>> {
+    let mut digests: Vec<Hash> = Vec::new();
+    for t in &block.txs {
+        match &t.tx.kind {
+            TxKind::Submit { payload, .. } | TxKind::DecryptionShare { payload, .. } => {
+                digests.push(*payload)
+            }
+            TxKind::OpenRound { params_hash, .. } => digests.push(*params_hash),
+            TxKind::CommitRound {
+                new_params_hash, ..
+            } => digests.push(*new_params_hash),
+            _ => {}
+        }
+    }
+    digests
+        .iter()
+        .filter_map(|d| chain.store().payload(d).ok().flatten())
+        .collect()
+}

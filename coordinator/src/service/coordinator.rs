@@ -1,0 +1,747 @@
+//! [`CoordinatorService`]: the aggregator of one job as a state machine.
+//!
+//! Durability: every message the engine accepts (a submission or a decryption share, with its
+//! payload) is written to the store's pending records in one synced write *before* its
+//! `Ack` is returned. Pending records live until the round is committed or voided, so
+//! [`CoordinatorService::open`] rebuilds the round from the chain plus these records: it replays
+//! them into a fresh engine (in their original order), puts the ones not yet on chain back into
+//! the next block, and continues. Nothing acknowledged is lost, and a record already on chain
+//! is not included twice.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use fedchain_ledger::state::DECRYPTION_WINDOW;
+use fedchain_ledger::types::{decode, encode, Offence};
+use fedchain_ledger::{
+    verify_chain_with, Address, AuditReport, Hash, JobId, SignedTx, Store, TxKind,
+};
+use fedchain_worker::{decode_plain, encode_plain, Hospital, Protection, ShareMsg, SubmissionMsg};
+use serde::{Deserialize, Serialize};
+
+use super::{
+    Ack, CoordinatorMsg, Outcome, Refusal, RoundOpen, RoundSummary, ShareRequest, WorkerMsg,
+    PROTOCOL_VERSION,
+};
+use crate::engine::{Action, Event, RejectReason, RoundEngine, RoundResult};
+use crate::ledger::Ledger;
+use crate::setup::Consortium;
+use crate::simulate::{Result, SimError};
+use crate::strategy::{ServerStep, Strategy};
+use crate::verify::FedchainVerifier;
+
+/// Name of the failpoint (feature `failpoints`) just before the service commits a block. It
+/// fires when configured as `return(<ledger dir>)` for this service's ledger directory, so
+/// tests running other services in parallel are not affected.
+pub const FAILPOINT_BEFORE_BLOCK: &str = "coordinator::before-block";
+
+/// A message for the transport to deliver.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Outbound {
+    /// To one hospital (usually the sender of the message being answered).
+    To(Address, CoordinatorMsg),
+    /// To every committee member.
+    All(CoordinatorMsg),
+}
+
+/// An accepted message as kept in the store until its round ends (the payload is stored
+/// under the digest its transaction names).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+enum Record {
+    Submit { round: u32, tx: SignedTx },
+    Share { round: u32, tx: SignedTx },
+}
+
+/// The message whose engine actions are being carried out.
+#[derive(Debug)]
+struct Origin {
+    /// The authenticated peer.
+    from: Address,
+    /// The payload digest its transaction names (for the `Ack`).
+    digest: Hash,
+    record: Record,
+    /// The payload of a possibly equivocating second submission, to keep as evidence.
+    evidence: Option<Vec<u8>>,
+}
+
+#[derive(Clone, Debug)]
+enum Phase {
+    Idle,
+    Collecting(RoundOpen),
+    Decrypting(RoundOpen, ShareRequest),
+}
+
+/// How the actions of one engine event are carried out.
+#[derive(Clone, Copy, Debug)]
+enum Mode {
+    /// A live message: record accepted ones durably, acknowledge.
+    Live,
+    /// Replaying a pending record; `on_chain`: its transaction is already in a block.
+    Replay { on_chain: bool },
+}
+
+/// The coordinator of one job.
+#[derive(Debug)]
+pub struct CoordinatorService {
+    ledger: Ledger,
+    engine: RoundEngine,
+    job: JobId,
+    protection: Protection,
+    server: ServerStep,
+    deadline_blocks: u64,
+    committee: Vec<Address>,
+    theta: Vec<f32>,
+    phase: Phase,
+    /// Transactions for the next block.
+    txs: Vec<SignedTx>,
+    /// Pending records of the open round.
+    seqs: Vec<u64>,
+    next_seq: u64,
+    /// Accepted messages of the open round: sender -> transaction hash.
+    submitted: BTreeMap<Address, Hash>,
+    shared: BTreeMap<Address, Hash>,
+    /// Highest nonce accepted from each sender (on chain or pending).
+    nonces: BTreeMap<Address, u64>,
+    results: Vec<RoundSummary>,
+    dir: PathBuf,
+}
+
+impl CoordinatorService {
+    /// A coordinator on a fresh ledger in `dir` (created): the bootstrap blocks
+    /// (registrations, the job, deposits; the hospitals sign their own transactions).
+    pub fn create(dir: &Path, c: &Consortium, hospitals: &mut [Hospital]) -> Result<Self> {
+        let mut ledger = Ledger::open(dir, &c.genesis, c.validators.clone(), c.aggregator.clone())?;
+        if ledger.height() != 0 {
+            return Err(SimError::Service(format!(
+                "{} already holds a ledger; use CoordinatorService::open",
+                dir.display()
+            )));
+        }
+        let job = c.bootstrap(&mut ledger, hospitals)?;
+        Ok(Self::with(ledger, c, job, c.initial_params.clone(), dir))
+    }
+
+    /// Reopen the coordinator whose ledger is in `dir` (after a crash or a restart): the chain
+    /// is recovered, validator replicas replay it, and the open round is rebuilt from its
+    /// pending records and continued. Gives the messages to send (the open round or the
+    /// share request again, and whatever the replay completed).
+    pub fn open(dir: &Path, c: &Consortium) -> Result<(Self, Vec<Outbound>)> {
+        let ledger = Ledger::open(dir, &c.genesis, c.validators.clone(), c.aggregator.clone())?;
+        let state = ledger.chain().state();
+        let job = state
+            .next_job
+            .checked_sub(1)
+            .ok_or_else(|| SimError::Service("the ledger holds no job".into()))?;
+        let j = state
+            .jobs
+            .get(&job)
+            .ok_or_else(|| SimError::Service(format!("job {job} missing")))?;
+        let params_hash = j.open.as_ref().map(|o| o.params_hash).or(j.current_params);
+        let theta = match params_hash {
+            None => c.initial_params.clone(),
+            Some(h) => {
+                let bytes = ledger
+                    .chain()
+                    .store()
+                    .payload(&h)?
+                    .ok_or_else(|| SimError::Service(format!("parameters {h} missing")))?;
+                decode_plain(&bytes, c.num_params)
+                    .ok_or_else(|| SimError::Service(format!("parameters {h} undecodable")))?
+            }
+        };
+        let open = j.open.as_ref().map(|o| (o.round, o.deadline));
+        let mut nonces = BTreeMap::new();
+        for a in c.committee() {
+            if let Some(n) = state.nonces.get(&a) {
+                nonces.insert(a, *n);
+            }
+        }
+        let mut s = Self::with(ledger, c, job, theta, dir);
+        s.nonces = nonces;
+        let records = s.ledger.chain().store().pending()?;
+        s.next_seq = records.last().map_or(0, |(seq, _)| seq + 1);
+        let Some((round, deadline)) = open else {
+            let stale: Vec<u64> = records.iter().map(|(seq, _)| *seq).collect();
+            s.ledger.chain().store().remove_pending(&stale)?;
+            return Ok((s, Vec::new()));
+        };
+        let mut out = s.begin(round, deadline);
+        let mut stale = Vec::new();
+        let mut shares = Vec::new();
+        for (seq, bytes) in records {
+            let record: Record = decode("pending record", &bytes)?;
+            match record {
+                Record::Submit { round: r, tx } if r == round => {
+                    s.seqs.push(seq);
+                    out.extend(s.replay(tx, true)?);
+                }
+                Record::Share { round: r, tx } if r == round => {
+                    s.seqs.push(seq);
+                    shares.push(tx);
+                }
+                _ => stale.push(seq),
+            }
+        }
+        s.ledger.chain().store().remove_pending(&stale)?;
+        // the round may have closed at its deadline before the crash
+        let h = s.ledger.height();
+        let actions = s.engine.handle(Event::Height(h));
+        out.extend(s.carry_out(actions, None, Mode::Live, 0)?);
+        for tx in shares {
+            out.extend(s.replay(tx, false)?);
+        }
+        match &s.phase {
+            Phase::Collecting(o) => out.push(Outbound::All(CoordinatorMsg::RoundOpen(o.clone()))),
+            Phase::Decrypting(_, r) if !out.iter().any(is_share_request) => {
+                out.push(Outbound::All(CoordinatorMsg::ShareRequest(r.clone())))
+            }
+            _ => {}
+        }
+        Ok((s, out))
+    }
+
+    fn with(ledger: Ledger, c: &Consortium, job: JobId, theta: Vec<f32>, dir: &Path) -> Self {
+        Self {
+            ledger,
+            engine: RoundEngine::new(c.engine_config(job)),
+            job,
+            protection: c.protection.clone(),
+            server: c.cfg.server,
+            deadline_blocks: c.cfg.deadline_blocks,
+            committee: c.committee(),
+            theta,
+            phase: Phase::Idle,
+            txs: Vec::new(),
+            seqs: Vec::new(),
+            next_seq: 0,
+            submitted: BTreeMap::new(),
+            shared: BTreeMap::new(),
+            nonces: BTreeMap::new(),
+            results: Vec::new(),
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    pub fn job(&self) -> JobId {
+        self.job
+    }
+
+    /// The current global parameters (theta of the open round, or of the next one).
+    pub fn params(&self) -> &[f32] {
+        &self.theta
+    }
+
+    /// The ledger directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn ledger(&self) -> &Ledger {
+        &self.ledger
+    }
+
+    /// The open round, if any.
+    pub fn round(&self) -> Option<u32> {
+        match &self.phase {
+            Phase::Idle => None,
+            Phase::Collecting(o) | Phase::Decrypting(o, _) => Some(o.round),
+        }
+    }
+
+    /// Hospitals whose submission to the open round is accepted and counted.
+    pub fn counted(&self) -> Vec<Address> {
+        self.engine.counted().into_iter().collect()
+    }
+
+    /// Rounds finished since this service was started or reopened.
+    pub fn results(&self) -> &[RoundSummary] {
+        &self.results
+    }
+
+    /// Audit the whole ledger from genesis, re-verifying every round's cryptography.
+    pub fn audit(&self, c: &Consortium) -> Result<AuditReport> {
+        verify_chain_with(
+            self.ledger.chain().store(),
+            &c.genesis,
+            Some(&FedchainVerifier),
+        )
+        .map_err(|e| SimError::Service(format!("audit: {e}")))
+    }
+
+    /// Open the job's next round from the current parameters: an `OpenRound` block, then the
+    /// round announcement to every hospital. `now_ms` stamps the block.
+    pub fn start_round(&mut self, now_ms: u64) -> Result<Vec<Outbound>> {
+        if let Some(r) = self.round() {
+            return Err(SimError::Service(format!("round {r} is still open")));
+        }
+        let round = self
+            .ledger
+            .chain()
+            .state()
+            .jobs
+            .get(&self.job)
+            .map_or(0, |j| j.next_round);
+        let params = self.ledger.put_payload(&encode_plain(&self.theta))?;
+        let deadline = self.ledger.height() + 1 + self.deadline_blocks;
+        let open = self.ledger.sign(TxKind::OpenRound {
+            job: self.job,
+            round,
+            params_hash: params,
+            deadline,
+            min_participants: self.engine.config().min_participants,
+        });
+        let mut txs = std::mem::take(&mut self.txs);
+        txs.push(open);
+        self.commit_block(txs, now_ms)?;
+        let mut out = self.begin(round, deadline);
+        let h = self.ledger.height();
+        let actions = self.engine.handle(Event::Height(h));
+        out.extend(self.carry_out(actions, None, Mode::Live, now_ms)?);
+        if let Phase::Collecting(o) = &self.phase {
+            out.push(Outbound::All(CoordinatorMsg::RoundOpen(o.clone())));
+        }
+        Ok(out)
+    }
+
+    fn begin(&mut self, round: u32, deadline: u64) -> Vec<Outbound> {
+        self.engine.open(round, deadline);
+        self.submitted.clear();
+        self.shared.clear();
+        self.phase = Phase::Collecting(RoundOpen {
+            job: self.job,
+            round,
+            params: self.theta.clone(),
+            deadline,
+        });
+        Vec::new()
+    }
+
+    /// Time passes: a block is produced (carrying what was accepted). While submissions are
+    /// open, the round closes when the chain reaches its deadline; while decrypting, a round
+    /// without t valid shares [`DECRYPTION_WINDOW`] blocks after its deadline is voided.
+    pub fn on_tick(&mut self, now_ms: u64) -> Result<Vec<Outbound>> {
+        match &self.phase {
+            Phase::Idle => Ok(Vec::new()),
+            Phase::Collecting(_) => {
+                let txs = std::mem::take(&mut self.txs);
+                self.commit_block(txs, now_ms)?;
+                let h = self.ledger.height();
+                let actions = self.engine.handle(Event::Height(h));
+                self.carry_out(actions, None, Mode::Live, now_ms)
+            }
+            Phase::Decrypting(o, _) => {
+                let (round, deadline) = (o.round, o.deadline);
+                let txs = std::mem::take(&mut self.txs);
+                self.commit_block(txs, now_ms)?;
+                // too few valid shares within the decryption window: void the round
+                if self.ledger.height() >= deadline.saturating_add(DECRYPTION_WINDOW) {
+                    return self.void(round, now_ms);
+                }
+                Ok(Vec::new())
+            }
+        }
+    }
+
+    /// A message from the authenticated peer `from`.
+    pub fn on_message(
+        &mut self,
+        from: Address,
+        msg: WorkerMsg,
+        now_ms: u64,
+    ) -> Result<Vec<Outbound>> {
+        match msg {
+            WorkerMsg::Hello {
+                version,
+                address,
+                job,
+            } => Ok(self.hello(from, version, address, job)),
+            WorkerMsg::Submit(m) => self.submit(from, m, now_ms),
+            WorkerMsg::Share(m) => self.share(from, m, now_ms),
+        }
+    }
+
+    fn hello(&self, from: Address, version: u16, address: Address, job: JobId) -> Vec<Outbound> {
+        let refuse = |reason| vec![Outbound::To(from, CoordinatorMsg::Refused { reason })];
+        if version != PROTOCOL_VERSION {
+            return refuse(Refusal::Version {
+                got: version,
+                want: PROTOCOL_VERSION,
+            });
+        }
+        if address != from {
+            return refuse(Refusal::SenderMismatch {
+                peer: from,
+                claimed: address,
+            });
+        }
+        if !self.committee.contains(&from) {
+            return refuse(Refusal::NotMember(from));
+        }
+        if job != self.job {
+            return refuse(Refusal::WrongJob {
+                got: job,
+                want: self.job,
+            });
+        }
+        let on_chain = self.ledger.chain().state().nonces.get(&from).copied();
+        let nonce = self.nonces.get(&from).copied().max(on_chain).unwrap_or(0);
+        let mut out = vec![Outbound::To(
+            from,
+            CoordinatorMsg::Welcome {
+                job: self.job,
+                nonce,
+            },
+        )];
+        match &self.phase {
+            Phase::Collecting(o) => {
+                out.push(Outbound::To(from, CoordinatorMsg::RoundOpen(o.clone())));
+            }
+            Phase::Decrypting(o, r) => {
+                out.push(Outbound::To(from, CoordinatorMsg::RoundOpen(o.clone())));
+                out.push(Outbound::To(from, CoordinatorMsg::ShareRequest(r.clone())));
+            }
+            Phase::Idle => {}
+        }
+        out
+    }
+
+    /// Checks common to submissions and shares; `Some(outcome)` answers without the engine.
+    fn admit(&self, from: Address, tx: &SignedTx, seen: Option<&Hash>) -> Option<Outcome> {
+        let claimed = tx.sender();
+        if claimed != from {
+            return Some(Outcome::Rejected {
+                reason: Refusal::SenderMismatch {
+                    peer: from,
+                    claimed,
+                },
+            });
+        }
+        if matches!(self.phase, Phase::Idle) {
+            return Some(Outcome::Rejected {
+                reason: Refusal::NoOpenRound,
+            });
+        }
+        if seen == Some(&tx.hash()) {
+            return Some(Outcome::Duplicate);
+        }
+        if let Err(e) = self.ledger.chain().state().precheck(tx) {
+            return Some(Outcome::Rejected {
+                reason: Refusal::Chain(e.to_string()),
+            });
+        }
+        None
+    }
+
+    fn submit(&mut self, from: Address, m: SubmissionMsg, now_ms: u64) -> Result<Vec<Outbound>> {
+        let digest = payload_digest(&m.tx, &m.payload);
+        if let Some(outcome) = self.admit(from, &m.tx, self.submitted.get(&from)) {
+            return Ok(vec![ack(from, digest, outcome)]);
+        }
+        let round = self.round().unwrap_or(0);
+        let record = Record::Submit {
+            round,
+            tx: m.tx.clone(),
+        };
+        // a second, different submission from this sender is evidence of equivocation: it is
+        // kept (durably, before the answer) so the penalty survives a restart
+        let evidence = self
+            .submitted
+            .contains_key(&from)
+            .then(|| m.payload.clone());
+        let actions = self.engine.handle(Event::Submission(m));
+        let origin = Origin {
+            from,
+            digest,
+            record,
+            evidence,
+        };
+        self.carry_out(actions, Some(origin), Mode::Live, now_ms)
+    }
+
+    fn share(&mut self, from: Address, m: ShareMsg, now_ms: u64) -> Result<Vec<Outbound>> {
+        let digest = payload_digest(&m.tx, &m.payload);
+        if let Some(outcome) = self.admit(from, &m.tx, self.shared.get(&from)) {
+            return Ok(vec![ack(from, digest, outcome)]);
+        }
+        let round = self.round().unwrap_or(0);
+        let record = Record::Share {
+            round,
+            tx: m.tx.clone(),
+        };
+        let actions = self.engine.handle(Event::Share(m));
+        let origin = Origin {
+            from,
+            digest,
+            record,
+            evidence: None,
+        };
+        self.carry_out(actions, Some(origin), Mode::Live, now_ms)
+    }
+
+    /// Feed a pending record back into the engine after a restart.
+    fn replay(&mut self, tx: SignedTx, submission: bool) -> Result<Vec<Outbound>> {
+        let digest = match &tx.tx.kind {
+            TxKind::Submit { payload, .. } | TxKind::DecryptionShare { payload, .. } => *payload,
+            _ => return Err(SimError::Service("pending record of another kind".into())),
+        };
+        let store = self.ledger.chain().store();
+        let payload = store.payload(&digest)?.ok_or_else(|| {
+            SimError::Service(format!("payload {digest} of a pending record missing"))
+        })?;
+        let on_chain = store.tx_location(&tx.hash())?.is_some();
+        let from = tx.sender();
+        let (event, record) = if submission {
+            let round = self.round().unwrap_or(0);
+            (
+                Event::Submission(SubmissionMsg {
+                    tx: tx.clone(),
+                    payload,
+                }),
+                Record::Submit { round, tx },
+            )
+        } else {
+            let round = self.round().unwrap_or(0);
+            (
+                Event::Share(ShareMsg {
+                    tx: tx.clone(),
+                    payload,
+                }),
+                Record::Share { round, tx },
+            )
+        };
+        let actions = self.engine.handle(event);
+        let origin = Origin {
+            from,
+            digest,
+            record,
+            evidence: None,
+        };
+        self.carry_out(actions, Some(origin), Mode::Replay { on_chain }, 0)
+    }
+
+    /// Carry out the engine's actions for one event. `origin`: the message that caused them.
+    fn carry_out(
+        &mut self,
+        actions: Vec<Action>,
+        origin: Option<Origin>,
+        mode: Mode,
+        now_ms: u64,
+    ) -> Result<Vec<Outbound>> {
+        let mut out = Vec::new();
+        let mut outcome: Option<Outcome> = None;
+        let on_chain = matches!(mode, Mode::Replay { on_chain: true });
+        for a in actions {
+            match a {
+                Action::Include { tx, payload } => {
+                    if let Some(Origin { record, .. }) = &origin {
+                        if matches!(mode, Mode::Live) {
+                            // durable before acknowledged: record and payload in one write
+                            let seq = self.next_seq;
+                            let bytes = encode(record);
+                            let payload = payload.as_deref().unwrap_or_default();
+                            self.ledger
+                                .chain()
+                                .store()
+                                .put_pending(seq, &bytes, payload)?;
+                            self.next_seq += 1;
+                            self.seqs.push(seq);
+                        }
+                        let (sender, h) = (tx.sender(), tx.hash());
+                        match record {
+                            Record::Submit { .. } => self.submitted.insert(sender, h),
+                            Record::Share { .. } => self.shared.insert(sender, h),
+                        };
+                        let n = self.nonces.entry(sender).or_default();
+                        *n = (*n).max(tx.tx.nonce);
+                    } else if let Some(p) = payload {
+                        self.ledger.put_payload(&p)?;
+                    }
+                    if !on_chain {
+                        self.txs.push(*tx);
+                    }
+                    outcome.get_or_insert(Outcome::Accepted);
+                }
+                Action::Penalize { offender, offence } => {
+                    if let (Mode::Live, Some(o)) = (mode, &origin) {
+                        if let Some(payload) = &o.evidence {
+                            let seq = self.next_seq;
+                            let bytes = encode(&o.record);
+                            self.ledger
+                                .chain()
+                                .store()
+                                .put_pending(seq, &bytes, payload)?;
+                            self.next_seq += 1;
+                            self.seqs.push(seq);
+                        }
+                    }
+                    if !on_chain && !self.punished(&offender, &offence) {
+                        let tx = self.ledger.sign(TxKind::Penalty {
+                            job: self.job,
+                            offender,
+                            offence,
+                        });
+                        self.txs.push(tx);
+                    }
+                }
+                Action::Reject { reason, .. } => {
+                    outcome = Some(match reason {
+                        RejectReason::Duplicate => Outcome::Duplicate,
+                        RejectReason::Equivocation => Outcome::Rejected {
+                            reason: Refusal::Equivocation,
+                        },
+                        RejectReason::Late { deadline, next } => Outcome::Rejected {
+                            reason: Refusal::Late { deadline, next },
+                        },
+                        r => Outcome::Rejected {
+                            reason: Refusal::Engine(r.to_string()),
+                        },
+                    });
+                }
+                Action::RequestShares { round, aggregate } => {
+                    // the holders read the round's valid submissions from the chain: commit
+                    // what was accepted first
+                    let txs = std::mem::take(&mut self.txs);
+                    self.commit_block(txs, now_ms)?;
+                    let inputs = self.ledger.valid_inputs(self.job, &self.protection)?;
+                    let Protection::Encrypted(e) = &self.protection else {
+                        return Err(SimError::Service("shares requested in plaintext".into()));
+                    };
+                    let pk = e.key.public_key();
+                    let request = ShareRequest {
+                        job: self.job,
+                        round,
+                        aggregate: aggregate.to_bytes(pk),
+                        inputs: inputs.iter().map(|v| v.to_bytes(pk)).collect(),
+                    };
+                    if let Phase::Collecting(o) = &self.phase {
+                        self.phase = Phase::Decrypting(o.clone(), request.clone());
+                    }
+                    out.push(Outbound::All(CoordinatorMsg::ShareRequest(request)));
+                }
+                Action::Complete(result) => out.extend(self.complete(result, now_ms)?),
+                Action::Void { round } => out.extend(self.void(round, now_ms)?),
+            }
+        }
+        if let (Some(o), Some(outcome), Mode::Live) = (origin, outcome, mode) {
+            // the acknowledgement goes before any round-level message it caused
+            out.insert(0, ack(o.from, o.digest, outcome));
+        }
+        Ok(out)
+    }
+
+    /// Whether the chain already holds a penalty for this offence (a replayed one is not
+    /// signed again).
+    fn punished(&self, offender: &Address, offence: &Offence) -> bool {
+        let round = match offence {
+            Offence::Equivocation { first, .. } => match &first.tx.kind {
+                TxKind::Submit { round, .. } | TxKind::DecryptionShare { round, .. } => *round,
+                _ => return false,
+            },
+            Offence::InvalidPayload { round, .. } | Offence::InvalidShare { round, .. } => *round,
+        };
+        self.ledger
+            .chain()
+            .state()
+            .jobs
+            .get(&self.job)
+            .is_some_and(|j| j.punished.contains(&(round, *offender, offence.kind())))
+    }
+
+    fn complete(&mut self, r: RoundResult, now_ms: u64) -> Result<Vec<Outbound>> {
+        let txs = std::mem::take(&mut self.txs);
+        if !txs.is_empty() {
+            self.commit_block(txs, now_ms)?;
+        }
+        let theta = self.server.apply(&self.theta, &r.average);
+        let next = self.ledger.put_payload(&encode_plain(&theta))?;
+        let commit = self.ledger.sign(TxKind::CommitRound {
+            job: self.job,
+            round: r.round,
+            aggregate: r.aggregate,
+            new_params_hash: next,
+            accepted: r.accepted.clone(),
+            share_providers: r.share_providers.clone(),
+        });
+        self.commit_block(vec![commit], now_ms)?;
+        self.theta = theta;
+        self.finish(r.round, true, r.accepted, r.share_providers, Some(next))
+    }
+
+    fn void(&mut self, round: u32, now_ms: u64) -> Result<Vec<Outbound>> {
+        let mut txs = std::mem::take(&mut self.txs);
+        txs.push(self.ledger.sign(TxKind::VoidRound {
+            job: self.job,
+            round,
+        }));
+        self.commit_block(txs, now_ms)?;
+        self.finish(round, false, Vec::new(), Vec::new(), None)
+    }
+
+    fn finish(
+        &mut self,
+        round: u32,
+        committed: bool,
+        accepted: Vec<Address>,
+        share_providers: Vec<Address>,
+        new_params_hash: Option<Hash>,
+    ) -> Result<Vec<Outbound>> {
+        // the round is on chain: its pending records are done with (a crash before this
+        // removal leaves stale records, which `open` discards)
+        let seqs = std::mem::take(&mut self.seqs);
+        self.ledger.chain().store().remove_pending(&seqs)?;
+        self.phase = Phase::Idle;
+        let missing = self
+            .committee
+            .iter()
+            .filter(|a| !accepted.contains(a))
+            .copied()
+            .collect();
+        let summary = RoundSummary {
+            job: self.job,
+            round,
+            committed,
+            accepted,
+            missing,
+            share_providers,
+            new_params_hash,
+            height: self.ledger.height(),
+        };
+        self.results.push(summary.clone());
+        Ok(vec![Outbound::All(CoordinatorMsg::RoundResult(summary))])
+    }
+
+    fn commit_block(&mut self, txs: Vec<SignedTx>, now_ms: u64) -> Result<()> {
+        #[cfg(feature = "failpoints")]
+        {
+            let me = self.dir.display().to_string();
+            if fail::eval(FAILPOINT_BEFORE_BLOCK, |arg| {
+                arg.as_deref() == Some(me.as_str())
+            }) == Some(true)
+            {
+                return Err(SimError::Failpoint(FAILPOINT_BEFORE_BLOCK));
+            }
+        }
+        // a block is stamped at least 1 ms after the previous one
+        self.ledger.block_at(txs, now_ms)
+    }
+}
+
+fn ack(to: Address, digest: Hash, outcome: Outcome) -> Outbound {
+    Outbound::To(to, CoordinatorMsg::Ack(Ack { digest, outcome }))
+}
+
+fn is_share_request(o: &Outbound) -> bool {
+    matches!(
+        o,
+        Outbound::All(CoordinatorMsg::ShareRequest(_))
+            | Outbound::To(_, CoordinatorMsg::ShareRequest(_))
+    )
+}
+
+/// The payload digest a message's transaction names (or the payload's own hash).
+fn payload_digest(tx: &SignedTx, payload: &[u8]) -> Hash {
+    match &tx.tx.kind {
+        TxKind::Submit { payload, .. } | TxKind::DecryptionShare { payload, .. } => *payload,
+        _ => Hash::sha256(payload),
+    }
+}

@@ -1,0 +1,254 @@
+//! The hospital side of a deployment, without any network code: the wire messages between a
+//! worker and the coordinator, and [`WorkerService`], a state machine around a [`Hospital`]
+//! that turns coordinator messages into replies. A transport only carries the messages (any
+//! serde format; every message is plain data) and tells each side who the authenticated peer
+//! is.
+//!
+//! Retries are safe: the service remembers what it sent for each round and sends the very same
+//! submission (same digest, same nonce) again instead of training anew, so a worker that lost
+//! its connection cannot equivocate by accident.
+
+use std::collections::BTreeMap;
+
+use fedchain_crypto::CiphertextVector;
+use fedchain_ledger::{Address, Hash, JobId};
+use serde::{Deserialize, Serialize};
+
+use crate::{round_seed, Hospital, Protection, Result, ShareMsg, SubmissionMsg, WorkerError};
+
+/// Version of the messages below; a peer speaking another one is refused at `Hello`.
+pub const PROTOCOL_VERSION: u16 = 1;
+
+/// What a worker sends to the coordinator.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum WorkerMsg {
+    /// First message on a (re)connection: who the worker says it is and which job it serves.
+    Hello {
+        version: u16,
+        address: Address,
+        job: JobId,
+    },
+    /// A round's submission.
+    Submit(SubmissionMsg),
+    /// A decryption share of a round's aggregate.
+    Share(ShareMsg),
+}
+
+/// A round is open: train from `params` and submit before block height `deadline`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RoundOpen {
+    pub job: JobId,
+    pub round: u32,
+    /// The global parameters theta_r (their hash is on chain in `OpenRound`).
+    pub params: Vec<f32>,
+    pub deadline: u64,
+}
+
+/// Submissions are closed: decrypt this aggregate. `inputs` are the round's valid submissions
+/// as the ledger holds them, so the holder checks the aggregate is their product (of >= 2).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShareRequest {
+    pub job: JobId,
+    pub round: u32,
+    /// The aggregate ciphertext vector (codec bytes).
+    pub aggregate: Vec<u8>,
+    /// The valid input ciphertext vectors (codec bytes).
+    pub inputs: Vec<Vec<u8>>,
+}
+
+/// Why the coordinator refused a message.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum Refusal {
+    #[error("protocol version {got}, the coordinator speaks {want}")]
+    Version { got: u16, want: u16 },
+    #[error("the authenticated peer is {peer:?} but the message is from {claimed:?}")]
+    SenderMismatch { peer: Address, claimed: Address },
+    #[error("{0:?} is not a member of the job's committee")]
+    NotMember(Address),
+    #[error("job {got}, the coordinator runs job {want}")]
+    WrongJob { got: JobId, want: JobId },
+    #[error("no round is open")]
+    NoOpenRound,
+    #[error("refused by the chain's admission checks: {0}")]
+    Chain(String),
+    #[error("equivocation: a different message for the same round")]
+    Equivocation,
+    #[error("late: deadline height {deadline}, next block {next}")]
+    Late { deadline: u64, next: u64 },
+    #[error("refused by the round engine: {0}")]
+    Engine(String),
+}
+
+/// The coordinator's verdict on a message.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Outcome {
+    /// Durably recorded; it will be on chain.
+    Accepted,
+    /// The same message was accepted before (counted once).
+    Duplicate,
+    Rejected {
+        reason: Refusal,
+    },
+}
+
+/// The reply to a `Submit` or `Share`: `digest` is the payload digest the transaction names.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ack {
+    pub digest: Hash,
+    pub outcome: Outcome,
+}
+
+/// How a round ended.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoundSummary {
+    pub job: JobId,
+    pub round: u32,
+    /// Committed (false: voided).
+    pub committed: bool,
+    pub accepted: Vec<Address>,
+    /// Committee members without a counted submission (charged for the missed deadline).
+    pub missing: Vec<Address>,
+    pub share_providers: Vec<Address>,
+    /// Hash of theta_{r+1} when committed.
+    pub new_params_hash: Option<Hash>,
+    /// Height of the block that closed the round.
+    pub height: u64,
+}
+
+/// What the coordinator sends to a worker.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum CoordinatorMsg {
+    /// The answer to `Hello`: the last nonce the coordinator knows from this worker (chain or
+    /// accepted), so a restarted worker continues after it.
+    Welcome {
+        job: JobId,
+        nonce: u64,
+    },
+    /// `Hello` refused (wrong version, job or identity).
+    Refused {
+        reason: Refusal,
+    },
+    RoundOpen(RoundOpen),
+    ShareRequest(ShareRequest),
+    Ack(Ack),
+    RoundResult(RoundSummary),
+}
+
+/// A hospital's service: it reacts to coordinator messages and gives the messages to send.
+#[derive(Debug)]
+pub struct WorkerService {
+    hospital: Hospital,
+    job: JobId,
+    seed: u64,
+    index: usize,
+    submitted: BTreeMap<u32, SubmissionMsg>,
+    shared: BTreeMap<u32, ShareMsg>,
+    acks: Vec<Ack>,
+    results: Vec<RoundSummary>,
+}
+
+impl WorkerService {
+    /// A service for `hospital`, member number `index` of `job`'s committee, training round r
+    /// with [`round_seed`]`(seed, r, index)`.
+    pub fn new(hospital: Hospital, job: JobId, seed: u64, index: usize) -> Self {
+        Self {
+            hospital,
+            job,
+            seed,
+            index,
+            submitted: BTreeMap::new(),
+            shared: BTreeMap::new(),
+            acks: Vec::new(),
+            results: Vec::new(),
+        }
+    }
+
+    pub fn address(&self) -> Address {
+        self.hospital.address()
+    }
+
+    pub fn hospital(&self) -> &Hospital {
+        &self.hospital
+    }
+
+    /// The first message of every connection.
+    pub fn hello(&self) -> WorkerMsg {
+        WorkerMsg::Hello {
+            version: PROTOCOL_VERSION,
+            address: self.address(),
+            job: self.job,
+        }
+    }
+
+    /// What this worker submitted in `round`, if anything.
+    pub fn submission(&self, round: u32) -> Option<&SubmissionMsg> {
+        self.submitted.get(&round)
+    }
+
+    /// Acknowledgements received, oldest first.
+    pub fn acks(&self) -> &[Ack] {
+        &self.acks
+    }
+
+    /// Round results received, oldest first.
+    pub fn results(&self) -> &[RoundSummary] {
+        &self.results
+    }
+
+    /// React to one coordinator message; gives the replies.
+    pub fn on_message(&mut self, msg: CoordinatorMsg) -> Result<Vec<WorkerMsg>> {
+        match msg {
+            CoordinatorMsg::Welcome { job, nonce } if job == self.job => {
+                self.hospital.resume_nonce(nonce);
+                Ok(Vec::new())
+            }
+            CoordinatorMsg::RoundOpen(open) if open.job == self.job => {
+                if let Some(m) = self.submitted.get(&open.round) {
+                    return Ok(vec![WorkerMsg::Submit(m.clone())]);
+                }
+                let ciphertexts = match self.hospital.protection() {
+                    Protection::Encrypted(e) => e.packer.plaintexts_for(open.params.len()),
+                    Protection::Plaintext => 0,
+                };
+                let seed = round_seed(self.seed, open.round, self.index);
+                let update = self.hospital.train(&open.params, seed, ciphertexts)?;
+                let m = self.hospital.submission(self.job, open.round, &update)?;
+                self.submitted.insert(open.round, m.clone());
+                Ok(vec![WorkerMsg::Submit(m)])
+            }
+            CoordinatorMsg::ShareRequest(req) if req.job == self.job => {
+                if let Some(m) = self.shared.get(&req.round) {
+                    return Ok(vec![WorkerMsg::Share(m.clone())]);
+                }
+                let Protection::Encrypted(e) = self.hospital.protection() else {
+                    return Err(WorkerError::NoKeyShare);
+                };
+                let pk = e.key.public_key().clone();
+                let aggregate = CiphertextVector::from_bytes(&pk, &req.aggregate)?;
+                let inputs = req
+                    .inputs
+                    .iter()
+                    .map(|b| CiphertextVector::from_bytes(&pk, b))
+                    .collect::<std::result::Result<Vec<_>, _>>()?;
+                let m = self
+                    .hospital
+                    .decryption_share(self.job, req.round, &aggregate, &inputs)?;
+                self.shared.insert(req.round, m.clone());
+                Ok(vec![WorkerMsg::Share(m)])
+            }
+            CoordinatorMsg::Ack(a) => {
+                self.acks.push(a);
+                Ok(Vec::new())
+            }
+            CoordinatorMsg::RoundResult(r) if r.job == self.job => {
+                // nothing of an earlier round will be asked for again
+                self.submitted.retain(|round, _| *round > r.round);
+                self.shared.retain(|round, _| *round > r.round);
+                self.results.push(r);
+                Ok(Vec::new())
+            }
+            // another job's messages, or a refused hello: nothing to answer
+            _ => Ok(Vec::new()),
+        }
+    }
+}
