@@ -79,8 +79,39 @@ pub fn transport_config(limits: &Limits) -> Result<Arc<quinn::TransportConfig>> 
     let idle = quinn::IdleTimeout::try_from(limits.timeout.max(std::time::Duration::from_secs(1)))
         .map_err(tls_err)?;
     t.max_idle_timeout(Some(idle));
+    // Let MTU discovery go above Ethernet's 1452 bytes where the path allows (loopback, jumbo
+    // frames): fewer, larger datagrams. Probes are sent with DF set, so on an ordinary path
+    // discovery simply settles at its real MTU.
+    let mut mtu = quinn::MtuDiscoveryConfig::default();
+    mtu.upper_bound(MAX_UDP_PAYLOAD);
+    t.mtu_discovery_config(Some(mtu));
     t.keep_alive_interval(Some(limits.timeout / 3));
     Ok(Arc::new(t))
+}
+
+/// Largest UDP payload this endpoint accepts and probes for.
+pub const MAX_UDP_PAYLOAD: u16 = 65_000;
+
+/// Endpoint settings shared by servers and clients.
+pub fn endpoint_config() -> Result<quinn::EndpointConfig> {
+    let mut cfg = quinn::EndpointConfig::default();
+    cfg.max_udp_payload_size(MAX_UDP_PAYLOAD).map_err(tls_err)?;
+    Ok(cfg)
+}
+
+/// A quinn endpoint on `addr` (server when `server` is given).
+pub fn endpoint(
+    addr: std::net::SocketAddr,
+    server: Option<quinn::ServerConfig>,
+) -> Result<quinn::Endpoint> {
+    let io = |source| NetError::Io {
+        path: addr.to_string().into(),
+        source,
+    };
+    let socket = std::net::UdpSocket::bind(addr).map_err(io)?;
+    let runtime = quinn::default_runtime()
+        .ok_or_else(|| NetError::Tls("no async runtime (call from inside tokio)".into()))?;
+    quinn::Endpoint::new(endpoint_config()?, server, socket, runtime).map_err(io)
 }
 
 /// quinn server configuration for a bundle.
