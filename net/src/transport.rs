@@ -46,7 +46,7 @@ impl Server {
     /// Bind a UDP socket and start accepting mutual-TLS connections.
     pub fn bind(addr: SocketAddr, bundle: &Bundle, limits: Limits) -> Result<Self> {
         let cfg = tls::quic_server_config(bundle, &limits)?;
-        let endpoint = tls::endpoint(addr, Some(cfg))?;
+        let endpoint = tls::endpoint(addr, Some(cfg), &limits)?;
         let (tx, accepted) = mpsc::channel(MAX_HANDSHAKES);
         let ep = endpoint.clone();
         let acceptor = tokio::spawn(async move {
@@ -137,7 +137,7 @@ impl Client {
         } else {
             (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
         };
-        let mut endpoint = tls::endpoint(bind, None)?;
+        let mut endpoint = tls::endpoint(bind, None, &limits)?;
         endpoint.set_default_client_config(cfg);
         let handshake_err = |reason: String| NetError::Handshake {
             remote: addr,

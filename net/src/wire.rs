@@ -72,6 +72,9 @@ pub struct Limits {
     pub incoming_queue: usize,
     /// Streams a peer may have open at once, per direction (QUIC stream limit).
     pub max_streams: u32,
+    /// Largest UDP payload accepted and probed for by MTU discovery (1452: Ethernet; larger
+    /// values only help on paths that carry them, e.g. loopback or jumbo frames).
+    pub max_udp_payload: u16,
 }
 
 impl Default for Limits {
@@ -82,6 +85,7 @@ impl Default for Limits {
             timeout: Duration::from_secs(30),
             incoming_queue: 64,
             max_streams: 64,
+            max_udp_payload: 1452,
         }
     }
 }

@@ -89,6 +89,7 @@ pub fn limits() -> Limits {
         timeout: Duration::from_secs(5),
         incoming_queue: 16,
         max_streams: 16,
+        max_udp_payload: 1452,
     }
 }
 
