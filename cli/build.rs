@@ -1,5 +1,6 @@
-//! With the `torch` feature, give the `fedchain` binary an rpath to libtorch so it runs without
-//! LD_LIBRARY_PATH (a library's link arguments do not reach the binaries that use it).
+//! With the `torch` feature, give the binaries (fedchain; fedchain-bench shares this script) an
+//! rpath to libtorch so they run without LD_LIBRARY_PATH (a library's link arguments do not
+//! reach the binaries that use it).
 fn main() {
     println!("cargo:rerun-if-env-changed=LIBTORCH");
     if std::env::var_os("CARGO_FEATURE_TORCH").is_some() {
