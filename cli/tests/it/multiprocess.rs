@@ -1,0 +1,129 @@
+//! One coordinator and four worker processes on loopback.
+
+use std::time::Instant;
+
+use crate::cluster::{current_params, fedchain, lock, Cluster};
+
+#[test]
+fn four_workers_three_rounds_audit_clean_and_equal_the_simulation() {
+    let _g = lock();
+    let mut c = Cluster::new(4, 3);
+    let t = Instant::now();
+    c.start_all();
+    assert!(c.wait_coordinator(240), "coordinator failed\n{}", c.logs());
+    let cluster_s = t.elapsed().as_secs_f64();
+    c.wait_workers(60);
+    let out = c.out("coordinator");
+    for r in 0..3 {
+        let line = out
+            .lines()
+            .find(|l| l.starts_with(&format!("round {r}:")))
+            .unwrap_or_else(|| panic!("round {r} missing:\n{out}\n{}", c.logs()));
+        assert!(line.contains("committed"), "{line}");
+        assert!(line.contains("accepted 4, missing 0, shares 2"), "{line}");
+    }
+    let (audit, inspect) = c.audit();
+    assert!(audit.contains("audit ok"), "{audit}");
+    assert!(audit.contains("3 rounds re-verified"), "{audit}");
+
+    // the same experiment in one process
+    let exp = toml::to_string(&c.coordinator.experiment).expect("toml");
+    std::fs::write(c.path("experiment.toml"), exp).expect("write");
+    let t = Instant::now();
+    fedchain(
+        c.dir.path(),
+        &[
+            "simulate",
+            "--config",
+            "experiment.toml",
+            "--out",
+            "sim",
+            "--no-baseline",
+        ],
+    );
+    let sim_s = t.elapsed().as_secs_f64();
+    let sim = fedchain(c.dir.path(), &["inspect", "sim/ledger"]);
+    eprintln!(
+        "3 rounds, 4 hospitals, 512-bit key (busy shared machine): processes {cluster_s:.2} s \
+         (incl. start-up), simulate {sim_s:.2} s (incl. its keygen)"
+    );
+    assert_eq!(
+        current_params(&inspect),
+        current_params(&sim),
+        "the deployment's final parameters differ from the simulation's\n{inspect}\n{sim}"
+    );
+}
+
+#[test]
+fn intruders_and_garbage_do_not_disturb_a_running_round() {
+    let _g = lock();
+    let mut c = Cluster::new(4, 2);
+    c.start_all();
+    c.wait_for("round 0 to open", 120, |c| {
+        c.log("coordinator").contains("round opened")
+    });
+    // a client whose certificate comes from another CA
+    let d = c.dir.path();
+    fedchain(d, &["ca", "init", "--dir", "rogue-ca", "--name", "rogue"]);
+    fedchain(
+        d,
+        &[
+            "ca",
+            "issue",
+            "--dir",
+            "rogue-ca",
+            "--name",
+            "hospital-0",
+            "--role",
+            "hospital",
+            "--out",
+            "rogue",
+        ],
+    );
+    // it trusts the consortium's CA (so it gets as far as presenting its own certificate)
+    for f in ["ca.cert.pem", "crl.pem"] {
+        std::fs::copy(
+            c.path("bundles/aggregator").join(f),
+            c.path("rogue").join(f),
+        )
+        .expect("copy");
+    }
+    let rogue = fedchain_net::Bundle::load(&c.path("rogue")).expect("rogue bundle");
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let listen = c.listen;
+    rt.block_on(async {
+        let limits = fedchain_net::Limits {
+            timeout: std::time::Duration::from_secs(5),
+            ..fedchain_net::Limits::default()
+        };
+        if let Ok(peer) = fedchain_net::Client::connect(listen, "aggregator", &rogue, limits).await
+        {
+            // TLS 1.3: the client may finish before the server has refused its certificate;
+            // nothing gets through
+            let r = peer.notify(&0u8).await;
+            assert!(r.is_err(), "a foreign certificate got a message through");
+        }
+    });
+    // garbage datagrams to the QUIC port
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").expect("udp");
+    for i in 0..200u32 {
+        let junk: Vec<u8> = (0..1200).map(|j| (i.wrapping_mul(31) ^ j) as u8).collect();
+        udp.send_to(&junk, listen).expect("send");
+    }
+    assert!(c.wait_coordinator(240), "coordinator failed\n{}", c.logs());
+    c.wait_workers(60);
+    let out = c.out("coordinator");
+    for r in 0..2 {
+        assert!(
+            out.contains(&format!("round {r}: committed")),
+            "round {r}:\n{out}"
+        );
+    }
+    assert!(
+        c.log("coordinator").contains("handshake refused"),
+        "the refusal is logged\n{}",
+        c.logs()
+    );
+    let (audit, _) = c.audit();
+    assert!(audit.contains("audit ok"), "{audit}");
+}
