@@ -294,6 +294,7 @@ impl Cluster {
     }
 
     /// kill -9.
+    #[cfg_attr(not(feature = "failpoints"), allow(dead_code))]
     pub fn kill_worker(&mut self, i: usize) {
         if let Some(mut c) = self.workers[i].take() {
             c.kill().expect("kill");
@@ -336,6 +337,7 @@ pub fn current_params(inspect: &str) -> String {
 }
 
 /// A member's deposit from `fedchain inspect`.
+#[cfg_attr(not(feature = "failpoints"), allow(dead_code))]
 pub fn deposit(inspect: &str, name: &str) -> u64 {
     inspect
         .lines()

@@ -54,50 +54,93 @@ fn four_workers_three_rounds_audit_clean_and_equal_the_simulation() {
     );
 }
 
+/// The test itself plays hospital 3: it enrolls and says hello, then stays silent, so round 0
+/// opens with four hospitals and stays open until its deadline (4 blocks of 1 s). The
+/// intruders come while it runs; it commits with the other three.
 #[test]
 fn intruders_and_garbage_do_not_disturb_a_running_round() {
+    use fedchain_coordinator::service::{WorkerMsg, PROTOCOL_VERSION};
+    use fedchain_ledger::{Address, Role, Transaction, TxKind};
+    use fedchain_node::proto::Up;
+
     let _g = lock();
     let mut c = Cluster::new(4, 2);
-    c.start_all();
+    c.coordinator.wait_for_members_ms = 1500;
+    c.write_configs();
+    // a client whose certificate comes from another CA, but which trusts the consortium's CA
+    // (so it gets as far as presenting its own certificate)
+    let d = c.dir.path().to_path_buf();
+    fedchain(&d, &["ca", "init", "--dir", "rogue-ca", "--name", "rogue"]);
+    fedchain(
+        &d,
+        &[
+            "ca", "issue", "--dir", "rogue-ca", "--name", "hospital-0", "--role", "hospital",
+            "--out", "rogue",
+        ],
+    );
+    for f in ["ca.cert.pem", "crl.pem"] {
+        std::fs::copy(c.path("bundles/aggregator").join(f), c.path("rogue").join(f)).expect("copy");
+    }
+    let rogue = fedchain_net::Bundle::load(&c.path("rogue")).expect("rogue bundle");
+    let silent = fedchain_net::Bundle::load(&c.path("bundles/hospital-3")).expect("bundle");
+    let key = silent.signing_key().expect("key");
+    let sign = |nonce, kind| {
+        Transaction {
+            chain_id: "fedchain-test-consortium".into(),
+            sender: key.verifying_key(),
+            nonce,
+            kind,
+        }
+        .sign(&key)
+    };
+    let enroll = Up::Enroll {
+        register: sign(
+            1,
+            TxKind::Register {
+                role: Role::Hospital,
+                pseudonym: "hospital-3".into(),
+            },
+        ),
+        join: sign(2, TxKind::Join { job: 0, deposit: 2000 }),
+    };
+    let hello = Up::Msg(WorkerMsg::Hello {
+        version: PROTOCOL_VERSION,
+        address: Address::of(&key.verifying_key()),
+        job: 0,
+    });
+
+    c.start_coordinator(&[]);
+    for i in 0..3 {
+        c.start_worker(i, &[]);
+    }
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let listen = c.listen;
+    let limits = fedchain_net::Limits {
+        timeout: std::time::Duration::from_secs(5),
+        ..fedchain_net::Limits::default()
+    };
+    let silent_peer = rt.block_on(async {
+        let mut tries = 0;
+        let peer = loop {
+            match fedchain_net::Client::connect(listen, "aggregator", &silent, limits).await {
+                Ok(p) => break p,
+                Err(e) if tries < 50 => {
+                    tries += 1;
+                    eprintln!("silent hospital: {e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                }
+                Err(e) => panic!("silent hospital cannot connect: {e}"),
+            }
+        };
+        peer.notify(&enroll).await.expect("enroll");
+        peer.notify(&hello).await.expect("hello");
+        peer
+    });
     c.wait_for("round 0 to open", 120, |c| {
         c.log("coordinator").contains("round opened")
     });
-    // a client whose certificate comes from another CA
-    let d = c.dir.path();
-    fedchain(d, &["ca", "init", "--dir", "rogue-ca", "--name", "rogue"]);
-    fedchain(
-        d,
-        &[
-            "ca",
-            "issue",
-            "--dir",
-            "rogue-ca",
-            "--name",
-            "hospital-0",
-            "--role",
-            "hospital",
-            "--out",
-            "rogue",
-        ],
-    );
-    // it trusts the consortium's CA (so it gets as far as presenting its own certificate)
-    for f in ["ca.cert.pem", "crl.pem"] {
-        std::fs::copy(
-            c.path("bundles/aggregator").join(f),
-            c.path("rogue").join(f),
-        )
-        .expect("copy");
-    }
-    let rogue = fedchain_net::Bundle::load(&c.path("rogue")).expect("rogue bundle");
-    let rt = tokio::runtime::Runtime::new().expect("runtime");
-    let listen = c.listen;
     rt.block_on(async {
-        let limits = fedchain_net::Limits {
-            timeout: std::time::Duration::from_secs(5),
-            ..fedchain_net::Limits::default()
-        };
-        if let Ok(peer) = fedchain_net::Client::connect(listen, "aggregator", &rogue, limits).await
-        {
+        if let Ok(peer) = fedchain_net::Client::connect(listen, "aggregator", &rogue, limits).await {
             // TLS 1.3: the client may finish before the server has refused its certificate;
             // nothing gets through
             let r = peer.notify(&0u8).await;
@@ -110,20 +153,26 @@ fn intruders_and_garbage_do_not_disturb_a_running_round() {
         let junk: Vec<u8> = (0..1200).map(|j| (i.wrapping_mul(31) ^ j) as u8).collect();
         udp.send_to(&junk, listen).expect("send");
     }
+    let log = c.log("coordinator");
+    let refused = log.find("handshake refused");
+    let committed = log.find("round committed");
+    assert!(refused.is_some(), "the refusal is logged\n{}", c.logs());
+    assert!(
+        committed.is_none() || committed > refused,
+        "round 0 ended before the intrusion: the test proves nothing\n{log}"
+    );
     assert!(c.wait_coordinator(240), "coordinator failed\n{}", c.logs());
+    drop(silent_peer);
     c.wait_workers(60);
     let out = c.out("coordinator");
     for r in 0..2 {
-        assert!(
-            out.contains(&format!("round {r}: committed")),
-            "round {r}:\n{out}"
-        );
+        let l = out
+            .lines()
+            .find(|l| l.starts_with(&format!("round {r}:")))
+            .unwrap_or_else(|| panic!("round {r} missing\n{out}"))
+            .to_string();
+        assert!(l.contains("committed") && l.contains("accepted 3, missing 1"), "{l}");
     }
-    assert!(
-        c.log("coordinator").contains("handshake refused"),
-        "the refusal is logged\n{}",
-        c.logs()
-    );
     let (audit, _) = c.audit();
     assert!(audit.contains("audit ok"), "{audit}");
 }
