@@ -174,20 +174,23 @@ pub async fn run(
     let result = lp.run(events, shutdown).await;
     accept.abort();
     let _ = stop_metrics.send(());
-    // let the writers deliver what is queued (Finished) before the process exits
-    for conn in lp.conns.values() {
-        let _ = conn
-            .tx
-            .send_timeout(
-                Down::Finished {
-                    rounds: lp.c.cfg.rounds,
-                },
-                Duration::from_millis(200),
-            )
-            .await;
+    if let Err(e) = result {
+        // a service error (e.g. a failpoint) ends the process as a crash would: the store
+        // holds everything acknowledged, and a restart continues from it
+        error!(error = %e, "coordinator: stopping on a service error");
+        return Err(e);
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    result?;
+    if lp.finished_at.is_some() {
+        // let the writers deliver what is queued (Finished) before the process exits
+        let rounds = lp.c.cfg.rounds;
+        for conn in lp.conns.values() {
+            let _ = conn
+                .tx
+                .send_timeout(Down::Finished { rounds }, Duration::from_millis(200))
+                .await;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
     Ok(lp.report())
 }
 

@@ -74,12 +74,24 @@ fn intruders_and_garbage_do_not_disturb_a_running_round() {
     fedchain(
         &d,
         &[
-            "ca", "issue", "--dir", "rogue-ca", "--name", "hospital-0", "--role", "hospital",
-            "--out", "rogue",
+            "ca",
+            "issue",
+            "--dir",
+            "rogue-ca",
+            "--name",
+            "hospital-0",
+            "--role",
+            "hospital",
+            "--out",
+            "rogue",
         ],
     );
     for f in ["ca.cert.pem", "crl.pem"] {
-        std::fs::copy(c.path("bundles/aggregator").join(f), c.path("rogue").join(f)).expect("copy");
+        std::fs::copy(
+            c.path("bundles/aggregator").join(f),
+            c.path("rogue").join(f),
+        )
+        .expect("copy");
     }
     let rogue = fedchain_net::Bundle::load(&c.path("rogue")).expect("rogue bundle");
     let silent = fedchain_net::Bundle::load(&c.path("bundles/hospital-3")).expect("bundle");
@@ -101,7 +113,13 @@ fn intruders_and_garbage_do_not_disturb_a_running_round() {
                 pseudonym: "hospital-3".into(),
             },
         ),
-        join: sign(2, TxKind::Join { job: 0, deposit: 2000 }),
+        join: sign(
+            2,
+            TxKind::Join {
+                job: 0,
+                deposit: 2000,
+            },
+        ),
     };
     let hello = Up::Msg(WorkerMsg::Hello {
         version: PROTOCOL_VERSION,
@@ -140,7 +158,8 @@ fn intruders_and_garbage_do_not_disturb_a_running_round() {
         c.log("coordinator").contains("round opened")
     });
     rt.block_on(async {
-        if let Ok(peer) = fedchain_net::Client::connect(listen, "aggregator", &rogue, limits).await {
+        if let Ok(peer) = fedchain_net::Client::connect(listen, "aggregator", &rogue, limits).await
+        {
             // TLS 1.3: the client may finish before the server has refused its certificate;
             // nothing gets through
             let r = peer.notify(&0u8).await;
@@ -171,7 +190,10 @@ fn intruders_and_garbage_do_not_disturb_a_running_round() {
             .find(|l| l.starts_with(&format!("round {r}:")))
             .unwrap_or_else(|| panic!("round {r} missing\n{out}"))
             .to_string();
-        assert!(l.contains("committed") && l.contains("accepted 3, missing 1"), "{l}");
+        assert!(
+            l.contains("committed") && l.contains("accepted 3, missing 1"),
+            "{l}"
+        );
     }
     let (audit, _) = c.audit();
     assert!(audit.contains("audit ok"), "{audit}");
