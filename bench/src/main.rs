@@ -1,10 +1,11 @@
 //! fedchain benchmarks: ratios measured in one run (us vs peers, us vs the hardware limit).
-//! `cargo run --release -p fedchain-bench -- crypto [--quick]`
+//! `cargo run --release -p fedchain-bench -- crypto [--quick]`, `... -- e2e <scenario>`; see
+//! bench/README.md.
 
 mod crypto;
+mod e2e;
 mod ledger;
 mod net;
-mod overhead;
 mod peers;
 
 use clap::{Parser, Subcommand};
@@ -27,19 +28,20 @@ enum Cmd {
     /// Ledger commit latency (10 and 100 submissions per round block, payloads included),
     /// audit speed and bytes on disk per round. Writes bench/results/ledger.json.
     Ledger(ledger::Args),
-    /// Encrypted vs plaintext round time and accuracy for one simulate configuration, in one
-    /// run. Writes bench/results/overhead-<name>.json.
-    Overhead(overhead::Args),
     /// A 4 MiB payload sent N times across loopback over mutual-TLS QUIC (MB/s, vs memcpy).
     /// Writes bench/results/net.json.
     Net(net::Args),
+    /// End-to-end scenarios: the encrypted system and its plaintext baseline in one run
+    /// (breast-cancer and digits also against Flower FedAvg). Writes
+    /// bench/results/<scenario>.json and plots in bench/results/<scenario>/.
+    E2e(e2e::Args),
 }
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().cmd {
         Cmd::Crypto(a) => crypto::run(a),
         Cmd::Ledger(a) => ledger::run(a),
-        Cmd::Overhead(a) => overhead::run(a),
         Cmd::Net(a) => net::run(a),
+        Cmd::E2e(a) => e2e::run(a),
     }
 }

@@ -65,6 +65,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     rt.block_on(run_async(args))
 }
 
+struct Measured {
+    mtu: u16,
+    sequential: f64,
+    concurrent: f64,
+    concurrent_n: usize,
+}
+
 async fn run_async(args: Args) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let ca = dir.path().join("ca");
@@ -73,18 +80,89 @@ async fn run_async(args: Args) -> anyhow::Result<()> {
         name: "bench".into(),
         days: 1,
     })?;
-    let server_bundle = issue(&ca, "coordinator", RoleArg::Aggregator, &dir.path().join("c"))?;
+    let server_bundle = issue(
+        &ca,
+        "coordinator",
+        RoleArg::Aggregator,
+        &dir.path().join("c"),
+    )?;
     let client_bundle = issue(&ca, "h1", RoleArg::Hospital, &dir.path().join("h1"))?;
     let size = args.mib << 20;
-    let limits = Limits {
-        max_payload: (size as u64) + 1024,
-        timeout: Duration::from_secs(60),
-        ..Limits::default()
-    };
+    let mut payload = vec![0u8; size];
+    rand::thread_rng().fill_bytes(&mut payload);
+    let memcpy = memcpy_mb_s(&payload, args.n.max(20));
+    let msg = Arc::new(Msg::Payload(payload));
+    let mb = size as f64 / 1e6;
+    let mut rows = Vec::new();
+    let mut measured = Vec::new();
+    for mtu in [1452u16, 9000, 65000] {
+        let limits = Limits {
+            max_payload: (size as u64) + 1024,
+            timeout: Duration::from_secs(60),
+            max_udp_payload: mtu,
+            ..Limits::default()
+        };
+        let m = scenario(&args, &server_bundle, &client_bundle, limits, msg.clone()).await?;
+        let seq_mb_s = mb * args.n as f64 / m.sequential;
+        let conc_mb_s = mb * m.concurrent_n as f64 / m.concurrent;
+        println!(
+            "net: max UDP payload {mtu}: {} x {} MiB sequential {seq_mb_s:.0} MB/s ({:.2} ms per \
+             payload), {} in flight {conc_mb_s:.0} MB/s; memcpy {memcpy:.0} MB/s",
+            args.n,
+            args.mib,
+            m.sequential * 1e3 / args.n as f64,
+            args.in_flight,
+        );
+        rows.push(json!({
+            "max_udp_payload": m.mtu,
+            "sequential": { "n": args.n, "seconds": m.sequential, "mb_per_s": seq_mb_s },
+            "concurrent": { "in_flight": args.in_flight, "n": m.concurrent_n, "seconds": m.concurrent, "mb_per_s": conc_mb_s },
+            "ratio_sequential_to_memcpy": seq_mb_s / memcpy,
+        }));
+        measured.push(seq_mb_s.max(conc_mb_s));
+    }
+    let best = measured.iter().cloned().fold(0.0, f64::max);
+    let default_mb_s = measured.first().copied().unwrap_or(0.0);
+    println!(
+        "net: bar 200 MB/s with the default limits: {}; best configuration {best:.0} MB/s",
+        if default_mb_s >= 200.0 {
+            "met"
+        } else {
+            "NOT met"
+        }
+    );
+    let out = args
+        .out
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("results/net.json"));
+    let report = json!({
+        "payload_bytes": size,
+        "scenarios": rows,
+        "memcpy_mb_per_s": memcpy,
+        "bar_mb_per_s": 200,
+        "bar_met_with_defaults": default_mb_s >= 200.0,
+        "transport": "quinn 0.11 + rustls 0.23 (ring), TLS 1.3 mutual auth, loopback",
+        "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        "load_average_note": "the machine is shared; compare scenarios within one run",
+    });
+    std::fs::write(&out, serde_json::to_string_pretty(&report)?)?;
+    println!("wrote {}", out.display());
+    Ok(())
+}
 
-    let mut server = Server::bind("127.0.0.1:0".parse()?, &server_bundle, limits)?;
+async fn scenario(
+    args: &Args,
+    server_bundle: &Bundle,
+    client_bundle: &Bundle,
+    limits: Limits,
+    msg: Arc<Msg>,
+) -> anyhow::Result<Measured> {
+    let size = match msg.as_ref() {
+        Msg::Payload(p) => p.len(),
+        Msg::Ack(_) => anyhow::bail!("payload"),
+    };
+    let mut server = Server::bind("127.0.0.1:0".parse()?, server_bundle, limits)?;
     let addr = server.local_addr()?;
-    tokio::spawn(async move {
+    let acceptor = tokio::spawn(async move {
         while let Ok(peer) = server.accept().await {
             tokio::spawn(async move {
                 while let Ok(inc) = peer.next_incoming::<Msg>().await {
@@ -99,16 +177,11 @@ async fn run_async(args: Args) -> anyhow::Result<()> {
             });
         }
     });
-    let peer = Arc::new(Client::connect(addr, "coordinator", &client_bundle, limits).await?);
-    let mut payload = vec![0u8; size];
-    rand::thread_rng().fill_bytes(&mut payload);
-    let msg = Arc::new(Msg::Payload(payload));
-
-    // Warm-up (congestion window, allocator).
-    for _ in 0..3 {
+    let peer = Arc::new(Client::connect(addr, "coordinator", client_bundle, limits).await?);
+    // Warm-up (congestion window, MTU discovery, allocator).
+    for _ in 0..5 {
         peer.request::<Msg, Msg>(&msg).await?;
     }
-
     let t = Instant::now();
     for _ in 0..args.n {
         match peer.request::<Msg, Msg>(&msg).await? {
@@ -120,8 +193,9 @@ async fn run_async(args: Args) -> anyhow::Result<()> {
 
     let t = Instant::now();
     let mut set = tokio::task::JoinSet::new();
-    let per = args.n / args.in_flight.max(1);
-    for _ in 0..args.in_flight.max(1) {
+    let lanes = args.in_flight.max(1);
+    let per = args.n / lanes;
+    for _ in 0..lanes {
         let (peer, msg) = (peer.clone(), msg.clone());
         set.spawn(async move {
             for _ in 0..per {
@@ -137,42 +211,12 @@ async fn run_async(args: Args) -> anyhow::Result<()> {
         r??;
     }
     let concurrent = t.elapsed().as_secs_f64();
-    let concurrent_n = per * args.in_flight.max(1);
-
-    let Msg::Payload(p) = msg.as_ref() else {
-        anyhow::bail!("payload")
-    };
-    let memcpy = memcpy_mb_s(p, args.n.max(20));
-    let mb = size as f64 / 1e6;
-    let seq_mb_s = mb * args.n as f64 / sequential;
-    let conc_mb_s = mb * concurrent_n as f64 / concurrent;
-    println!(
-        "net: {} x {} MiB over mutual-TLS QUIC on loopback: sequential {seq_mb_s:.0} MB/s \
-         ({:.2} ms per payload), {} in flight {conc_mb_s:.0} MB/s; memcpy {memcpy:.0} MB/s \
-         (QUIC/memcpy {:.3}); bar 200 MB/s: {}",
-        args.n,
-        args.mib,
-        sequential * 1e3 / args.n as f64,
-        args.in_flight,
-        seq_mb_s / memcpy,
-        if seq_mb_s >= 200.0 { "met" } else { "NOT met" }
-    );
-    let out = args
-        .out
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("results/net.json"));
-    let report = json!({
-        "payload_bytes": size,
-        "n": args.n,
-        "sequential": { "seconds": sequential, "mb_per_s": seq_mb_s },
-        "concurrent": { "in_flight": args.in_flight, "n": concurrent_n, "seconds": concurrent, "mb_per_s": conc_mb_s },
-        "memcpy_mb_per_s": memcpy,
-        "ratio_sequential_to_memcpy": seq_mb_s / memcpy,
-        "bar_mb_per_s": 200,
-        "bar_met": seq_mb_s >= 200.0,
-        "transport": "quinn 0.11 + rustls 0.23 (ring), TLS 1.3 mutual auth, loopback",
-        "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
-    });
-    std::fs::write(&out, serde_json::to_string_pretty(&report)?)?;
-    println!("wrote {}", out.display());
-    Ok(())
+    peer.close("done");
+    acceptor.abort();
+    Ok(Measured {
+        mtu: limits.max_udp_payload,
+        sequential,
+        concurrent,
+        concurrent_n: per * lanes,
+    })
 }

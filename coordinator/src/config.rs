@@ -230,8 +230,8 @@ impl SimulateConfig {
         if self.deadline_blocks == 0 {
             return bad("deadline_blocks", "must be at least 1");
         }
-        if !(8..=32).contains(&self.value_bits) {
-            return bad("value_bits", "must be in 8..=32");
+        if !(4..=32).contains(&self.value_bits) {
+            return bad("value_bits", "must be in 4..=32");
         }
         if !(self.clip.is_finite() && self.clip > 0.0) {
             return bad("clip", "must be finite and > 0");

@@ -401,6 +401,63 @@ pub fn plot_accuracy(
     root.present().map_err(&err)
 }
 
+/// Draws a PNG line chart (900x500) of any per-round series, each `(name, points (round,
+/// value))` in its own colour, y from 0 (for comparisons the fixed plots do not cover, e.g.
+/// bytes per hospital, or accuracy next to an outside baseline). `path` should end in `.png`;
+/// its directory must exist.
+pub fn plot_lines(
+    path: &Path,
+    title: &str,
+    y_desc: &str,
+    series: &[(&str, Vec<(u32, f64)>)],
+) -> Result<(), ReportError> {
+    ensure_font(path)?;
+    let err = plot_err(path);
+    let legend: Vec<(String, Mark)> = series
+        .iter()
+        .zip(COLORS.iter().cycle())
+        .map(|((name, _), color)| (name.to_string(), Mark::Line(color.stroke_width(2))))
+        .collect();
+    let all = || series.iter().flat_map(|(_, p)| p.iter().copied());
+    let x_range = round_range(all().map(|(r, _)| r));
+    let max = all()
+        .map(|(_, v)| v)
+        .filter(|v| v.is_finite())
+        .fold(0.0, f64::max);
+    let y_range = 0.0..if max > 0.0 { max * 1.05 } else { 1.0 };
+
+    let root = BitMapBackend::new(path, PLOT_SIZE).into_drawing_area();
+    root.fill(&WHITE).map_err(&err)?;
+    let legend_w = legend_width(&root, legend.iter().map(|(l, _)| l)).map_err(&err)?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, (FONT, 24))
+        .margin(15)
+        .margin_right(legend_margin(legend_w))
+        .x_label_area_size(50)
+        .y_label_area_size(75)
+        .build_cartesian_2d(x_range, y_range)
+        .map_err(&err)?;
+    chart
+        .configure_mesh()
+        .x_desc("round")
+        .y_desc(y_desc)
+        .label_style((FONT, 15))
+        .axis_desc_style((FONT, 17))
+        .x_label_formatter(&|r| r.to_string())
+        .draw()
+        .map_err(&err)?;
+    for ((_, data), color) in series.iter().zip(COLORS.iter().cycle()) {
+        let data = data
+            .iter()
+            .copied()
+            .filter(|(_, v)| v.is_finite())
+            .collect();
+        draw_line(&mut chart, data, color.stroke_width(2)).map_err(&err)?;
+    }
+    draw_legend(&root, &chart, &legend, legend_w).map_err(&err)?;
+    root.present().map_err(&err)
+}
+
 /// Draws a PNG line chart (900x500) of the seconds each round spent per phase (train, encrypt,
 /// aggregate, decrypt, commit) with the round's wall time as a dashed line. `path` should end
 /// in `.png`; its directory must exist.
@@ -682,6 +739,25 @@ mod tests {
             std::fs::create_dir_all(&out)?;
             render(Path::new(&out))?;
         }
+        Ok(())
+    }
+
+    #[test]
+    fn line_plot_renders_several_series() -> TestResult {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("bytes.png");
+        let rows = run(10, 0.6);
+        let series = [
+            ("encrypted", points(&rows, |r| r.bytes_on_chain as f64)),
+            (
+                "plaintext",
+                points(&rows, |r| r.bytes_on_chain as f64 / 8.0),
+            ),
+            ("other", vec![(1, f64::NAN), (2, 5.0)]),
+        ];
+        plot_lines(&path, "Bytes per hospital per round", "bytes", &series)?;
+        assert_png(&path)?;
+        plot_lines(&dir.path().join("empty.png"), "empty", "bytes", &[])?;
         Ok(())
     }
 

@@ -1,5 +1,6 @@
 //! The small real datasets shipped inside the library (see `data/README.md` for provenance and
-//! licences), so simulations run with no files around.
+//! licences), so simulations run with no files around, and one fixed synthetic set for scale
+//! experiments.
 
 use std::fmt;
 use std::str::FromStr;
@@ -10,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::csv::{from_bytes, CsvOptions, LabelColumn};
 use crate::dataset::Dataset;
 use crate::error::{DatasetError, Result};
+use crate::synthetic::GaussianMixture;
 
 /// A shipped dataset.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -23,6 +25,9 @@ pub enum Builtin {
     /// The first 5000 MNIST images: 784 features (0..255), 10 classes, 500 each. CC BY-SA 3.0.
     #[serde(rename = "mnist_5k")]
     Mnist5k,
+    /// Generated, not shipped: [`GaussianMixture::default`] (10,000 rows, 32 features, 10
+    /// balanced classes) with seed 0, for scale experiments where only the sizes matter.
+    Synthetic,
 }
 
 static BREAST_CANCER: &[u8] = include_bytes!("../data/breast_cancer_wisconsin.csv.gz");
@@ -31,7 +36,12 @@ static MNIST_5K: &[u8] = include_bytes!("../data/mnist_5k.csv.gz");
 
 impl Builtin {
     /// Every shipped dataset.
-    pub const ALL: [Builtin; 3] = [Builtin::BreastCancer, Builtin::Digits, Builtin::Mnist5k];
+    pub const ALL: [Builtin; 4] = [
+        Builtin::BreastCancer,
+        Builtin::Digits,
+        Builtin::Mnist5k,
+        Builtin::Synthetic,
+    ];
 
     /// The name used on the command line and in configs.
     pub fn name(self) -> &'static str {
@@ -39,42 +49,49 @@ impl Builtin {
             Builtin::BreastCancer => "breast_cancer",
             Builtin::Digits => "digits",
             Builtin::Mnist5k => "mnist_5k",
+            Builtin::Synthetic => "synthetic",
         }
     }
 
-    /// The embedded gzip CSV file.
-    pub fn raw(self) -> &'static [u8] {
+    /// The embedded gzip CSV file (`None` for the generated [`Builtin::Synthetic`]).
+    pub fn raw(self) -> Option<&'static [u8]> {
         match self {
-            Builtin::BreastCancer => BREAST_CANCER,
-            Builtin::Digits => DIGITS,
-            Builtin::Mnist5k => MNIST_5K,
+            Builtin::BreastCancer => Some(BREAST_CANCER),
+            Builtin::Digits => Some(DIGITS),
+            Builtin::Mnist5k => Some(MNIST_5K),
+            Builtin::Synthetic => None,
         }
     }
 
-    /// How the embedded file is read.
-    pub fn csv_options(self) -> CsvOptions {
+    /// How the embedded file is read (`None` for the generated [`Builtin::Synthetic`]).
+    pub fn csv_options(self) -> Option<CsvOptions> {
         let (has_header, num_classes) = match self {
             Builtin::BreastCancer => (true, 2),
             Builtin::Digits => (true, 10),
             Builtin::Mnist5k => (false, 10),
+            Builtin::Synthetic => return None,
         };
-        CsvOptions {
+        Some(CsvOptions {
             has_header,
             label: LabelColumn::Last,
             num_classes: Some(num_classes),
             delimiter: b',',
-        }
+        })
     }
 
     /// The dataset, with raw (unscaled) features. Parsed once per process, then cloned.
     pub fn load(self) -> Dataset {
-        static CACHE: [OnceLock<Dataset>; 3] = [OnceLock::new(), OnceLock::new(), OnceLock::new()];
+        static CACHE: [OnceLock<Dataset>; 4] = [const { OnceLock::new() }; 4];
         CACHE[self as usize]
             .get_or_init(|| {
-                // The bytes are compiled in and parsed by this crate's tests (`builtin::tests`),
-                // so a failure here is a build defect, not bad input.
-                from_bytes(self.raw(), &self.csv_options())
-                    .unwrap_or_else(|e| panic!("embedded dataset {} is corrupt: {e}", self.name()))
+                // The bytes and the generator's parameters are compiled in and loaded by this
+                // crate's tests (`builtin::tests`), so a failure here is a build defect, not bad
+                // input.
+                let loaded = match (self.raw(), self.csv_options()) {
+                    (Some(raw), Some(options)) => from_bytes(raw, &options),
+                    _ => GaussianMixture::default().generate(0),
+                };
+                loaded.unwrap_or_else(|e| panic!("builtin dataset {} is corrupt: {e}", self.name()))
             })
             .clone()
     }
@@ -94,7 +111,11 @@ impl FromStr for Builtin {
             .into_iter()
             .find(|b| b.name() == s)
             .ok_or_else(|| {
-                DatasetError::invalid("dataset", s, "expected breast_cancer, digits or mnist_5k")
+                DatasetError::invalid(
+                    "dataset",
+                    s,
+                    "expected breast_cancer, digits, mnist_5k or synthetic",
+                )
             })
     }
 }
@@ -137,6 +158,13 @@ mod tests {
         );
         assert_eq!(m.label_histogram(), vec![500; 10]);
         assert!(m.features().iter().all(|&x| (0.0..=255.0).contains(&x)));
+        let s = Builtin::Synthetic.load();
+        assert_eq!(
+            (s.len(), s.num_features(), s.num_classes()),
+            (10_000, 32, 10)
+        );
+        assert_eq!(s.label_histogram(), vec![1_000; 10]);
+        assert_eq!(s, GaussianMixture::default().generate(0).unwrap());
     }
 
     #[test]

@@ -75,6 +75,8 @@ pub enum NetError {
     Tls(String),
     #[error("certificate does not carry a fedchain identity: {0}")]
     Identity(String),
+    #[error("peer {name:?} (address {address}) is not registered on chain with this key and role")]
+    NotRegistered { name: String, address: String },
     #[error("handshake with {remote} refused or failed: {reason}")]
     Handshake { remote: SocketAddr, reason: String },
     #[error("connection: {0}")]

@@ -211,6 +211,18 @@ impl PeerIdentity {
     pub fn address(&self) -> Address {
         Address::of(&self.bls_key)
     }
+
+    /// Check the certificate's BLS key and role against what the chain registered for this
+    /// participant (the coordinator calls this before acting on a peer's messages).
+    pub fn check_registered(&self, key: &VerifyingKey, role: Role) -> Result<()> {
+        if self.bls_key != *key || self.role != role {
+            return Err(NetError::NotRegistered {
+                name: self.name.clone(),
+                address: hex::encode(self.address().0),
+            });
+        }
+        Ok(())
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

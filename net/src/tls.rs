@@ -79,8 +79,36 @@ pub fn transport_config(limits: &Limits) -> Result<Arc<quinn::TransportConfig>> 
     let idle = quinn::IdleTimeout::try_from(limits.timeout.max(std::time::Duration::from_secs(1)))
         .map_err(tls_err)?;
     t.max_idle_timeout(Some(idle));
+    // MTU discovery probes (with DF set) up to the configured payload size.
+    let mut mtu = quinn::MtuDiscoveryConfig::default();
+    mtu.upper_bound(limits.max_udp_payload.max(1200));
+    t.mtu_discovery_config(Some(mtu));
     t.keep_alive_interval(Some(limits.timeout / 3));
     Ok(Arc::new(t))
+}
+
+/// Endpoint settings shared by servers and clients.
+pub fn endpoint_config(limits: &Limits) -> Result<quinn::EndpointConfig> {
+    let mut cfg = quinn::EndpointConfig::default();
+    cfg.max_udp_payload_size(limits.max_udp_payload.max(1200))
+        .map_err(tls_err)?;
+    Ok(cfg)
+}
+
+/// A quinn endpoint on `addr` (server when `server` is given).
+pub fn endpoint(
+    addr: std::net::SocketAddr,
+    server: Option<quinn::ServerConfig>,
+    limits: &Limits,
+) -> Result<quinn::Endpoint> {
+    let io = |source| NetError::Io {
+        path: addr.to_string().into(),
+        source,
+    };
+    let socket = std::net::UdpSocket::bind(addr).map_err(io)?;
+    let runtime = quinn::default_runtime()
+        .ok_or_else(|| NetError::Tls("no async runtime (call from inside tokio)".into()))?;
+    quinn::Endpoint::new(endpoint_config(limits)?, server, socket, runtime).map_err(io)
 }
 
 /// quinn server configuration for a bundle.

@@ -24,6 +24,9 @@ use crate::wire::{self, timed, FrameKind, Limits};
 /// QUIC application error code on a stream whose frame was refused.
 const BAD_FRAME: quinn::VarInt = quinn::VarInt::from_u32(1);
 
+/// QUIC application error code on a request stream dropped without a reply.
+const NO_REPLY: quinn::VarInt = quinn::VarInt::from_u32(2);
+
 /// Handshakes in flight at once on a server.
 const MAX_HANDSHAKES: usize = 64;
 
@@ -43,10 +46,7 @@ impl Server {
     /// Bind a UDP socket and start accepting mutual-TLS connections.
     pub fn bind(addr: SocketAddr, bundle: &Bundle, limits: Limits) -> Result<Self> {
         let cfg = tls::quic_server_config(bundle, &limits)?;
-        let endpoint = quinn::Endpoint::server(cfg, addr).map_err(|source| NetError::Io {
-            path: addr.to_string().into(),
-            source,
-        })?;
+        let endpoint = tls::endpoint(addr, Some(cfg), &limits)?;
         let (tx, accepted) = mpsc::channel(MAX_HANDSHAKES);
         let ep = endpoint.clone();
         let acceptor = tokio::spawn(async move {
@@ -137,10 +137,7 @@ impl Client {
         } else {
             (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
         };
-        let mut endpoint = quinn::Endpoint::client(bind).map_err(|source| NetError::Io {
-            path: bind.to_string().into(),
-            source,
-        })?;
+        let mut endpoint = tls::endpoint(bind, None, &limits)?;
         endpoint.set_default_client_config(cfg);
         let handshake_err = |reason: String| NetError::Handshake {
             remote: addr,
@@ -165,27 +162,50 @@ pub enum Incoming<T> {
     Request { request: T, responder: Responder },
 }
 
-/// The reply side of one request.
+/// The reply side of one request. Dropping it unanswered resets the stream, so the requester
+/// gets an error at once instead of waiting for its timeout.
 #[derive(Debug)]
 pub struct Responder {
-    send: quinn::SendStream,
+    send: Option<quinn::SendStream>,
     limits: Limits,
 }
 
 impl Responder {
-    /// Send the reply.
-    pub async fn respond<T: Serialize + ?Sized>(mut self, reply: &T) -> Result<()> {
-        let body = wire::encode(reply)?;
-        wire::write_frame(&mut self.send, FrameKind::Response, &body, &self.limits).await?;
+    fn new(send: quinn::SendStream, limits: Limits) -> Self {
+        Self {
+            send: Some(send),
+            limits,
+        }
+    }
+
+    async fn reply(mut self, kind: FrameKind, body: &[u8]) -> Result<()> {
+        let mut send = self
+            .send
+            .take()
+            .ok_or_else(|| NetError::Connection("reply stream already used".into()))?;
+        wire::write_frame(&mut send, kind, body, &self.limits).await?;
         Ok(())
     }
 
+    /// Send the reply.
+    pub async fn respond<T: Serialize + ?Sized>(self, reply: &T) -> Result<()> {
+        let body = wire::encode(reply)?;
+        self.reply(FrameKind::Response, &body).await
+    }
+
     /// Refuse the request with a reason (the requester gets [`WireError::Remote`]).
-    pub async fn fail(mut self, reason: &str) -> Result<()> {
+    pub async fn fail(self, reason: &str) -> Result<()> {
         let body = reason.as_bytes();
         let body = &body[..body.len().min(4096)];
-        wire::write_frame(&mut self.send, FrameKind::Error, body, &self.limits).await?;
-        Ok(())
+        self.reply(FrameKind::Error, body).await
+    }
+}
+
+impl Drop for Responder {
+    fn drop(&mut self) {
+        if let Some(mut send) = self.send.take() {
+            let _ = send.reset(NO_REPLY);
+        }
     }
 }
 
@@ -376,7 +396,7 @@ async fn read_streams(conn: quinn::Connection, limits: Limits, tx: mpsc::Sender<
                     tokio::spawn(async move {
                         let res = match wire::read_frame(&mut recv, &limits).await {
                             Ok((h, body)) if h.kind == FrameKind::Request => {
-                                Ok(Raw::Request(body, Responder { send, limits }))
+                                Ok(Raw::Request(body, Responder::new(send, limits)))
                             }
                             Ok((h, _)) => Err(WireError::UnexpectedKind { found: h.kind, want: FrameKind::Request }.into()),
                             Err(e) => {

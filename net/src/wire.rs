@@ -72,6 +72,9 @@ pub struct Limits {
     pub incoming_queue: usize,
     /// Streams a peer may have open at once, per direction (QUIC stream limit).
     pub max_streams: u32,
+    /// Largest UDP payload accepted and probed for by MTU discovery (1452: Ethernet; larger
+    /// values only help on paths that carry them, e.g. loopback or jumbo frames).
+    pub max_udp_payload: u16,
 }
 
 impl Default for Limits {
@@ -82,6 +85,7 @@ impl Default for Limits {
             timeout: Duration::from_secs(30),
             incoming_queue: 64,
             max_streams: 64,
+            max_udp_payload: 1452,
         }
     }
 }
@@ -218,12 +222,7 @@ pub async fn read_frame(
         let mut hb = [0u8; HEADER_LEN];
         read_exact(recv, &mut hb, HEADER_LEN as u64).await?;
         let header = Header::parse(&hb, limits)?;
-        let len = usize::try_from(header.len).map_err(|_| WireError::TooLarge {
-            len: header.len,
-            limit: usize::MAX as u64,
-        })?;
-        let mut body = vec![0u8; len];
-        read_exact(recv, &mut body, header.len).await?;
+        let body = read_body(recv, header.len).await?;
         let rest = recv.read_to_end(0).await.map_err(|e| match e {
             quinn::ReadToEndError::TooLong => WireError::TrailingBytes,
             quinn::ReadToEndError::Read(e) => WireError::Stream(e.to_string()),
@@ -234,6 +233,28 @@ pub async fn read_frame(
         Ok((header, body))
     })
     .await?
+}
+
+/// Bytes reserved up front for a body; larger bodies grow as their data actually arrives, so
+/// a header alone never makes the reader allocate `max_payload`.
+const PREALLOC: u64 = 4 << 20;
+
+async fn read_body(recv: &mut quinn::RecvStream, len: u64) -> Result<Vec<u8>, WireError> {
+    let cap = usize::try_from(len.min(PREALLOC)).unwrap_or(0);
+    let mut body = Vec::with_capacity(cap);
+    let mut got = 0u64;
+    while got < len {
+        let want = usize::try_from(len - got).unwrap_or(usize::MAX);
+        match recv.read_chunk(want, true).await {
+            Ok(Some(chunk)) => {
+                got += chunk.bytes.len() as u64;
+                body.extend_from_slice(&chunk.bytes);
+            }
+            Ok(None) => return Err(WireError::Truncated { expected: len, got }),
+            Err(e) => return Err(WireError::Stream(e.to_string())),
+        }
+    }
+    Ok(body)
 }
 
 async fn read_exact(

@@ -75,25 +75,27 @@ pub fn chain_id(configured: &Option<String>, bundle: &Bundle) -> String {
         .unwrap_or_else(|| format!("fedchain-{}", bundle.identity.consortium))
 }
 
-/// Why a connected peer is not the hospital registered on chain under its address.
+/// Why a connected peer is not the hospital registered on chain under its address: the
+/// certificate's BLS key and role must be the registration's (`PeerIdentity::check_registered`)
+/// and its name the registered pseudonym.
 pub fn check_registered(id: &PeerIdentity, state: &State) -> Result<Address, String> {
-    if id.role != Role::Hospital {
-        return Err(format!(
-            "{} is a {}, not a hospital",
-            id.name,
-            id.role.name()
-        ));
-    }
     let a = id.address();
     let Some(p) = state.participants.get(&a) else {
         return Err(format!("{} ({a:?}) is not registered on chain", id.name));
     };
-    if p.role != Role::Hospital || p.key != id.bls_key || p.pseudonym != id.name {
+    if p.role != Role::Hospital {
         return Err(format!(
-            "{}: the certificate's identity differs from the registration on chain ({} {})",
+            "{} is registered as a {}, not a hospital",
             id.name,
-            p.role.name(),
-            p.pseudonym
+            p.role.name()
+        ));
+    }
+    id.check_registered(&p.key, p.role)
+        .map_err(|e| e.to_string())?;
+    if p.pseudonym != id.name {
+        return Err(format!(
+            "{}: registered on chain as {}",
+            id.name, p.pseudonym
         ));
     }
     Ok(a)

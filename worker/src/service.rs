@@ -119,10 +119,14 @@ pub struct RoundSummary {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum CoordinatorMsg {
     /// The answer to `Hello`: the last nonce the coordinator knows from this worker (chain or
-    /// accepted), so a restarted worker continues after it.
+    /// accepted), so a restarted worker continues after it, and the open round if the
+    /// coordinator already holds this worker's submission (`submitted`) or decryption share
+    /// (`shared`) for it, so a restarted worker does not answer again with a different one.
     Welcome {
         job: JobId,
         nonce: u64,
+        submitted: Option<u32>,
+        shared: Option<u32>,
     },
     /// `Hello` refused (wrong version, job or identity).
     Refused {
@@ -145,6 +149,14 @@ pub struct WorkerService {
     shared: BTreeMap<u32, ShareMsg>,
     acks: Vec<Ack>,
     results: Vec<RoundSummary>,
+    /// What the coordinator said it holds from us (from `Welcome`).
+    held: Held,
+}
+
+#[derive(Debug, Default)]
+struct Held {
+    submitted: Option<u32>,
+    shared: Option<u32>,
 }
 
 impl WorkerService {
@@ -160,6 +172,7 @@ impl WorkerService {
             shared: BTreeMap::new(),
             acks: Vec::new(),
             results: Vec::new(),
+            held: Held::default(),
         }
     }
 
@@ -198,13 +211,24 @@ impl WorkerService {
     /// React to one coordinator message; gives the replies.
     pub fn on_message(&mut self, msg: CoordinatorMsg) -> Result<Vec<WorkerMsg>> {
         match msg {
-            CoordinatorMsg::Welcome { job, nonce } if job == self.job => {
+            CoordinatorMsg::Welcome {
+                job,
+                nonce,
+                submitted,
+                shared,
+            } if job == self.job => {
                 self.hospital.resume_nonce(nonce);
+                self.held.submitted = submitted;
+                self.held.shared = shared;
                 Ok(Vec::new())
             }
             CoordinatorMsg::RoundOpen(open) if open.job == self.job => {
                 if let Some(m) = self.submitted.get(&open.round) {
                     return Ok(vec![WorkerMsg::Submit(m.clone())]);
+                }
+                if self.held.submitted == Some(open.round) {
+                    // sent before a restart and accepted: never a second, different one
+                    return Ok(Vec::new());
                 }
                 let ciphertexts = match self.hospital.protection() {
                     Protection::Encrypted(e) => e.packer.plaintexts_for(open.params.len()),
@@ -219,6 +243,9 @@ impl WorkerService {
             CoordinatorMsg::ShareRequest(req) if req.job == self.job => {
                 if let Some(m) = self.shared.get(&req.round) {
                     return Ok(vec![WorkerMsg::Share(m.clone())]);
+                }
+                if self.held.shared == Some(req.round) {
+                    return Ok(Vec::new());
                 }
                 let Protection::Encrypted(e) = self.hospital.protection() else {
                     return Err(WorkerError::NoKeyShare);

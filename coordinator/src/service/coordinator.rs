@@ -385,11 +385,14 @@ impl CoordinatorService {
         }
         let on_chain = self.ledger.chain().state().nonces.get(&from).copied();
         let nonce = self.nonces.get(&from).copied().max(on_chain).unwrap_or(0);
+        let round = self.round();
         let mut out = vec![Outbound::To(
             from,
             CoordinatorMsg::Welcome {
                 job: self.job,
                 nonce,
+                submitted: round.filter(|_| self.submitted.contains_key(&from)),
+                shared: round.filter(|_| self.shared.contains_key(&from)),
             },
         )];
         match &self.phase {

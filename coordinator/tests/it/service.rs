@@ -292,6 +292,63 @@ fn a_round_without_enough_shares_is_voided_after_the_decryption_window() {
 }
 
 #[test]
+fn a_worker_restarted_after_its_submission_does_not_submit_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = Consortium::new(&small(1), &mut Quiet).unwrap();
+    let mut net = Net::new(&c, &dir.path().join("svc"));
+    net.pump();
+    let a0 = net.order[0];
+    net.start_round();
+    // only hospital 0 gets the round now; its submission is accepted
+    let mut held = Vec::new();
+    while let Some((a, bytes)) = net.to_workers.pop_front() {
+        if a != a0 {
+            held.push((a, bytes));
+            continue;
+        }
+        let msg: CoordinatorMsg = bincode::deserialize(&bytes).unwrap();
+        let w = net.workers.get_mut(&a).unwrap().as_mut().unwrap();
+        for reply in w.on_message(msg).unwrap() {
+            net.to_coord.push_back((a, wire(&reply)));
+        }
+    }
+    net.pump();
+    assert_eq!(last_outcome(net.worker(0)), Outcome::Accepted);
+    let first = fedchain_ledger::Hash::sha256(&net.worker(0).submission(0).unwrap().payload);
+    // it restarts (its memory of the submission is gone) and reconnects
+    let job = net.coord().job();
+    net.connect(WorkerService::new(
+        c.hospital(0).unwrap(),
+        job,
+        c.cfg.seed,
+        0,
+    ));
+    net.to_workers.extend(held);
+    net.pump();
+    // no second submission was sent: nothing answered as a duplicate or an equivocation
+    assert!(
+        net.worker(0)
+            .acks()
+            .iter()
+            .all(|a| a.digest != first && a.outcome == Outcome::Accepted),
+        "{:?}",
+        net.worker(0).acks()
+    );
+    let r = net.coord().results()[0].clone();
+    assert!(r.committed);
+    assert_eq!(
+        r.accepted.len(),
+        4,
+        "its first submission counts, no equivocation"
+    );
+    assert_eq!(
+        net.coord().ledger().chain().state().jobs[&job].members[&a0],
+        2000
+    );
+    net.audit(&c);
+}
+
+#[test]
 fn coordinator_crash_between_accepted_and_committed_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("svc");

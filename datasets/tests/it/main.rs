@@ -66,8 +66,12 @@ fn mnist_idx_files_plain_and_gzip() {
 fn csv_gz_file_on_disk_matches_builtin() {
     let dir = tempdir("csv");
     let path = dir.join("bc.csv.gz");
-    std::fs::write(&path, builtin::Builtin::BreastCancer.raw()).unwrap();
-    let ds = csv::from_path(&path, &builtin::Builtin::BreastCancer.csv_options()).unwrap();
+    std::fs::write(&path, builtin::Builtin::BreastCancer.raw().unwrap()).unwrap();
+    let ds = csv::from_path(
+        &path,
+        &builtin::Builtin::BreastCancer.csv_options().unwrap(),
+    )
+    .unwrap();
     assert_eq!(ds, builtin::breast_cancer());
     std::fs::remove_dir_all(dir).unwrap();
 }

@@ -89,6 +89,7 @@ pub fn limits() -> Limits {
         timeout: Duration::from_secs(5),
         incoming_queue: 16,
         max_streams: 16,
+        max_udp_payload: 1452,
     }
 }
 
@@ -124,7 +125,15 @@ impl EchoServer {
                             loop {
                                 match peer.next_incoming::<Msg>().await {
                                     Ok(Incoming::Request { request, responder }) => {
-                                        let _ = responder.respond(&request).await;
+                                        match &request {
+                                            Msg::Text(t) if t == "drop" => drop(responder),
+                                            Msg::Text(t) if t == "fail" => {
+                                                let _ = responder.fail("refused on purpose").await;
+                                            }
+                                            _ => {
+                                                let _ = responder.respond(&request).await;
+                                            }
+                                        }
                                     }
                                     Ok(Incoming::Message(m)) => {
                                         let _ = tx.send(Event::Message(name.clone(), m));

@@ -59,6 +59,47 @@ async fn peers_see_each_others_identity() {
         h1.identity.address,
         "address from the certificate equals the bundle's ledger address"
     );
+    let h1_key = h1.signing_key().expect("key").verifying_key();
+    seen.check_registered(&h1_key, Role::Hospital)
+        .expect("matches the chain's registration");
+    let other = c.bundle(&c.h2).signing_key().expect("key").verifying_key();
+    assert!(matches!(
+        seen.check_registered(&other, Role::Hospital),
+        Err(NetError::NotRegistered { .. })
+    ));
+    assert!(matches!(
+        seen.check_registered(&h1_key, Role::Validator),
+        Err(NetError::NotRegistered { .. })
+    ));
+}
+
+#[tokio::test]
+async fn unanswered_and_refused_requests_fail_promptly() {
+    let c = Consortium::new();
+    let srv = EchoServer::start(&c.bundle(&c.coordinator), limits());
+    let peer = Client::connect(srv.addr, "coordinator", &c.bundle(&c.h1), limits())
+        .await
+        .expect("connect");
+    let t = std::time::Instant::now();
+    let r = peer.request::<Msg, Msg>(&Msg::Text("drop".into())).await;
+    assert!(
+        matches!(r, Err(NetError::Wire(WireError::Stream(_)))),
+        "{r:?}"
+    );
+    assert!(t.elapsed() < limits().timeout, "reset, not timed out");
+    let r = peer.request::<Msg, Msg>(&Msg::Text("fail".into())).await;
+    assert!(
+        matches!(&r, Err(NetError::Wire(WireError::Remote(m))) if m == "refused on purpose"),
+        "{r:?}"
+    );
+    // A request the server cannot decode is answered with the decode error.
+    let r = peer.request::<u8, Msg>(&7u8).await;
+    assert!(
+        matches!(r, Err(NetError::Wire(WireError::Remote(_)))),
+        "{r:?}"
+    );
+    let r: Msg = peer.request(&Msg::Ping(1)).await.expect("still served");
+    assert_eq!(r, Msg::Ping(1));
 }
 
 #[tokio::test]
