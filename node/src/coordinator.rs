@@ -83,7 +83,7 @@ struct Conn {
 
 enum Stage {
     Enrolling {
-        ledger: Option<Ledger>,
+        ledger: Option<Box<Ledger>>,
         /// Committee index -> (register, join).
         enrolled: BTreeMap<usize, (SignedTx, SignedTx)>,
     },
@@ -207,7 +207,7 @@ fn open_stage(cfg: &CoordinatorConfig, c: &Consortium) -> Result<Stage> {
     if ledger.height() == 0 {
         info!(ledger = %cfg.ledger.display(), "coordinator: fresh ledger, waiting for the committee to enroll");
         return Ok(Stage::Enrolling {
-            ledger: Some(ledger),
+            ledger: Some(Box::new(ledger)),
             enrolled: BTreeMap::new(),
         });
     }
@@ -418,7 +418,7 @@ impl Loop {
                 up,
                 bytes,
             } => {
-                if !self.conns.get(&from).is_some_and(|c| c.id == conn) {
+                if self.conns.get(&from).is_none_or(|c| c.id != conn) {
                     return Ok(()); // from a refused or replaced connection
                 }
                 self.metrics.bytes_received(bytes);

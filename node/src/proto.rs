@@ -5,7 +5,9 @@ use fedchain_coordinator::service::{CoordinatorMsg, WorkerMsg};
 use fedchain_ledger::SignedTx;
 use serde::{Deserialize, Serialize};
 
-/// Worker -> coordinator.
+/// Worker -> coordinator. (A message is decoded, moved once into the service queue and
+/// consumed; boxing the enrollment would buy nothing.)
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Up {
     /// The hospital's own signed `Register` (role hospital, its certificate name as pseudonym)
