@@ -6,7 +6,7 @@
 #
 # Environment: WORK (cluster directory, default a new temp dir), KEY_BITS (default 2048; 512
 # is fine for a quick look), ROUNDS (default 3), FEDCHAIN (use this binary instead of building
-# the release one), KEEP=1 (keep WORK after exit).
+# the release one). WORK (logs, ledger, bundles) is kept after exit.
 #
 # Steps: build the release binary; `fedchain ca init`; issue the aggregator, 3 validators and
 # N hospitals; `fedchain keygen` with t = floor(N/3) + 1; write coordinator.toml and one
@@ -41,9 +41,7 @@ cleanup() {
   local code=$?
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
-  if [ "${KEEP:-0}" != 1 ] && [ $code -eq 0 ]; then
-    echo "(set KEEP=1 to keep $WORK)"
-  fi
+  echo "cluster directory (bundles, ledger, logs): $WORK"
   exit $code
 }
 trap cleanup EXIT INT TERM

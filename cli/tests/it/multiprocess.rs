@@ -180,6 +180,29 @@ fn intruders_and_garbage_do_not_disturb_a_running_round() {
         committed.is_none() || committed > refused,
         "round 0 ended before the intrusion: the test proves nothing\n{log}"
     );
+    // the coordinator's /metrics after round 0 (it charged the silent hospital)
+    c.wait_for("round 0 to commit", 120, |c| {
+        c.log("coordinator").contains("round committed")
+    });
+    let metrics = scrape(&c.log("coordinator"));
+    let value = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in\n{metrics}"))
+    };
+    assert!(value("fedchain_rounds_committed_total") >= 1.0, "{metrics}");
+    assert!(
+        value("fedchain_penalties_total{reason=\"missed_deadline\"}") >= 1.0,
+        "{metrics}"
+    );
+    assert!(value("fedchain_model_accuracy_ratio") > 0.5, "{metrics}");
+    assert!(value("fedchain_ledger_height") >= 3.0, "{metrics}");
+    assert!(
+        value("fedchain_token_balance{account=\"hospital-3\"}") > 0.0,
+        "{metrics}"
+    );
     assert!(c.wait_coordinator(240), "coordinator failed\n{}", c.logs());
     drop(silent_peer);
     c.wait_workers(60);
@@ -197,4 +220,22 @@ fn intruders_and_garbage_do_not_disturb_a_running_round() {
     }
     let (audit, _) = c.audit();
     assert!(audit.contains("audit ok"), "{audit}");
+}
+
+/// GET /metrics from the address the coordinator logged.
+fn scrape(log: &str) -> String {
+    use std::io::{Read, Write};
+    let addr = log
+        .lines()
+        .find(|l| l.contains("serving /metrics"))
+        .and_then(|l| l.split("bound=").nth(1))
+        .map(|a| a.trim().to_string())
+        .expect("metrics address in the log");
+    let mut s = std::net::TcpStream::connect(&addr).expect("connect to /metrics");
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: fedchain\r\nConnection: close\r\n\r\n")
+        .expect("request");
+    let mut body = String::new();
+    s.read_to_string(&mut body).expect("response");
+    assert!(body.starts_with("HTTP/1.1 200"), "{body}");
+    body
 }
