@@ -100,3 +100,63 @@ pub fn check_registered(id: &PeerIdentity, state: &State) -> Result<Address, Str
     }
     Ok(a)
 }
+
+#[cfg(test)]
+mod tests {
+    use fedchain_crypto::identity::SigningKey;
+    use fedchain_ledger::state::{Genesis, Participant};
+
+    use super::*;
+
+    fn state_with(key: VerifyingKey, role: Role, pseudonym: &str) -> State {
+        let mut s = State::genesis(&Genesis {
+            chain_id: "t".into(),
+            timestamp_ms: 0,
+            validators: Vec::new(),
+            allocations: Vec::new(),
+        });
+        s.participants.insert(
+            Address::of(&key),
+            Participant {
+                key,
+                role,
+                pseudonym: pseudonym.into(),
+            },
+        );
+        s
+    }
+
+    #[test]
+    fn a_peer_must_be_the_hospital_registered_under_its_key() {
+        let key = SigningKey::from_seed(&[1; 32]).verifying_key();
+        let other = SigningKey::from_seed(&[2; 32]).verifying_key();
+        let id = |role, name: &str, bls_key| PeerIdentity {
+            name: name.into(),
+            role,
+            bls_key,
+        };
+        let st = state_with(key, Role::Hospital, "hospital-0");
+        assert_eq!(
+            check_registered(&id(Role::Hospital, "hospital-0", key), &st),
+            Ok(Address::of(&key))
+        );
+        // another key: not registered at all
+        let e =
+            check_registered(&id(Role::Hospital, "hospital-0", other), &st).expect_err("refused");
+        assert!(e.contains("not registered"), "{e}");
+        // the right key with another role in the certificate
+        let e =
+            check_registered(&id(Role::Validator, "hospital-0", key), &st).expect_err("refused");
+        assert!(
+            e.contains("not registered on chain with this key and role"),
+            "{e}"
+        );
+        // the right key under another name
+        let e = check_registered(&id(Role::Hospital, "hospital-9", key), &st).expect_err("refused");
+        assert!(e.contains("registered on chain as hospital-0"), "{e}");
+        // registered as an aggregator
+        let st = state_with(key, Role::Aggregator, "hospital-0");
+        let e = check_registered(&id(Role::Hospital, "hospital-0", key), &st).expect_err("refused");
+        assert!(e.contains("not a hospital"), "{e}");
+    }
+}
