@@ -1,4 +1,5 @@
-//! The `fedchain` command line: `simulate`, `audit`, `inspect`.
+//! The `fedchain` command line: `simulate`, `audit`, `inspect`, and the deployment's `ca`,
+//! `keygen`, `coordinator` and `worker` (their logic lives in fedchain-net and fedchain-node).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -21,8 +22,18 @@ use indicatif::{ProgressBar, ProgressStyle};
 #[derive(Parser, Debug)]
 #[command(name = "fedchain", version, about)]
 pub struct Cli {
+    /// Log format of the coordinator and worker processes (RUST_LOG filters, default info).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
     #[command(subcommand)]
     cmd: Command,
+}
+
+/// `--log-format`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Subcommand, Debug)]
@@ -41,6 +52,61 @@ enum Command {
         /// The ledger directory.
         ledger: PathBuf,
     },
+    /// The consortium's certificate authority: init, issue, revoke.
+    #[command(subcommand)]
+    Ca(CaCommand),
+    /// Deal a job's threshold Paillier key: the public key and committee order into the job
+    /// directory, each hospital's share only into its own bundle.
+    Keygen(fedchain_net::pki::KeygenArgs),
+    /// Run the aggregator of a job over QUIC (mutual TLS), with its ledger and metrics.
+    Coordinator(CoordinatorArgs),
+    /// Run a hospital: train on its partition, submit, publish decryption shares.
+    Worker(WorkerArgs),
+}
+
+#[derive(Subcommand, Debug)]
+enum CaCommand {
+    /// Create a consortium CA (key, certificate, index, empty CRL).
+    Init(fedchain_net::pki::CaInitArgs),
+    /// Issue a participant bundle (TLS key and certificate binding name, role and BLS key).
+    Issue(fedchain_net::pki::CaIssueArgs),
+    /// Revoke a participant and re-sign the CRL.
+    Revoke(fedchain_net::pki::CaRevokeArgs),
+}
+
+#[derive(Args, Debug)]
+struct CoordinatorArgs {
+    /// coordinator.toml (see deploy/local-cluster); flags override it.
+    #[arg(long)]
+    config: PathBuf,
+    /// UDP address of the QUIC endpoint.
+    #[arg(long)]
+    listen: Option<std::net::SocketAddr>,
+    /// Address of the /metrics endpoint.
+    #[arg(long)]
+    metrics: Option<std::net::SocketAddr>,
+    /// The ledger directory.
+    #[arg(long)]
+    ledger: Option<PathBuf>,
+    /// Wall-clock milliseconds per block while a round is open.
+    #[arg(long)]
+    tick_ms: Option<u64>,
+}
+
+#[derive(Args, Debug)]
+struct WorkerArgs {
+    /// worker.toml (see deploy/local-cluster); flags override it.
+    #[arg(long)]
+    config: PathBuf,
+    /// The coordinator's UDP address.
+    #[arg(long)]
+    coordinator: Option<std::net::SocketAddr>,
+    /// Address of the /metrics endpoint.
+    #[arg(long)]
+    metrics: Option<std::net::SocketAddr>,
+    /// Where the worker keeps what it sent for the open round.
+    #[arg(long)]
+    state_dir: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -345,6 +411,9 @@ fn run_inspect(dir: &PathBuf) -> anyhow::Result<()> {
                 RoundOutcome::Void => w!("  {:>5}  {:>6}  void", r.round, r.height),
             }
         }
+        if let Some(h) = j.current_params {
+            w!("  current parameters {}", hex::encode(h.0));
+        }
     }
     emit(&o)
 }
@@ -355,13 +424,171 @@ fn a_name(s: &fedchain_ledger::State, a: &fedchain_ledger::Address) -> String {
         .map_or_else(|| hex::encode(a.0), |p| p.pseudonym.clone())
 }
 
+fn init_logs(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let b = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => b.try_init(),
+        LogFormat::Json => b.json().try_init(),
+    };
+}
+
+/// A multi-threaded runtime whose `shutdown` fires on SIGINT or SIGTERM.
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}
+
+async fn on_signal(stop: tokio::sync::oneshot::Sender<()>) {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
+    }
+    tracing::info!("signal received, stopping");
+    let _ = stop.send(());
+}
+
+fn run_coordinator(a: &CoordinatorArgs) -> anyhow::Result<()> {
+    use fedchain_node::config::CoordinatorConfig;
+    let mut cfg = CoordinatorConfig::load(&a.config)?;
+    if let Some(v) = a.listen {
+        cfg.listen = v;
+    }
+    if let Some(v) = a.metrics {
+        cfg.metrics = Some(v);
+    }
+    if let Some(v) = &a.ledger {
+        cfg.ledger = v.clone();
+    }
+    if let Some(v) = a.tick_ms {
+        cfg.tick_ms = v;
+    }
+    cfg.validate()?;
+    let rt = runtime()?;
+    let report = rt.block_on(async {
+        let (stop, shutdown) = tokio::sync::oneshot::channel();
+        tokio::spawn(on_signal(stop));
+        fedchain_node::coordinator::run(cfg, shutdown).await
+    })?;
+    for r in &report.rounds {
+        println!(
+            "round {}: {} at height {}, accepted {}, missing {}, shares {}, params {}",
+            r.round,
+            if r.committed { "committed" } else { "voided" },
+            r.height,
+            r.accepted.len(),
+            r.missing.len(),
+            r.share_providers.len(),
+            r.new_params_hash
+                .map_or_else(|| "-".into(), |h| hex::encode(h.0))
+        );
+    }
+    println!(
+        "coordinator stopped: ledger {} at height {}, finished {}, parameters {}",
+        report.ledger.display(),
+        report.height,
+        report.finished,
+        report
+            .params_hash
+            .map_or_else(|| "-".into(), |h| hex::encode(h.0))
+    );
+    rt.shutdown_timeout(std::time::Duration::from_secs(2));
+    Ok(())
+}
+
+fn run_worker(a: &WorkerArgs) -> anyhow::Result<()> {
+    use fedchain_node::config::WorkerConfig;
+    let mut cfg = WorkerConfig::load(&a.config)?;
+    if let Some(v) = a.coordinator {
+        cfg.coordinator = v;
+    }
+    if let Some(v) = a.metrics {
+        cfg.metrics = Some(v);
+    }
+    if let Some(v) = &a.state_dir {
+        cfg.state_dir = v.clone();
+    }
+    cfg.validate()?;
+    let rt = runtime()?;
+    let report = rt.block_on(async {
+        let (stop, shutdown) = tokio::sync::oneshot::channel();
+        tokio::spawn(on_signal(stop));
+        fedchain_node::worker::run(cfg, shutdown).await
+    })?;
+    println!(
+        "worker {} stopped: {} round results seen, {} connections",
+        report.name, report.rounds_seen, report.connections
+    );
+    rt.shutdown_timeout(std::time::Duration::from_secs(2));
+    Ok(())
+}
+
+fn run_ca(c: &CaCommand) -> anyhow::Result<()> {
+    match c {
+        CaCommand::Init(a) => {
+            fedchain_net::pki::ca_init(a)?;
+            println!("CA {} created in {}", a.name, a.dir.display());
+        }
+        CaCommand::Issue(a) => {
+            let id = fedchain_net::pki::ca_issue(a)?;
+            println!(
+                "issued {} ({}), address {}, bundle {}",
+                id.name,
+                id.role.name(),
+                id.address,
+                a.out.display()
+            );
+        }
+        CaCommand::Revoke(a) => {
+            let crl = fedchain_net::pki::ca_revoke(a)?;
+            println!("revoked {}; CRL {}", a.name, crl.display());
+        }
+    }
+    Ok(())
+}
+
+fn run_keygen(a: &fedchain_net::pki::KeygenArgs) -> anyhow::Result<()> {
+    let t = std::time::Instant::now();
+    let out = fedchain_net::pki::keygen(a)?;
+    println!(
+        "dealt a {}-of-{} threshold key ({} bits) in {:.2} s; job directory {}",
+        out.public.threshold(),
+        out.public.parties(),
+        a.key_bits,
+        t.elapsed().as_secs_f64(),
+        a.job_dir.display()
+    );
+    for m in &out.committee {
+        println!("  holder {}: {} {}", m.holder, m.name, m.address);
+    }
+    Ok(())
+}
+
 impl Cli {
     /// Run the command; errors are printed and turned into a non-zero exit code.
     pub fn run(self) -> ExitCode {
+        init_logs(self.log_format);
         let r = match &self.cmd {
             Command::Simulate(a) => run_simulate(a),
             Command::Audit { ledger } => run_audit(ledger),
             Command::Inspect { ledger } => run_inspect(ledger),
+            Command::Ca(c) => run_ca(c),
+            Command::Keygen(a) => run_keygen(a),
+            Command::Coordinator(a) => run_coordinator(a),
+            Command::Worker(a) => run_worker(a),
         };
         match r {
             Ok(()) => ExitCode::SUCCESS,

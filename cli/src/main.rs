@@ -3,5 +3,8 @@
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {
+    // FAILPOINTS=name=action;... (crash tests; only with the `failpoints` feature)
+    #[cfg(feature = "failpoints")]
+    let _failpoints = fail::FailScenario::setup();
     fedchain::Cli::parse().run()
 }

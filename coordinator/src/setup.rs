@@ -5,9 +5,9 @@
 
 use std::sync::Arc;
 
-use fedchain_crypto::identity::SigningKey;
+use fedchain_crypto::identity::{SigningKey, VerifyingKey};
 use fedchain_crypto::paillier::safe_prime_pair;
-use fedchain_crypto::threshold::KeyShare;
+use fedchain_crypto::threshold::{KeyShare, ThresholdPublicKey};
 use fedchain_crypto::{deal, Encode, Encryptor, FixedBaseTable, Packer, PackingParams};
 use fedchain_datasets::{train_test_split, Dataset, Split};
 use fedchain_ledger::state::Genesis;
@@ -65,37 +65,27 @@ fn scale(d: Dataset, by: f32) -> Result<Dataset> {
     )?)
 }
 
-/// A consortium and its job as derived from a [`SimulateConfig`] and its seed.
+/// The data side of a run, the same for the simulation, the coordinator and every worker of a
+/// deployment (all derived from the experiment's configuration and seed): the train / test
+/// split, each hospital's partition, the model spec and theta_0.
+///
+/// In a deployment each worker loads the shipped dataset and keeps only its own partition:
+/// this is the demo's stand-in for a hospital's private data.
 #[derive(Debug)]
-pub struct Consortium {
-    pub cfg: SimulateConfig,
-    /// Train / test split (the test part evaluates the global model).
+pub struct ExperimentData {
     pub split: Split,
-    /// Each hospital's training data.
     pub parts: Vec<Dataset>,
     pub spec: ModelSpec,
     pub num_params: usize,
-    /// theta_0.
     pub initial_params: Vec<f32>,
-    pub aggregator: SigningKey,
-    pub validators: Vec<SigningKey>,
-    pub hospital_keys: Vec<SigningKey>,
-    pub protection: Protection,
-    /// Hospital i's threshold key share (holder i + 1); `None` in the plaintext baseline.
-    pub shares: Vec<Option<KeyShare>>,
-    pub table: Option<Arc<FixedBaseTable>>,
-    pub genesis: Genesis,
     pub total_samples: u64,
     pub max_samples: u64,
 }
 
-impl Consortium {
-    /// Load and partition the data, derive every key from the seed (dealing the threshold key
-    /// unless `cfg.plaintext`) and write the genesis configuration.
-    pub fn new(cfg: &SimulateConfig, obs: &mut dyn Observer) -> Result<Self> {
-        cfg.validate()?;
-        let encrypted = !cfg.plaintext;
-        obs.progress(Progress::Setup("loading and partitioning data"));
+impl ExperimentData {
+    /// Load, split (standardized on the training part) and partition `cfg.dataset` into
+    /// `cfg.hospitals` parts; build the model from the seed.
+    pub fn prepare(cfg: &SimulateConfig) -> Result<Self> {
         let data = cfg.dataset.load();
         let mut split = train_test_split(&data, cfg.test_fraction, true, cfg.seed)?;
         if matches!(cfg.model, ModelKind::DeepchainCnn | ModelKind::Lenet5) {
@@ -116,6 +106,172 @@ impl Consortium {
         let global_model = spec.build(cfg.seed)?;
         let num_params = global_model.num_params();
         let initial_params = global_model.params();
+        let total_samples: u64 = parts.iter().map(|p| p.len() as u64).sum();
+        let max_samples = parts.iter().map(|p| p.len() as u64).max().unwrap_or(1);
+        Ok(Self {
+            split,
+            parts,
+            spec,
+            num_params,
+            initial_params,
+            total_samples,
+            max_samples,
+        })
+    }
+}
+
+/// The packing layout of a job (value bits, clipping, headroom for the committee and the
+/// largest partition).
+pub fn packing_params(cfg: &SimulateConfig, max_samples: u64) -> PackingParams {
+    PackingParams {
+        value_bits: cfg.value_bits,
+        clip: cfg.clip,
+        max_parties: cfg.hospitals as u32,
+        max_samples,
+        rounding: cfg.rounding,
+    }
+}
+
+/// The seed of hospital `i`'s own randomness (encryption, shares).
+pub fn hospital_seed(seed: u64, i: usize) -> u64 {
+    seed ^ (0x9e37_79b9 * (i as u64 + 1))
+}
+
+/// The public material of a deployed job (written by `ca issue` and `keygen`), as the
+/// coordinator loads it: it holds its own and the validators' keys, but only the hospitals'
+/// public keys.
+#[derive(Debug)]
+pub struct DeploymentKeys {
+    pub chain_id: String,
+    pub aggregator: SigningKey,
+    /// The validators' keys (the coordinator runs their replicas in process).
+    pub validators: Vec<SigningKey>,
+    /// The committee's BLS keys in key-holder order (holder i + 1 is entry i).
+    pub committee: Vec<VerifyingKey>,
+    /// The job's threshold public key (`None`: a plaintext job).
+    pub threshold_key: Option<ThresholdPublicKey>,
+}
+
+/// A hospital of a deployment: its own key, share and partition.
+#[derive(Debug)]
+pub struct DeployedHospital {
+    pub key: SigningKey,
+    pub chain_id: String,
+    /// Position in the committee (its partition index; holder `index + 1`).
+    pub index: usize,
+    pub threshold_key: Option<ThresholdPublicKey>,
+    pub share: Option<KeyShare>,
+}
+
+/// Build the protection of a job from its threshold key (or the plaintext baseline).
+fn protection_for(
+    cfg: &SimulateConfig,
+    key: Option<ThresholdPublicKey>,
+    max_samples: u64,
+) -> Result<(Protection, Option<Arc<FixedBaseTable>>)> {
+    let Some(key) = key else {
+        return Ok((Protection::Plaintext, None));
+    };
+    if key.parties() as usize != cfg.hospitals || key.threshold() != cfg.threshold {
+        return Err(SimError::Refused(format!(
+            "the threshold key is {}-of-{}, the experiment says {}-of-{}",
+            key.threshold(),
+            key.parties(),
+            cfg.threshold,
+            cfg.hospitals
+        )));
+    }
+    let packer = Packer::new(
+        packing_params(cfg, max_samples),
+        key.public_key().plaintext_bits(),
+    )?;
+    let table = Arc::new(FixedBaseTable::new(key.public_key(), cfg.window)?);
+    Ok((
+        Protection::Encrypted(Arc::new(EncryptedJob { key, packer })),
+        Some(table),
+    ))
+}
+
+/// A hospital built from its deployment material and its partition of the experiment's data.
+pub fn deployed_hospital(cfg: &SimulateConfig, h: DeployedHospital) -> Result<Hospital> {
+    cfg.validate()?;
+    let data = ExperimentData::prepare(cfg)?;
+    let part = data
+        .parts
+        .get(h.index)
+        .ok_or_else(|| SimError::Refused(format!("no partition {}", h.index)))?
+        .clone();
+    if cfg.plaintext != h.threshold_key.is_none() {
+        return Err(SimError::Refused(
+            "the experiment's plaintext setting and the job's threshold key disagree".into(),
+        ));
+    }
+    let (protection, table) = protection_for(cfg, h.threshold_key, data.max_samples)?;
+    let encryptor = match (&protection, table) {
+        (Protection::Encrypted(e), Some(t)) => {
+            Some(Encryptor::with_table(e.key.public_key().clone(), t))
+        }
+        _ => None,
+    };
+    Ok(Hospital::new(HospitalSetup {
+        key: h.key,
+        chain_id: h.chain_id,
+        nonce: 0,
+        data: part,
+        model: data.spec.build(cfg.seed)?,
+        train: cfg.train.clone(),
+        rule: cfg.rule,
+        protection,
+        encryptor,
+        share: h.share,
+        seed: hospital_seed(cfg.seed, h.index),
+    }))
+}
+
+/// A consortium and its job as derived from a [`SimulateConfig`] and its seed.
+#[derive(Debug)]
+pub struct Consortium {
+    pub cfg: SimulateConfig,
+    /// Train / test split (the test part evaluates the global model).
+    pub split: Split,
+    /// Each hospital's training data.
+    pub parts: Vec<Dataset>,
+    pub spec: ModelSpec,
+    pub num_params: usize,
+    /// theta_0.
+    pub initial_params: Vec<f32>,
+    pub aggregator: SigningKey,
+    pub validators: Vec<SigningKey>,
+    /// The hospitals' signing keys (simulation only; empty in a deployment, where each
+    /// hospital holds its own key).
+    pub hospital_keys: Vec<SigningKey>,
+    /// The committee's addresses in key-holder order.
+    pub members: Vec<Address>,
+    pub protection: Protection,
+    /// Hospital i's threshold key share (holder i + 1); `None` in the plaintext baseline.
+    pub shares: Vec<Option<KeyShare>>,
+    pub table: Option<Arc<FixedBaseTable>>,
+    pub genesis: Genesis,
+    pub total_samples: u64,
+    pub max_samples: u64,
+}
+
+impl Consortium {
+    /// Load and partition the data, derive every key from the seed (dealing the threshold key
+    /// unless `cfg.plaintext`) and write the genesis configuration.
+    pub fn new(cfg: &SimulateConfig, obs: &mut dyn Observer) -> Result<Self> {
+        cfg.validate()?;
+        let encrypted = !cfg.plaintext;
+        obs.progress(Progress::Setup("loading and partitioning data"));
+        let ExperimentData {
+            split,
+            parts,
+            spec,
+            num_params,
+            initial_params,
+            total_samples,
+            max_samples,
+        } = ExperimentData::prepare(cfg)?;
 
         let aggregator = SigningKey::from_seed(&derive(cfg.seed, "aggregator", 0));
         let validators: Vec<SigningKey> = (0..cfg.validators)
@@ -124,8 +280,6 @@ impl Consortium {
         let hospital_keys: Vec<SigningKey> = (0..cfg.hospitals)
             .map(|i| SigningKey::from_seed(&derive(cfg.seed, "hospital", i)))
             .collect();
-        let total_samples: u64 = parts.iter().map(|p| p.len() as u64).sum();
-        let max_samples = parts.iter().map(|p| p.len() as u64).max().unwrap_or(1);
 
         let mut rng = ChaCha20Rng::seed_from_u64(cfg.seed);
         let (protection, shares, table) = if encrypted {
@@ -134,14 +288,10 @@ impl Consortium {
             ));
             let (p, q) = safe_prime_pair(cfg.key_bits, &mut rng)?;
             let dealt = deal(&p, &q, cfg.hospitals as u32, cfg.threshold, &mut rng)?;
-            let packing = PackingParams {
-                value_bits: cfg.value_bits,
-                clip: cfg.clip,
-                max_parties: cfg.hospitals as u32,
-                max_samples,
-                rounding: cfg.rounding,
-            };
-            let packer = Packer::new(packing, dealt.public.public_key().plaintext_bits())?;
+            let packer = Packer::new(
+                packing_params(cfg, max_samples),
+                dealt.public.public_key().plaintext_bits(),
+            )?;
             obs.progress(Progress::Setup("building the fixed-base encryption table"));
             let table = Arc::new(FixedBaseTable::new(dealt.public.public_key(), cfg.window)?);
             let job = Arc::new(EncryptedJob {
@@ -170,8 +320,13 @@ impl Consortium {
             validators: validators.iter().map(SigningKey::verifying_key).collect(),
             allocations,
         };
+        let members = hospital_keys
+            .iter()
+            .map(|k| Address::of(&k.verifying_key()))
+            .collect();
         Ok(Self {
             cfg: cfg.clone(),
+            members,
             split,
             parts,
             spec,
@@ -191,10 +346,7 @@ impl Consortium {
 
     /// The committee in key-holder order.
     pub fn committee(&self) -> Vec<Address> {
-        self.hospital_keys
-            .iter()
-            .map(|k| Address::of(&k.verifying_key()))
-            .collect()
+        self.members.clone()
     }
 
     /// Hospital `i` as freshly started (nonce 0; call `resume_nonce` to continue a chain).
@@ -225,7 +377,7 @@ impl Consortium {
             protection: self.protection.clone(),
             encryptor,
             share: share.clone(),
-            seed: cfg.seed ^ (0x9e37_79b9 * (i as u64 + 1)),
+            seed: hospital_seed(cfg.seed, i),
         }))
     }
 
@@ -315,6 +467,99 @@ impl Consortium {
             })
             .collect();
         ledger.block(joins)?;
+        Ok(job)
+    }
+
+    /// A consortium of a deployment: the experiment's data, the coordinator's keys and the
+    /// committee's public keys (nobody's hospital key). The genesis allocations are those of
+    /// the simulation.
+    pub fn deployment(cfg: &SimulateConfig, keys: DeploymentKeys) -> Result<Self> {
+        cfg.validate()?;
+        if keys.committee.len() != cfg.hospitals {
+            return Err(SimError::Refused(format!(
+                "the committee has {} hospitals, the experiment says {}",
+                keys.committee.len(),
+                cfg.hospitals
+            )));
+        }
+        if keys.validators.is_empty() {
+            return Err(SimError::Refused("no validator keys".into()));
+        }
+        if cfg.plaintext != keys.threshold_key.is_none() {
+            return Err(SimError::Refused(
+                "the experiment's plaintext setting and the job's threshold key disagree".into(),
+            ));
+        }
+        let ExperimentData {
+            split,
+            parts,
+            spec,
+            num_params,
+            initial_params,
+            total_samples,
+            max_samples,
+        } = ExperimentData::prepare(cfg)?;
+        let (protection, table) = protection_for(cfg, keys.threshold_key, max_samples)?;
+        let members: Vec<Address> = keys.committee.iter().map(Address::of).collect();
+        let mut allocations = vec![(Address::of(&keys.aggregator.verifying_key()), 1_000_000u64)];
+        allocations.extend(members.iter().map(|a| (*a, 10_000u64)));
+        let genesis = Genesis {
+            chain_id: keys.chain_id,
+            timestamp_ms: 1_700_000_000_000,
+            validators: keys
+                .validators
+                .iter()
+                .map(SigningKey::verifying_key)
+                .collect(),
+            allocations,
+        };
+        let mut cfg = cfg.clone();
+        cfg.validators = keys.validators.len();
+        Ok(Self {
+            cfg,
+            members,
+            split,
+            parts,
+            spec,
+            num_params,
+            initial_params,
+            aggregator: keys.aggregator,
+            validators: keys.validators,
+            hospital_keys: Vec::new(),
+            shares: vec![None; keys.committee.len()],
+            protection,
+            table,
+            genesis,
+            total_samples,
+            max_samples,
+        })
+    }
+
+    /// The bootstrap of a deployment in ONE block (so a crash leaves all or nothing): the
+    /// aggregator's registration, each hospital's own signed registration, the job, and each
+    /// hospital's own signed join, in committee order. `enrolled[i]` is member i's
+    /// (register, join). Gives the job id.
+    pub fn bootstrap_enrolled(
+        &self,
+        ledger: &mut Ledger,
+        enrolled: &[(SignedTx, SignedTx)],
+    ) -> Result<JobId> {
+        if enrolled.len() != self.members.len() {
+            return Err(SimError::Refused(format!(
+                "{} of {} hospitals enrolled",
+                enrolled.len(),
+                self.members.len()
+            )));
+        }
+        let job = ledger.chain.state().next_job;
+        let mut txs = vec![ledger.sign(TxKind::Register {
+            role: Role::Aggregator,
+            pseudonym: "aggregator".into(),
+        })];
+        txs.extend(enrolled.iter().map(|(r, _)| r.clone()));
+        txs.push(ledger.sign(TxKind::CreateJob(self.job_spec()?)));
+        txs.extend(enrolled.iter().map(|(_, j)| j.clone()));
+        ledger.block(txs)?;
         Ok(job)
     }
 }

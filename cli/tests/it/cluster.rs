@@ -1,0 +1,350 @@
+//! A consortium of real processes in a temporary directory.
+
+use std::fs;
+use std::net::{SocketAddr, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use fedchain_coordinator::SimulateConfig;
+use fedchain_datasets::Partitioner;
+use fedchain_node::config::{CoordinatorConfig, WorkerConfig};
+
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+/// Serialize the cluster tests (they are CPU-bound and time-sensitive).
+pub fn lock() -> MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_fedchain")
+}
+
+/// Run `fedchain args` to completion; panics with its output on failure.
+pub fn fedchain(dir: &Path, args: &[&str]) -> String {
+    let out: Output = Command::new(bin())
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("run fedchain");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "fedchain {args:?} failed:\n{text}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn free_udp_port() -> u16 {
+    let s = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    s.local_addr().expect("addr").port()
+}
+
+/// The experiment every test runs (512-bit key: tests only).
+pub fn experiment(hospitals: usize, rounds: u32) -> SimulateConfig {
+    SimulateConfig {
+        hospitals,
+        threshold: (hospitals / 3 + 1) as u32,
+        key_bits: 512,
+        rounds,
+        partition: Partitioner::Iid,
+        deadline_blocks: 4,
+        baseline: false,
+        ..SimulateConfig::default()
+    }
+}
+
+pub struct Cluster {
+    pub dir: tempfile::TempDir,
+    pub n: usize,
+    pub listen: SocketAddr,
+    pub coordinator: CoordinatorConfig,
+    pub coord: Option<Child>,
+    pub workers: Vec<Option<Child>>,
+}
+
+impl Cluster {
+    /// Generate the PKI (CA, aggregator, 3 validators, n hospitals), deal the key and write
+    /// the configurations. Nothing runs yet.
+    pub fn new(n: usize, rounds: u32) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let d = dir.path();
+        fedchain(
+            d,
+            &["ca", "init", "--dir", "ca", "--name", "test-consortium"],
+        );
+        let issue = |name: &str, role: &str| {
+            fedchain(
+                d,
+                &[
+                    "ca",
+                    "issue",
+                    "--dir",
+                    "ca",
+                    "--name",
+                    name,
+                    "--role",
+                    role,
+                    "--out",
+                    &format!("bundles/{name}"),
+                ],
+            );
+        };
+        issue("aggregator", "aggregator");
+        for v in 0..3 {
+            issue(&format!("validator-{v}"), "validator");
+        }
+        let mut keygen = vec![
+            "keygen".to_string(),
+            "--job-dir".into(),
+            "job".into(),
+            "--threshold".into(),
+            (n / 3 + 1).to_string(),
+            "--key-bits".into(),
+            "512".into(),
+        ];
+        for i in 0..n {
+            issue(&format!("hospital-{i}"), "hospital");
+            keygen.push("--hospital".into());
+            keygen.push(format!("bundles/hospital-{i}"));
+        }
+        let args: Vec<&str> = keygen.iter().map(String::as_str).collect();
+        fedchain(d, &args);
+        fs::create_dir_all(d.join("logs")).expect("logs dir");
+        let listen = SocketAddr::from(([127, 0, 0, 1], free_udp_port()));
+        let coordinator = CoordinatorConfig {
+            listen,
+            metrics: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
+            bundle: d.join("bundles/aggregator"),
+            validators: (0..3)
+                .map(|v| d.join(format!("bundles/validator-{v}")))
+                .collect(),
+            job_dir: d.join("job"),
+            ledger: d.join("coordinator/ledger"),
+            tick_ms: 1000,
+            wait_for_members_ms: 60_000,
+            experiment: experiment(n, rounds),
+            ..CoordinatorConfig::default()
+        };
+        let c = Self {
+            dir,
+            n,
+            listen,
+            coordinator,
+            coord: None,
+            workers: (0..n).map(|_| None).collect(),
+        };
+        c.write_configs();
+        c
+    }
+
+    pub fn path(&self, p: &str) -> PathBuf {
+        self.dir.path().join(p)
+    }
+
+    pub fn write_configs(&self) {
+        let d = self.dir.path();
+        fs::write(
+            d.join("coordinator.toml"),
+            toml::to_string(&self.coordinator).expect("toml"),
+        )
+        .expect("write");
+        for i in 0..self.n {
+            let w = WorkerConfig {
+                coordinator: self.listen,
+                bundle: d.join(format!("bundles/hospital-{i}")),
+                job_dir: d.join("job"),
+                state_dir: d.join(format!("workers/hospital-{i}")),
+                metrics: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
+                backoff_max_ms: 2000,
+                net: fedchain_node::config::NetConfig {
+                    timeout_ms: 5000,
+                    ..Default::default()
+                },
+                experiment: self.coordinator.experiment.clone(),
+                ..WorkerConfig::default()
+            };
+            fs::write(
+                d.join(format!("worker-{i}.toml")),
+                toml::to_string(&w).expect("toml"),
+            )
+            .expect("write");
+        }
+    }
+
+    fn spawn(&self, args: &[&str], log: &str, env: &[(&str, &str)]) -> Child {
+        let err = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.path(&format!("logs/{log}.log")))
+            .expect("log");
+        let out = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.path(&format!("logs/{log}.out")))
+            .expect("out");
+        let mut cmd = Command::new(bin());
+        cmd.current_dir(self.dir.path())
+            .args(args)
+            .stdout(Stdio::from(out))
+            .stderr(Stdio::from(err))
+            .env("RUST_LOG", "info");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.spawn().expect("spawn")
+    }
+
+    pub fn start_coordinator(&mut self, env: &[(&str, &str)]) {
+        let c = self.spawn(
+            &["coordinator", "--config", "coordinator.toml"],
+            "coordinator",
+            env,
+        );
+        self.coord = Some(c);
+    }
+
+    pub fn start_worker(&mut self, i: usize, env: &[(&str, &str)]) {
+        let cfg = format!("worker-{i}.toml");
+        let c = self.spawn(&["worker", "--config", &cfg], &format!("worker-{i}"), env);
+        self.workers[i] = Some(c);
+    }
+
+    pub fn start_all(&mut self) {
+        self.start_coordinator(&[]);
+        for i in 0..self.n {
+            self.start_worker(i, &[]);
+        }
+    }
+
+    pub fn log(&self, name: &str) -> String {
+        fs::read_to_string(self.path(&format!("logs/{name}.log"))).unwrap_or_default()
+    }
+
+    pub fn out(&self, name: &str) -> String {
+        fs::read_to_string(self.path(&format!("logs/{name}.out"))).unwrap_or_default()
+    }
+
+    /// Every log, for a failure message.
+    pub fn logs(&self) -> String {
+        let mut s = String::new();
+        let mut names = vec!["coordinator".to_string()];
+        names.extend((0..self.n).map(|i| format!("worker-{i}")));
+        for n in names {
+            let l = self.log(&n);
+            let tail: Vec<&str> = l.lines().rev().take(25).collect();
+            s.push_str(&format!("--- {n}\n"));
+            for line in tail.into_iter().rev() {
+                s.push_str(line);
+                s.push('\n');
+            }
+        }
+        s
+    }
+
+    /// Wait until `f` holds, or panic with the logs after `secs`.
+    pub fn wait_for(&self, what: &str, secs: u64, mut f: impl FnMut(&Self) -> bool) {
+        let end = Instant::now() + Duration::from_secs(secs);
+        while Instant::now() < end {
+            if f(self) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("timed out waiting for {what}\n{}", self.logs());
+    }
+
+    /// Wait for the coordinator to exit; gives its success.
+    pub fn wait_coordinator(&mut self, secs: u64) -> bool {
+        let end = Instant::now() + Duration::from_secs(secs);
+        let c = self.coord.as_mut().expect("coordinator running");
+        loop {
+            if let Some(st) = c.try_wait().expect("wait") {
+                self.coord = None;
+                return st.success();
+            }
+            if Instant::now() > end {
+                panic!(
+                    "the coordinator did not finish in {secs} s\n{}",
+                    self.logs()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Wait for every running worker to exit (they stop when the job is finished).
+    pub fn wait_workers(&mut self, secs: u64) {
+        let end = Instant::now() + Duration::from_secs(secs);
+        for i in 0..self.n {
+            while let Some(c) = self.workers[i].as_mut() {
+                if let Some(st) = c.try_wait().expect("wait") {
+                    assert!(st.success(), "worker {i} failed\n{}", self.logs());
+                    self.workers[i] = None;
+                } else if Instant::now() > end {
+                    panic!("worker {i} did not stop\n{}", self.logs());
+                } else {
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            }
+        }
+    }
+
+    /// kill -9.
+    #[cfg_attr(not(feature = "failpoints"), allow(dead_code))]
+    pub fn kill_worker(&mut self, i: usize) {
+        if let Some(mut c) = self.workers[i].take() {
+            c.kill().expect("kill");
+            let _ = c.wait();
+        }
+    }
+
+    /// `fedchain audit` and `fedchain inspect` of the coordinator's ledger.
+    pub fn audit(&self) -> (String, String) {
+        let l = self.coordinator.ledger.display().to_string();
+        (
+            fedchain(self.dir.path(), &["audit", &l]),
+            fedchain(self.dir.path(), &["inspect", &l]),
+        )
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for c in self
+            .workers
+            .iter_mut()
+            .chain(std::iter::once(&mut self.coord))
+        {
+            if let Some(mut c) = c.take() {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+    }
+}
+
+/// The `current parameters <hash>` line of `fedchain inspect`.
+pub fn current_params(inspect: &str) -> String {
+    inspect
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("current parameters "))
+        .unwrap_or_else(|| panic!("no parameters in\n{inspect}"))
+        .to_string()
+}
+
+/// A member's deposit from `fedchain inspect`.
+#[cfg_attr(not(feature = "failpoints"), allow(dead_code))]
+pub fn deposit(inspect: &str, name: &str) -> u64 {
+    inspect
+        .lines()
+        .find_map(|l| {
+            let l = l.trim().strip_prefix("member ")?;
+            let (n, rest) = l.split_once(' ')?;
+            (n == name).then(|| rest.trim().strip_prefix("deposit ")?.parse().ok())?
+        })
+        .unwrap_or_else(|| panic!("no deposit of {name} in\n{inspect}"))
+}

@@ -1,0 +1,352 @@
+//! The worker (hospital) process: connect with capped, jittered exponential backoff, enroll,
+//! say hello, and answer the coordinator through the `WorkerService`.
+//!
+//! What it sent for a round (submission, decryption share) is written to `state_dir` (synced)
+//! before it goes on the wire; after a reconnect or a restart of the process, a `RoundOpen` or
+//! `ShareRequest` for that round is answered with exactly the stored message (same digest,
+//! same nonce), which the coordinator acknowledges as a duplicate instead of punishing an
+//! equivocation.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use fedchain_coordinator::service::{CoordinatorMsg, Outcome, WorkerMsg, WorkerService};
+use fedchain_coordinator::setup::{deployed_hospital, DeployedHospital};
+use fedchain_ledger::{Role, Transaction, TxKind};
+use fedchain_metrics::labels::WorkerSubmitOutcome;
+use fedchain_metrics::WorkerMetrics;
+use fedchain_net::{Client, Incoming, NetError, Peer};
+use fedchain_worker::{ShareMsg, SubmissionMsg};
+use rand::Rng;
+use tokio::sync::oneshot;
+use tracing::{info, warn};
+
+use crate::config::WorkerConfig;
+use crate::material::{chain_id, load_bundle, load_committee};
+use crate::proto::{Down, Up};
+use crate::{io_err, NodeError, Result};
+
+/// Name of the failpoint (feature `failpoints`) after a round's training, before its
+/// submission is stored and sent (crash tests kill the process there).
+pub const FAILPOINT_BEFORE_SUBMIT: &str = "worker::before-submit";
+
+/// What a finished worker reports.
+#[derive(Clone, Debug)]
+pub struct WorkerReport {
+    pub name: String,
+    /// Rounds whose result this worker received.
+    pub rounds_seen: usize,
+    pub connections: u32,
+}
+
+enum Session {
+    Finished,
+    Lost(String),
+    Shutdown,
+}
+
+struct Worker {
+    cfg: WorkerConfig,
+    name: String,
+    service: WorkerService,
+    enroll: Up,
+    metrics: WorkerMetrics,
+}
+
+/// Run the worker until the coordinator says the job is finished or `shutdown` fires.
+pub async fn run(cfg: WorkerConfig, mut shutdown: oneshot::Receiver<()>) -> Result<WorkerReport> {
+    cfg.validate()?;
+    let bundle = load_bundle(&cfg.bundle, Role::Hospital)?;
+    let key = bundle.signing_key()?;
+    let me = key.verifying_key();
+    let committee = load_committee(&cfg.job_dir)?;
+    let index = committee
+        .iter()
+        .position(|(_, k)| *k == me)
+        .ok_or_else(|| NodeError::Material {
+            path: cfg.job_dir.clone(),
+            reason: format!("{} is not in the job's committee", bundle.identity.name),
+        })?;
+    let threshold_key =
+        crate::material::load_threshold_key(&cfg.job_dir, cfg.experiment.plaintext)?;
+    let share = match &threshold_key {
+        Some(tpk) => Some(bundle.key_share(tpk)?),
+        None => None,
+    };
+    let chain = chain_id(&cfg.chain_id, &bundle);
+    let name = bundle.identity.name.clone();
+    // the hospital's own enrollment: registration (nonce 1) and join (nonce 2), deterministic
+    let signed = |nonce, kind| {
+        Transaction {
+            chain_id: chain.clone(),
+            sender: me,
+            nonce,
+            kind,
+        }
+        .sign(&key)
+    };
+    let enroll = Up::Enroll {
+        register: signed(
+            1,
+            TxKind::Register {
+                role: Role::Hospital,
+                pseudonym: name.clone(),
+            },
+        ),
+        join: signed(
+            2,
+            TxKind::Join {
+                job: cfg.job,
+                deposit: cfg.deposit,
+            },
+        ),
+    };
+    let exp = cfg.experiment.clone();
+    let hospital = tokio::task::block_in_place(|| {
+        deployed_hospital(
+            &exp,
+            DeployedHospital {
+                key: key.clone(),
+                chain_id: chain.clone(),
+                index,
+                threshold_key,
+                share,
+            },
+        )
+    })?;
+    info!(hospital = %name, index, samples = hospital.samples(), "worker: ready");
+    let service = WorkerService::new(hospital, cfg.job, cfg.experiment.seed, index);
+    std::fs::create_dir_all(&cfg.state_dir).map_err(io_err(&cfg.state_dir))?;
+
+    let metrics = WorkerMetrics::new()?;
+    let (stop_metrics, metrics_stopped) = oneshot::channel::<()>();
+    if let Some(addr) = cfg.metrics {
+        let (bound, _task) = fedchain_metrics::serve(addr, metrics.registry().clone(), async {
+            let _ = metrics_stopped.await;
+        })
+        .await?;
+        info!(%bound, "worker: serving /metrics");
+    }
+    let mut w = Worker {
+        cfg,
+        name,
+        service,
+        enroll,
+        metrics,
+    };
+    let mut connections = 0u32;
+    let mut backoff = Duration::from_millis(w.cfg.backoff_initial_ms);
+    let limits = w.cfg.net.limits();
+    let outcome = loop {
+        let connect = Client::connect(w.cfg.coordinator, &w.cfg.coordinator_name, &bundle, limits);
+        let peer = tokio::select! {
+            _ = &mut shutdown => break Ok(()),
+            p = connect => p,
+        };
+        match peer {
+            Ok(peer) => {
+                connections += 1;
+                if connections > 1 {
+                    w.metrics.reconnected();
+                }
+                w.metrics.set_connected(true);
+                backoff = Duration::from_millis(w.cfg.backoff_initial_ms);
+                info!(hospital = %w.name, coordinator = %w.cfg.coordinator, "worker: connected");
+                let r = w.session(&peer, &mut shutdown).await;
+                w.metrics.set_connected(false);
+                match r {
+                    Ok(Session::Finished) => {
+                        info!(hospital = %w.name, "worker: the job is finished");
+                        peer.close("finished");
+                        break Ok(());
+                    }
+                    Ok(Session::Shutdown) => break Ok(()),
+                    Ok(Session::Lost(reason)) => {
+                        warn!(hospital = %w.name, %reason, "worker: connection lost, reconnecting");
+                    }
+                    Err(e) => break Err(e),
+                }
+            }
+            Err(e) => {
+                warn!(hospital = %w.name, error = %e, delay_ms = backoff.as_millis() as u64, "worker: connect failed")
+            }
+        }
+        // capped exponential backoff with jitter (50-100% of the delay)
+        let jitter = rand::thread_rng().gen_range(0.5..=1.0);
+        tokio::select! {
+            _ = &mut shutdown => break Ok(()),
+            _ = tokio::time::sleep(backoff.mul_f64(jitter)) => {}
+        }
+        backoff = (backoff * 2).min(Duration::from_millis(w.cfg.backoff_max_ms));
+    };
+    let _ = stop_metrics.send(());
+    outcome?;
+    Ok(WorkerReport {
+        name: w.name.clone(),
+        rounds_seen: w.service.results().len(),
+        connections,
+    })
+}
+
+impl Worker {
+    async fn session(
+        &mut self,
+        peer: &Peer,
+        shutdown: &mut oneshot::Receiver<()>,
+    ) -> Result<Session> {
+        let enroll = self.enroll.clone();
+        if let Err(e) = peer.notify(&enroll).await {
+            return Ok(Session::Lost(e.to_string()));
+        }
+        if let Err(e) = peer.notify(&Up::Msg(self.service.hello())).await {
+            return Ok(Session::Lost(e.to_string()));
+        }
+        let idle = Duration::from_millis(self.cfg.idle_ms);
+        loop {
+            let next = tokio::select! {
+                _ = &mut *shutdown => return Ok(Session::Shutdown),
+                r = tokio::time::timeout(idle, peer.next_incoming::<Down>()) => r,
+            };
+            let msg = match next {
+                Err(_) => {
+                    return Ok(Session::Lost(format!(
+                        "nothing received for {} ms",
+                        idle.as_millis()
+                    )))
+                }
+                Ok(Ok(Incoming::Message(Down::Msg(m)))) => m,
+                Ok(Ok(Incoming::Message(Down::Finished { rounds }))) => {
+                    info!(hospital = %self.name, rounds, "worker: coordinator finished");
+                    return Ok(Session::Finished);
+                }
+                Ok(Ok(Incoming::Request { responder, .. })) => {
+                    let _ = responder
+                        .fail("requests are not part of this protocol")
+                        .await;
+                    continue;
+                }
+                Ok(Err(NetError::Wire(e))) => {
+                    warn!(hospital = %self.name, error = %e, "worker: bad frame");
+                    continue;
+                }
+                Ok(Err(e)) => return Ok(Session::Lost(e.to_string())),
+            };
+            let replies = tokio::task::block_in_place(|| self.handle(msg))?;
+            for r in replies {
+                let bytes = match &r {
+                    WorkerMsg::Submit(m) => m.payload.len() as u64,
+                    WorkerMsg::Share(m) => m.payload.len() as u64,
+                    WorkerMsg::Hello { .. } => 0,
+                };
+                let is_submit = matches!(r, WorkerMsg::Submit(_));
+                match peer.notify(&Up::Msg(r)).await {
+                    Ok(()) => self.metrics.bytes_sent(bytes),
+                    Err(e) => {
+                        if is_submit {
+                            self.metrics.submission(WorkerSubmitOutcome::Failed);
+                        }
+                        return Ok(Session::Lost(e.to_string()));
+                    }
+                }
+            }
+        }
+    }
+
+    fn path(&self, kind: &str, round: u32) -> PathBuf {
+        self.cfg.state_dir.join(format!("round-{round}.{kind}"))
+    }
+
+    fn handle(&mut self, msg: CoordinatorMsg) -> Result<Vec<WorkerMsg>> {
+        match &msg {
+            CoordinatorMsg::Refused { reason } => {
+                return Err(NodeError::Refused(reason.to_string()));
+            }
+            CoordinatorMsg::Welcome { nonce, .. } => {
+                info!(hospital = %self.name, nonce, "worker: welcomed");
+            }
+            CoordinatorMsg::RoundOpen(o) => {
+                let round = o.round;
+                self.metrics.set_round(round);
+                if let Some(m) = load::<SubmissionMsg>(&self.path("submit", round))? {
+                    info!(hospital = %self.name, round, "worker: resending the stored submission");
+                    return Ok(vec![WorkerMsg::Submit(m)]);
+                }
+                let t = Instant::now();
+                let replies = self.service.on_message(msg)?;
+                self.metrics.observe_training(t.elapsed());
+                info!(hospital = %self.name, round, ms = t.elapsed().as_millis() as u64, "worker: trained and encrypted");
+                #[cfg(feature = "failpoints")]
+                fail::fail_point!(FAILPOINT_BEFORE_SUBMIT);
+                for r in &replies {
+                    if let WorkerMsg::Submit(m) = r {
+                        store(&self.path("submit", round), m)?;
+                    }
+                }
+                return Ok(replies);
+            }
+            CoordinatorMsg::ShareRequest(r) => {
+                if let Some(m) = load::<ShareMsg>(&self.path("share", r.round))? {
+                    return Ok(vec![WorkerMsg::Share(m)]);
+                }
+                let round = r.round;
+                let replies = self.service.on_message(msg)?;
+                for r in &replies {
+                    if let WorkerMsg::Share(m) = r {
+                        store(&self.path("share", round), m)?;
+                        self.metrics.decryption_share_produced();
+                    }
+                }
+                info!(hospital = %self.name, round, "worker: decryption share sent");
+                return Ok(replies);
+            }
+            CoordinatorMsg::Ack(a) => {
+                info!(hospital = %self.name, outcome = ?a.outcome, digest = %hex::encode(a.digest.0), "worker: acknowledged");
+                let o = match &a.outcome {
+                    Outcome::Accepted | Outcome::Duplicate => WorkerSubmitOutcome::Accepted,
+                    Outcome::Rejected { reason } => {
+                        warn!(hospital = %self.name, %reason, "worker: message rejected");
+                        WorkerSubmitOutcome::Rejected
+                    }
+                };
+                self.metrics.submission(o);
+            }
+            CoordinatorMsg::RoundResult(r) => {
+                info!(hospital = %self.name, round = r.round, committed = r.committed, "worker: round result");
+                // nothing of this round or before will be asked for again
+                for kind in ["submit", "share"] {
+                    for round in 0..=r.round {
+                        let p = self.path(kind, round);
+                        if p.exists() {
+                            std::fs::remove_file(&p).map_err(io_err(&p))?;
+                        }
+                    }
+                }
+            }
+        }
+        Ok(self.service.on_message(msg)?)
+    }
+}
+
+fn load<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>> {
+    match std::fs::read(path) {
+        Ok(bytes) => bincode::deserialize(&bytes)
+            .map(Some)
+            .map_err(|e| NodeError::Material {
+                path: path.to_path_buf(),
+                reason: format!("stored message: {e}"),
+            }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io_err(path)(e)),
+    }
+}
+
+/// Write `msg` durably (temporary file, fsync, rename).
+fn store<T: serde::Serialize>(path: &Path, msg: &T) -> Result<()> {
+    use std::io::Write;
+    let bytes = bincode::serialize(msg).map_err(|e| NodeError::Runtime(e.to_string()))?;
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::File::create(&tmp).map_err(io_err(&tmp))?;
+    f.write_all(&bytes).map_err(io_err(&tmp))?;
+    f.sync_all().map_err(io_err(&tmp))?;
+    std::fs::rename(&tmp, path).map_err(io_err(path))
+}
