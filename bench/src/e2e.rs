@@ -11,12 +11,12 @@ use std::process::Command;
 use anyhow::{bail, Context};
 use fedchain_coordinator::config::ModelKind;
 use fedchain_coordinator::report::{plot_accuracy, plot_lines, plot_phases, RoundRow};
+use fedchain_coordinator::setup::ExperimentData;
 use fedchain_coordinator::simulate::{simulate, RunOutcome};
 use fedchain_coordinator::{Observer, Progress, SimulateConfig};
-use fedchain_datasets::{train_test_split, Builtin, Dataset};
+use fedchain_datasets::{Builtin, Dataset};
 use fedchain_ledger::types::{decode, QuorumCertificate};
 use fedchain_ledger::{RocksStore, SignedTx, Store, TxKind};
-use fedchain_models::ModelSpec;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -273,38 +273,13 @@ pub fn ledger_traffic(dir: &Path) -> anyhow::Result<BTreeMap<u32, RoundTraffic>>
     Ok(rounds)
 }
 
-/// The model spec `run_one` builds for this configuration and (training) data.
-pub fn model_spec(cfg: &SimulateConfig, data: &Dataset) -> ModelSpec {
-    let (num_features, num_classes) = (data.num_features(), data.num_classes());
-    match cfg.model {
-        ModelKind::LogisticRegression => ModelSpec::LogisticRegression {
-            num_features,
-            num_classes,
-        },
-        ModelKind::Mlp => ModelSpec::Mlp {
-            num_features,
-            hidden: cfg.hidden.clone(),
-            num_classes,
-        },
-        ModelKind::DeepchainCnn => ModelSpec::DeepChainCnn { num_classes },
-        ModelKind::Lenet5 => ModelSpec::LeNet5 { num_classes },
-    }
-}
-
-/// The hospital datasets and test split of a dense-model configuration, made the way `run_one`
-/// makes them: stratified split with the config's seed, standardization fitted on the training
-/// split, then the config's partitioner with the same seed.
-pub fn hospital_data(cfg: &SimulateConfig) -> anyhow::Result<(Vec<Dataset>, Dataset)> {
+/// The hospital datasets, test split and initial parameters of a dense-model configuration,
+/// exactly as the simulation prepares them (`ExperimentData::prepare`).
+pub fn hospital_data(cfg: &SimulateConfig) -> anyhow::Result<ExperimentData> {
     if matches!(cfg.model, ModelKind::DeepchainCnn | ModelKind::Lenet5) {
         bail!("partition export is for the dense models (the CNNs scale pixels instead)");
     }
-    let data = cfg.dataset.load();
-    let mut split = train_test_split(&data, cfg.test_fraction, true, cfg.seed)?;
-    split.standardize()?;
-    let partition = cfg
-        .partition
-        .partition(&split.train, cfg.hospitals, cfg.seed)?;
-    Ok((partition.apply(&split.train)?, split.test))
+    Ok(ExperimentData::prepare(cfg)?)
 }
 
 fn write_csv(path: &Path, d: &Dataset) -> anyhow::Result<()> {
@@ -326,17 +301,19 @@ fn write_csv(path: &Path, d: &Dataset) -> anyhow::Result<()> {
 /// `init.csv` (the initial global parameters, one per line, in fedchain's flat layout) and
 /// `meta.json` to `dir`; returns the hospitals' sample counts.
 pub fn export_partitions(cfg: &SimulateConfig, dir: &Path) -> anyhow::Result<Vec<usize>> {
-    let (parts, test) = hospital_data(cfg)?;
+    let data = hospital_data(cfg)?;
     std::fs::create_dir_all(dir)?;
-    for (i, p) in parts.iter().enumerate() {
+    for (i, p) in data.parts.iter().enumerate() {
         write_csv(&dir.join(format!("hospital-{i}.csv")), p)?;
     }
-    write_csv(&dir.join("test.csv"), &test)?;
-    let spec = model_spec(cfg, &test);
-    let init = spec.build(cfg.seed)?.params();
-    let text: String = init.iter().map(|v| format!("{v}\n")).collect();
+    write_csv(&dir.join("test.csv"), &data.split.test)?;
+    let text: String = data
+        .initial_params
+        .iter()
+        .map(|v| format!("{v}\n"))
+        .collect();
     std::fs::write(dir.join("init.csv"), text)?;
-    let sizes: Vec<usize> = parts.iter().map(Dataset::len).collect();
+    let sizes: Vec<usize> = data.parts.iter().map(Dataset::len).collect();
     let hidden: Vec<usize> = match cfg.model {
         ModelKind::Mlp => cfg.hidden.clone(),
         _ => Vec::new(),
@@ -345,9 +322,9 @@ pub fn export_partitions(cfg: &SimulateConfig, dir: &Path) -> anyhow::Result<Vec
         "model": cfg.model,
         "hidden": hidden,
         "activation": "relu",
-        "num_features": test.num_features(),
-        "num_classes": test.num_classes(),
-        "head": if test.num_classes() == 2 { "sigmoid-bce" } else { "softmax-ce" },
+        "num_features": data.split.test.num_features(),
+        "num_classes": data.split.test.num_classes(),
+        "head": if data.split.test.num_classes() == 2 { "sigmoid-bce" } else { "softmax-ce" },
         "hospitals": cfg.hospitals,
         "samples": sizes,
         "rounds": cfg.rounds,
@@ -759,7 +736,7 @@ mod tests {
                 let text = std::fs::read_to_string(parts.join(format!("hospital-{i}.csv")))?;
                 assert_eq!(text.lines().count() as u64, *n);
             }
-            let (_, test) = hospital_data(&cfg)?;
+            let test = hospital_data(&cfg)?.split.test;
             let text = std::fs::read_to_string(parts.join("test.csv"))?;
             assert_eq!(text.lines().count(), test.len());
             let meta: serde_json::Value =
