@@ -1,5 +1,6 @@
-//! The crypto benchmark: values encrypted per second per core (fast packed path, online part,
-//! peers, the mulmod limit), threshold decryption shares, combination and aggregation.
+//! The crypto benchmark: values encrypted per second per core (fast packed path with its proof
+//! of plaintext knowledge, online part, peers, the mulmod limit), threshold decryption shares,
+//! combination, aggregation, and the cost of proving and verifying plaintext knowledge.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -119,8 +120,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .collect();
         let vals_per_s = one_core(|| {
             let mut r = ChaCha20Rng::seed_from_u64(2);
+            let mut r2 = ChaCha20Rng::seed_from_u64(5);
             rate(dur, || {
-                std::hint::black_box(encrypt_update(&enc, &packer, &update, 1, &mut r).ok());
+                std::hint::black_box(
+                    encrypt_update(&enc, &packer, &update, 1, b"bench", &mut r2, &mut r).ok(),
+                );
                 update.len()
             })
         })?;
@@ -216,10 +220,56 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let big: Vec<f32> = (0..packer.slots() * 256)
         .map(|i| ((i as f32) * 0.003).sin())
         .collect();
+    let mut rounding = ChaCha20Rng::seed_from_u64(6);
     let all_core_values_per_s = rate(dur, || {
-        std::hint::black_box(encrypt_update(&enc, &packer, &big, 1, &mut rng).ok());
+        std::hint::black_box(
+            encrypt_update(&enc, &packer, &big, 1, b"bench", &mut rounding, &mut rng).ok(),
+        );
         big.len()
     });
+
+    // proofs of plaintext knowledge (one per submitted vector): prove and verify on one core
+    // for 1, 29 (the MNIST MLP) and 1,485 (the DeepChain CNN) ciphertexts, against the cost of
+    // encrypting the same vector
+    let mut knowledge_rows = Vec::new();
+    for len in [1usize, 29, 1485] {
+        let pts: Vec<Integer> = (0..len)
+            .map(|i| plaintexts[i % plaintexts.len()].clone())
+            .collect();
+        let row = one_core(|| -> anyhow::Result<Value> {
+            let t = Instant::now();
+            let encrypted = enc.encrypt_all_with_witness(&pts, &mut rng)?;
+            let encrypt_s = t.elapsed().as_secs_f64();
+            let t = Instant::now();
+            let proof = fedchain_crypto::knowledge::prove(
+                &pk,
+                &encrypted.ciphertexts,
+                &pts,
+                &encrypted.exponents,
+                b"bench",
+                &mut rng,
+            )?;
+            let prove_s = t.elapsed().as_secs_f64();
+            let t = Instant::now();
+            fedchain_crypto::knowledge::verify(&pk, &encrypted.ciphertexts, &proof, b"bench")?;
+            let verify_s = t.elapsed().as_secs_f64();
+            eprintln!(
+                "knowledge proof, {len} ciphertexts: prove {:.1} ms, verify {:.1} ms, encrypt {:.1} ms",
+                prove_s * 1e3,
+                verify_s * 1e3,
+                encrypt_s * 1e3
+            );
+            Ok(json!({
+                "ciphertexts": len,
+                "prove_ms": prove_s * 1e3,
+                "verify_ms": verify_s * 1e3,
+                "encrypt_ms": encrypt_s * 1e3,
+                "verify_vs_encrypt": verify_s / encrypt_s,
+                "prove_vs_encrypt": prove_s / encrypt_s,
+            }))
+        })??;
+        knowledge_rows.push(row);
+    }
 
     let peers = if args.no_peers {
         json!({"skipped": "--no-peers"})
@@ -277,6 +327,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             "combine_per_s_per_core": combine_per_s,
         },
         "aggregation_mults_per_s_per_core": agg_mults_per_s,
+        "knowledge_proofs_one_core": knowledge_rows,
         "peers": peers,
     });
 
@@ -333,6 +384,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     );
     println!("mulmod mod n^2: {mulmod_per_s:.0}/s; aggregation: {agg_mults_per_s:.0} ct mults/s");
     println!("threshold {threshold}-of-{parties}: {shares_per_s:.1} decryption shares/s (with proof, vector of {share_len}), {verify_per_s:.1} verifications/s, {combine_per_s:.0} combines/s");
+    for r in &knowledge_rows {
+        println!(
+            "knowledge proof of {} ciphertexts: prove {:.1} ms, verify {:.1} ms ({:.2}x its encryption)",
+            r["ciphertexts"], r["prove_ms"].as_f64().unwrap_or(0.0), r["verify_ms"].as_f64().unwrap_or(0.0),
+            r["verify_vs_encrypt"].as_f64().unwrap_or(0.0)
+        );
+    }
 
     let out = args.out.unwrap_or_else(|| {
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("results/crypto.json")

@@ -151,6 +151,7 @@ fn scenario(
         packing: "{}".into(),
         threshold: (hospitals as u32 / 3) + 1,
         committee: hs.iter().map(|h| Address::of(&h.verifying_key())).collect(),
+        min_participants: (hospitals as u32 / 3 + 1).max(fedchain_ledger::MIN_PARTICIPANTS),
         incentives: Incentives {
             min_deposit: 100,
             submit_reward: 1000,
@@ -186,7 +187,6 @@ fn scenario(
                 round: r,
                 params_hash: Hash::sha256(b"theta"),
                 deadline: u64::MAX,
-                min_participants: 2,
             },
         );
         net.block(&mut chain, vec![open])?;

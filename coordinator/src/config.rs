@@ -116,7 +116,8 @@ pub struct SimulateConfig {
     pub value_bits: u32,
     pub clip: f32,
     pub rounding: Rounding,
-    /// Minimum valid submissions for a round (default: the threshold).
+    /// Minimum valid submissions of every round of the job (default: the threshold, at least
+    /// 3); fixed in the job on chain.
     pub min_participants: Option<u32>,
     /// Blocks a round stays open for submissions.
     pub deadline_blocks: u64,
@@ -191,7 +192,8 @@ impl SimulateConfig {
 
     /// The minimum participants in effect.
     pub fn min_participants(&self) -> u32 {
-        self.min_participants.unwrap_or(self.threshold)
+        self.min_participants
+            .unwrap_or(self.threshold.max(fedchain_ledger::MIN_PARTICIPANTS))
     }
 
     /// Check everything before any work starts.
@@ -218,10 +220,15 @@ impl SimulateConfig {
             return bad("rounds", "must be at least 1");
         }
         let m = self.min_participants();
-        if m == 0 || m as usize > self.hospitals {
+        let floor = fedchain_ledger::MIN_PARTICIPANTS.max(self.threshold);
+        if m < floor || m as usize > self.hospitals {
             return bad(
                 "min_participants",
-                format!("{m} not in 1..={}", self.hospitals),
+                format!(
+                    "{m} not in {floor}..={} (at least 3 and the threshold: a smaller aggregate \
+                     would let a colluder read another hospital's update)",
+                    self.hospitals
+                ),
             );
         }
         if !(self.test_fraction > 0.0 && self.test_fraction < 1.0) {

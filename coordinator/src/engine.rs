@@ -5,8 +5,9 @@
 //!
 //! Checks (DeepChain's and ours): transaction kind, job and round, signature, committee
 //! membership, deadline, duplicate and equivocation, payload digest and size, sample count,
-//! ciphertext validity (every element in Z*_{n^2}, the expected count), and each decryption
-//! share's proof against the round's aggregate.
+//! ciphertext validity (every element in Z*_{n^2}, the expected count), the submitter's proof of
+//! plaintext knowledge (bound to chain, job, round and sender), and each decryption share's
+//! proof against the round's aggregate.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -15,7 +16,7 @@ use fedchain_crypto::vector::aggregate;
 use fedchain_crypto::CiphertextVector;
 use fedchain_ledger::types::Offence;
 use fedchain_ledger::{Address, Hash, JobId, SignedTx, TxKind};
-use fedchain_worker::{decode_plain, Protection, ShareMsg, SubmissionMsg};
+use fedchain_worker::{check_submission, decode_plain, Protection, ShareMsg, SubmissionMsg};
 
 /// Why a message was refused.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -60,10 +61,12 @@ pub enum Action {
     Penalize { offender: Address, offence: Offence },
     /// Tell the sender its message was refused.
     Reject { from: Address, reason: RejectReason },
-    /// Submissions are closed: ask the key holders for decryption shares of this aggregate.
+    /// Submissions are closed: ask the key holders for decryption shares of this aggregate,
+    /// the product of `inputs` (the round's valid submissions as signed, which holders check).
     RequestShares {
         round: u32,
         aggregate: CiphertextVector,
+        inputs: Vec<SubmissionMsg>,
     },
     /// The round is complete: commit it.
     Complete(RoundResult),
@@ -96,6 +99,8 @@ pub enum Event {
 /// The engine's static configuration.
 #[derive(Clone, Debug)]
 pub struct EngineConfig {
+    /// The chain's id (submissions' knowledge proofs are bound to it).
+    pub chain_id: String,
     pub job: JobId,
     pub protection: Protection,
     pub num_params: usize,
@@ -109,6 +114,7 @@ pub struct EngineConfig {
 #[derive(Clone, Debug)]
 struct Accepted {
     tx: SignedTx,
+    payload: Vec<u8>,
     samples: u64,
     /// Decoded update: ciphertexts, or plain values.
     update: Update,
@@ -120,7 +126,7 @@ struct Accepted {
 enum Update {
     Encrypted(CiphertextVector),
     Plain(Vec<f32>),
-    Invalid,
+    Invalid(String),
 }
 
 #[derive(Clone, Debug)]
@@ -306,13 +312,13 @@ impl RoundEngine {
                 },
             );
         }
-        let update = self.decode_update(&m.payload);
+        let update = self.decode_update(&m.payload, round, &from);
         let mut actions = vec![Action::Include {
             tx: Box::new(m.tx.clone()),
-            payload: Some(m.payload),
+            payload: Some(m.payload.clone()),
         }];
-        let invalid = matches!(update, Update::Invalid);
-        if invalid {
+        let invalid = matches!(update, Update::Invalid(_));
+        if let Update::Invalid(why) = &update {
             self.rejected += 1;
             actions.push(Action::Penalize {
                 offender: from,
@@ -324,13 +330,14 @@ impl RoundEngine {
             });
             actions.push(Action::Reject {
                 from,
-                reason: RejectReason::InvalidPayload(self.invalid_reason()),
+                reason: RejectReason::InvalidPayload(why.clone()),
             });
         }
         self.submissions.insert(
             from,
             Accepted {
                 tx: m.tx,
+                payload: m.payload,
                 samples,
                 update,
                 excluded: invalid,
@@ -342,27 +349,27 @@ impl RoundEngine {
         actions
     }
 
-    fn invalid_reason(&self) -> String {
-        match &self.cfg.protection {
-            Protection::Encrypted(_) => {
-                "ciphertexts out of Z*_(n^2), malformed, or of the wrong count".into()
-            }
-            Protection::Plaintext => "not the expected number of finite values".into(),
-        }
-    }
-
-    fn decode_update(&self, payload: &[u8]) -> Update {
+    fn decode_update(&self, payload: &[u8], round: u32, from: &Address) -> Update {
         match &self.cfg.protection {
             Protection::Encrypted(e) => {
                 let want = e.packer.plaintexts_for(self.cfg.num_params);
-                match CiphertextVector::from_bytes(e.key.public_key(), payload) {
-                    Ok(v) if v.len() == want => Update::Encrypted(v),
-                    _ => Update::Invalid,
+                match check_submission(
+                    e,
+                    &self.cfg.chain_id,
+                    self.cfg.job,
+                    round,
+                    from,
+                    payload,
+                    want,
+                ) {
+                    Ok(v) => Update::Encrypted(v.ciphertexts),
+                    Err(why) => Update::Invalid(why.to_string()),
                 }
             }
-            Protection::Plaintext => {
-                decode_plain(payload, self.cfg.num_params).map_or(Update::Invalid, Update::Plain)
-            }
+            Protection::Plaintext => decode_plain(payload, self.cfg.num_params).map_or_else(
+                || Update::Invalid("not the expected number of finite values".into()),
+                Update::Plain,
+            ),
         }
     }
 
@@ -392,6 +399,13 @@ impl RoundEngine {
                     })
                     .collect();
                 let pk = e.key.public_key();
+                let inputs: Vec<SubmissionMsg> = valid
+                    .iter()
+                    .map(|(_, a)| SubmissionMsg {
+                        tx: a.tx.clone(),
+                        payload: a.payload.clone(),
+                    })
+                    .collect();
                 match aggregate(pk, &vectors) {
                     Ok(agg) => {
                         self.phase = Phase::Decrypting {
@@ -403,6 +417,7 @@ impl RoundEngine {
                         vec![Action::RequestShares {
                             round,
                             aggregate: agg,
+                            inputs,
                         }]
                     }
                     // unreachable for decoded vectors of the checked length; void rather than panic

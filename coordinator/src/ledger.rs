@@ -4,14 +4,12 @@
 //! BLS quorum certificate to its RocksDB chain and to every replica.
 
 use fedchain_crypto::identity::SigningKey;
-use fedchain_crypto::CiphertextVector;
 use fedchain_ledger::state::{assemble_qc, vote, Genesis};
 use fedchain_ledger::types::{encode, Block};
 use fedchain_ledger::{
-    claims_of_block, Address, Chain, Hash, JobId, MemoryStore, RocksStore, RoundVerifier, SignedTx,
-    Store, Transaction, TxKind,
+    claims_of_block, Address, Chain, Hash, MemoryStore, RocksStore, RoundVerifier, SignedTx, Store,
+    Transaction, TxKind,
 };
-use fedchain_worker::Protection;
 use rayon::prelude::*;
 
 use crate::simulate::{Result, SimError};
@@ -161,34 +159,6 @@ impl Ledger {
         }
         Ok(())
     }
-
-    /// The valid (non-rejected) submissions of `job`'s open round, decoded from the ledger's
-    /// payloads: what the key holders check an aggregate against.
-    pub fn valid_inputs(
-        &self,
-        job: JobId,
-        protection: &Protection,
-    ) -> Result<Vec<CiphertextVector>> {
-        let Protection::Encrypted(e) = protection else {
-            return Ok(Vec::new());
-        };
-        let state = self.chain.state();
-        let Some(open) = state.jobs.get(&job).and_then(|j| j.open.as_ref()) else {
-            return Ok(Vec::new());
-        };
-        open.submissions
-            .values()
-            .filter(|s| !s.rejected)
-            .map(|s| {
-                let bytes =
-                    self.chain.store().payload(&s.payload)?.ok_or_else(|| {
-                        SimError::Refused(format!("payload {} missing", s.payload))
-                    })?;
-                Ok(CiphertextVector::from_bytes(e.key.public_key(), &bytes)?)
-            })
-            .collect()
-    }
-
     /// Height of the last committed block.
     pub fn height(&self) -> u64 {
         self.chain.head().height

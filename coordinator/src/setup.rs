@@ -1,7 +1,8 @@
 //! What a run is built from, shared by `fedchain simulate` and the coordinator / worker
-//! services: the data split and partition, the model spec, every key derived from the seed
-//! (aggregator, validators, hospitals, the threshold Paillier key and its shares), the genesis
-//! configuration, the job spec, and the bootstrap blocks (registration, job, deposits).
+//! services: the data split and partition, the model spec (all from the seed), the keys of a
+//! simulation (aggregator, validators, hospitals, the threshold Paillier key and its shares:
+//! all from the operating system's generator, never from the seed), the genesis configuration,
+//! the job spec, and the bootstrap blocks (registration, job, deposits).
 
 use std::sync::Arc;
 
@@ -14,28 +15,15 @@ use fedchain_ledger::state::Genesis;
 use fedchain_ledger::types::Incentives;
 use fedchain_ledger::{Address, Hash, JobId, JobSpec, Role, SignedTx, TxKind};
 use fedchain_models::ModelSpec;
+use fedchain_worker::Marks;
 use fedchain_worker::{EncryptedJob, Hospital, HospitalSetup, Protection};
-use rand::SeedableRng;
-use rand_chacha::ChaCha20Rng;
+use rand::rngs::OsRng;
 
 use crate::config::{ModelKind, SimulateConfig};
 use crate::engine::EngineConfig;
 use crate::ledger::Ledger;
 use crate::simulate::{Observer, Progress, Result, SimError};
 use crate::verify::JobParams;
-
-/// 32 seed bytes for a named key of this run.
-fn derive(seed: u64, label: &str, i: usize) -> [u8; 32] {
-    let h = Hash::of(
-        b"fedchain/simulate/key/v1",
-        &[
-            &seed.to_be_bytes(),
-            label.as_bytes(),
-            &(i as u64).to_be_bytes(),
-        ],
-    );
-    h.0
-}
 
 fn model_spec(cfg: &SimulateConfig, data: &Dataset) -> ModelSpec {
     let (num_features, num_classes) = (data.num_features(), data.num_classes());
@@ -132,11 +120,6 @@ pub fn packing_params(cfg: &SimulateConfig, max_samples: u64) -> PackingParams {
     }
 }
 
-/// The seed of hospital `i`'s own randomness (encryption, shares).
-pub fn hospital_seed(seed: u64, i: usize) -> u64 {
-    seed ^ (0x9e37_79b9 * (i as u64 + 1))
-}
-
 /// The public material of a deployed job (written by `ca issue` and `keygen`), as the
 /// coordinator loads it: it holds its own and the validators' keys, but only the hospitals'
 /// public keys.
@@ -161,6 +144,10 @@ pub struct DeployedHospital {
     pub index: usize,
     pub threshold_key: Option<ThresholdPublicKey>,
     pub share: Option<KeyShare>,
+    /// The committee in key-holder order.
+    pub committee: Vec<Address>,
+    /// Its high-water marks as last stored (see [`Marks`]).
+    pub marks: Marks,
 }
 
 /// Build the protection of a job from its threshold key (or the plaintext baseline).
@@ -224,7 +211,9 @@ pub fn deployed_hospital(cfg: &SimulateConfig, h: DeployedHospital) -> Result<Ho
         protection,
         encryptor,
         share: h.share,
-        seed: hospital_seed(cfg.seed, h.index),
+        committee: h.committee,
+        min_participants: cfg.min_participants(),
+        marks: h.marks,
     }))
 }
 
@@ -257,8 +246,9 @@ pub struct Consortium {
 }
 
 impl Consortium {
-    /// Load and partition the data, derive every key from the seed (dealing the threshold key
-    /// unless `cfg.plaintext`) and write the genesis configuration.
+    /// Load and partition the data (from the seed), generate every key from the operating
+    /// system's generator (dealing the threshold key unless `cfg.plaintext`) and write the
+    /// genesis configuration.
     pub fn new(cfg: &SimulateConfig, obs: &mut dyn Observer) -> Result<Self> {
         cfg.validate()?;
         let encrypted = !cfg.plaintext;
@@ -273,15 +263,17 @@ impl Consortium {
             max_samples,
         } = ExperimentData::prepare(cfg)?;
 
-        let aggregator = SigningKey::from_seed(&derive(cfg.seed, "aggregator", 0));
+        // every key from the operating system: the seed is in the config, and whoever has the
+        // config must not be able to recompute a secret (THREAT-MODEL G2, A3)
+        let mut rng = OsRng;
+        let aggregator = SigningKey::generate(&mut rng);
         let validators: Vec<SigningKey> = (0..cfg.validators)
-            .map(|i| SigningKey::from_seed(&derive(cfg.seed, "validator", i)))
+            .map(|_| SigningKey::generate(&mut rng))
             .collect();
         let hospital_keys: Vec<SigningKey> = (0..cfg.hospitals)
-            .map(|i| SigningKey::from_seed(&derive(cfg.seed, "hospital", i)))
+            .map(|_| SigningKey::generate(&mut rng))
             .collect();
 
-        let mut rng = ChaCha20Rng::seed_from_u64(cfg.seed);
         let (protection, shares, table) = if encrypted {
             obs.progress(Progress::Setup(
                 "generating the threshold Paillier key (safe primes) and dealing shares",
@@ -351,6 +343,11 @@ impl Consortium {
 
     /// Hospital `i` as freshly started (nonce 0; call `resume_nonce` to continue a chain).
     pub fn hospital(&self, i: usize) -> Result<Hospital> {
+        self.restarted_hospital(i, Marks::default())
+    }
+
+    /// Hospital `i` restarted with the high-water marks it had stored.
+    pub fn restarted_hospital(&self, i: usize, marks: Marks) -> Result<Hospital> {
         let cfg = &self.cfg;
         let (Some(data), Some(key), Some(share)) = (
             self.parts.get(i),
@@ -377,7 +374,9 @@ impl Consortium {
             protection: self.protection.clone(),
             encryptor,
             share: share.clone(),
-            seed: hospital_seed(cfg.seed, i),
+            committee: self.committee(),
+            min_participants: cfg.min_participants(),
+            marks,
         }))
     }
 
@@ -410,6 +409,7 @@ impl Consortium {
                 self.cfg.threshold
             },
             committee: self.committee(),
+            min_participants: self.cfg.min_participants(),
             incentives: Incentives {
                 min_deposit: 1_000,
                 submit_reward: 1_000,
@@ -431,6 +431,7 @@ impl Consortium {
     /// The round engine's configuration for `job`.
     pub fn engine_config(&self, job: JobId) -> EngineConfig {
         EngineConfig {
+            chain_id: self.genesis.chain_id.clone(),
             job,
             protection: self.protection.clone(),
             num_params: self.num_params,

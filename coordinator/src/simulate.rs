@@ -6,8 +6,10 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use fedchain_crypto::threshold::VectorDecryptionShare;
-use fedchain_ledger::{verify_chain_with, Address, Hash, SignedTx, TxKind};
-use fedchain_worker::{encode_plain, round_seed, Hospital, Protection, ShareMsg, SubmissionMsg};
+use fedchain_ledger::{verify_chain_with, Address, Hash, JobId, SignedTx, TxKind};
+use fedchain_worker::{
+    encode_plain, round_seed, Hospital, Protection, ShareMsg, SubmissionMsg, WorkerError,
+};
 use rayon::prelude::*;
 use serde::Serialize;
 
@@ -158,7 +160,6 @@ pub fn run_one(
             round,
             params_hash: params,
             deadline,
-            min_participants: cfg.min_participants(),
         });
         ledger.block(vec![open])?;
         engine.open(round, deadline);
@@ -209,29 +210,21 @@ pub fn run_one(
         let mut late: Vec<(usize, SubmissionMsg)> = Vec::new();
         for (i, h) in hospitals.iter_mut().enumerate() {
             let Some(u) = &updates[i] else { continue };
+            // a misbehaving hospital signs what it likes, past its own marks
             if behaviour(cfg, i, Behaviour::Equivocate) {
                 let mut other = u.clone();
                 if let Some(x) = other.update.first_mut() {
                     *x += 0.01;
                 }
-                extra.push((i, h.submission(job, round, &other)?));
+                let payload = h.protect(job, round, &other)?;
+                extra.push((i, signed_submission(h, job, round, u.samples, payload)));
             }
             if behaviour(cfg, i, Behaviour::GarbageCiphertext) {
                 if let Some(m) = &msgs[i] {
                     let mut garbage = m.payload.clone();
                     let header = if encrypted { 8 } else { 0 };
                     garbage[header..].fill(0);
-                    let tx = h.sign(TxKind::Submit {
-                        job,
-                        round,
-                        payload: Hash::sha256(&garbage),
-                        samples: u.samples,
-                        payload_bytes: garbage.len() as u64,
-                    });
-                    msgs[i] = Some(SubmissionMsg {
-                        tx,
-                        payload: garbage,
-                    });
+                    msgs[i] = Some(signed_submission(h, job, round, u.samples, garbage));
                 }
             }
             if behaviour(cfg, i, Behaviour::Late) {
@@ -304,14 +297,13 @@ pub fn run_one(
 
         // decryption shares, one holder after another until the engine has t valid ones
         let t = Instant::now();
-        if let Some(Action::RequestShares { aggregate, .. }) = io.outcome.clone() {
+        if let Some(Action::RequestShares { inputs, .. }) = io.outcome.clone() {
             obs.progress(Progress::Phase {
                 round,
                 phase: "decrypt",
             });
             io.outcome = None;
-            // what the holders read on the ledger: the round's valid (non-rejected) submissions
-            let inputs = ledger.valid_inputs(job, &protection)?;
+            // each holder checks the round's valid submissions as their senders signed them
             let mut holders: Vec<usize> = (0..hospitals.len()).filter(|i| active[*i]).collect();
             // honest holders in order; a misbehaving one answers first so its penalty shows
             holders.sort_by_key(|i| !behaviour(cfg, *i, Behaviour::BadProof));
@@ -320,7 +312,12 @@ pub fn run_one(
                     break;
                 }
                 let h = &mut hospitals[i];
-                let mut m = h.decryption_share(job, round, &aggregate, &inputs)?;
+                let mut m = match h.decryption_share(job, round, &inputs) {
+                    Ok(m) => m,
+                    // e.g. an equivocator whose own submission is out of the aggregate
+                    Err(WorkerError::ShareRefused(_)) => continue,
+                    Err(e) => return Err(e.into()),
+                };
                 if behaviour(cfg, i, Behaviour::BadProof) {
                     m = tamper_share(h, &protection, job, round, m)?;
                 }
@@ -449,6 +446,24 @@ pub fn run_one(
         audit,
         setup_s,
     })
+}
+
+/// A submission signed by `h` for any payload (the harness's misbehaving hospitals).
+fn signed_submission(
+    h: &mut Hospital,
+    job: JobId,
+    round: u32,
+    samples: u64,
+    payload: Vec<u8>,
+) -> SubmissionMsg {
+    let tx = h.sign(TxKind::Submit {
+        job,
+        round,
+        payload: Hash::sha256(&payload),
+        samples,
+        payload_bytes: payload.len() as u64,
+    });
+    SubmissionMsg { tx, payload }
 }
 
 fn h_train(

@@ -1,14 +1,18 @@
 //! Re-verification of a committed round from the ledger alone: what validators run before they
-//! sign a block and what `fedchain audit` runs over a whole chain. It recomputes the ciphertext
-//! product of the accepted submissions, verifies every decryption share's proof against it,
-//! combines them, unpacks the weighted average and checks that the committed next parameters
-//! are exactly `strategy(theta_r, average)`.
+//! sign a block and what `fedchain audit` runs over a whole chain. Every payload it reads is
+//! re-hashed against the digest that names it. It verifies each accepted submission's proof of
+//! plaintext knowledge (bound to chain, job, round and sender), recomputes the ciphertext
+//! product of the accepted submissions, verifies every listed decryption share's proof against
+//! it (t or more), combines the canonical t of them (the lowest holder indices), unpacks the
+//! weighted average and checks that the committed next parameters are exactly
+//! `strategy(theta_r, average)`.
 
 use fedchain_crypto::threshold::{ThresholdPublicKey, VectorDecryptionShare};
 use fedchain_crypto::vector::aggregate;
-use fedchain_crypto::{CiphertextVector, Decode, Packer, PackingParams};
+use fedchain_crypto::{CiphertextVector, Decode, Packer, PackingParams, ProvenVector};
 use fedchain_ledger::{Hash, RoundClaim, RoundVerifier};
-use fedchain_worker::{decode_plain, encode_plain};
+use fedchain_worker::{decode_plain, encode_plain, submission_context};
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::strategy::{params_hash, ServerStep, Strategy};
@@ -30,8 +34,14 @@ pub struct FedchainVerifier;
 
 type Payloads<'a> = &'a (dyn Fn(&Hash) -> Option<Vec<u8>> + Sync);
 
+/// The payload named `d`, re-hashed: a stored payload that does not hash to its name is an
+/// error, whichever store it came from.
 fn payload(get: Payloads<'_>, d: &Hash, what: &str) -> Result<Vec<u8>, String> {
-    get(d).ok_or_else(|| format!("{what} payload {d} missing"))
+    let bytes = get(d).ok_or_else(|| format!("{what} payload {d} missing"))?;
+    if Hash::sha256(&bytes) != *d {
+        return Err(format!("{what} payload {d} does not hash to its digest"));
+    }
+    Ok(bytes)
 }
 
 impl RoundVerifier for FedchainVerifier {
@@ -79,12 +89,15 @@ impl RoundVerifier for FedchainVerifier {
                     Packer::new(packing.clone(), pk.plaintext_bits()).map_err(|e| e.to_string())?;
                 let vectors = c
                     .accepted
-                    .iter()
+                    .par_iter()
                     .map(|(who, d, _)| {
-                        CiphertextVector::from_bytes(pk, &payload(get, d, "submission")?)
-                            .map_err(|e| format!("{who}: {e}"))
+                        let v = ProvenVector::from_bytes(pk, &payload(get, d, "submission")?)
+                            .map_err(|e| format!("{who}: {e}"))?;
+                        v.verify(pk, &submission_context(&c.chain_id, c.job, c.round, who))
+                            .map_err(|e| format!("{who}: {e}"))?;
+                        Ok(v.ciphertexts)
                     })
-                    .collect::<Result<Vec<_>, String>>()?;
+                    .collect::<Result<Vec<CiphertextVector>, String>>()?;
                 let product = aggregate(pk, &vectors).map_err(|e| e.to_string())?;
                 if Hash(product.digest(pk)) != c.aggregate {
                     return Err(
@@ -99,8 +112,9 @@ impl RoundVerifier for FedchainVerifier {
                             .map_err(|e| format!("{who}: {e}"))
                     })
                     .collect::<Result<Vec<_>, String>>()?;
-                // exactly t shares, each from the holder whose key share it claims
-                if shares.len() != tpk.threshold() as usize {
+                // t or more shares, each from the holder whose key share it claims, every one
+                // verified; the canonical t (lowest holder indices) are combined
+                if shares.len() < tpk.threshold() as usize {
                     return Err(format!(
                         "{} shares listed, threshold {}",
                         shares.len(),
@@ -118,9 +132,16 @@ impl RoundVerifier for FedchainVerifier {
                         return Err(format!("{who} published a share of holder {}", s.holder));
                     }
                 }
-                // combine() verifies every proof (all t of them) and the holders
+                shares
+                    .par_iter()
+                    .try_for_each(|s| tpk.verify_share(&product.0, s))
+                    .map_err(|e| e.to_string())?;
+                let mut canonical = shares;
+                canonical.sort_by_key(|s| s.holder);
+                canonical.truncate(tpk.threshold() as usize);
+                // distinct holders (each the position of a distinct provider), all verified above
                 let plaintexts = tpk
-                    .combine(&product.0, &shares)
+                    .interpolate_unchecked(&canonical)
                     .map_err(|e| e.to_string())?;
                 let samples: Vec<u64> = c.accepted.iter().map(|(_, _, s)| *s).collect();
                 let sums = packer

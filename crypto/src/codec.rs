@@ -29,6 +29,7 @@ pub enum Kind {
     KeyShare = 6,
     DecryptionShare = 7,
     VectorDecryptionShare = 8,
+    ProvenCiphertextVector = 9,
 }
 
 /// Types with a binary form.
@@ -72,6 +73,7 @@ fn kind_name(k: Kind) -> &'static str {
         Kind::KeyShare => "key share",
         Kind::DecryptionShare => "decryption share",
         Kind::VectorDecryptionShare => "vector decryption share",
+        Kind::ProvenCiphertextVector => "proven ciphertext vector",
     }
 }
 

@@ -24,6 +24,12 @@ pub enum CryptoError {
     /// A decryption share's proof of correct decryption does not verify.
     #[error("decryption share of holder {holder} has an invalid proof")]
     InvalidShareProof { holder: u32 },
+    /// A proof of plaintext knowledge does not verify (for these ciphertexts and context).
+    #[error("the proof of plaintext knowledge does not verify")]
+    InvalidKnowledgeProof,
+    /// A loaded key share does not produce its holder's verification key.
+    #[error("key share of holder {holder} does not match its verification key")]
+    ShareKeyMismatch { holder: u32 },
     /// A decryption share names a holder the key does not have.
     #[error("decryption share names unknown holder {holder} (key has {parties} holders)")]
     UnknownHolder { holder: u32, parties: u32 },

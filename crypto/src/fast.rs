@@ -16,7 +16,7 @@ use rand_core::{CryptoRng, RngCore};
 use rayon::prelude::*;
 use rug::Integer;
 
-use crate::num::{mul_mod, random_bits};
+use crate::num::{mul_mod, random_bits, SecretInt};
 use crate::paillier::{Ciphertext, PublicKey};
 use crate::{CryptoError, Result};
 
@@ -122,15 +122,33 @@ impl FixedBaseTable {
         acc.unwrap_or_else(|| Integer::from(1))
     }
 
-    /// A fresh randomizer `h_s^a` with a random short exponent.
+    /// A fresh randomizer `h_s^a` with a random short exponent, with the exponent (the
+    /// encryption's witness, needed to prove plaintext knowledge).
     pub fn randomizer<R: RngCore + CryptoRng + ?Sized>(
         &self,
         n2: &Integer,
         rng: &mut R,
-    ) -> Integer {
-        let a = random_bits(self.exp_bits, rng);
-        self.pow(&a, n2)
+    ) -> Randomizer {
+        let a = SecretInt(random_bits(self.exp_bits, rng));
+        let value = self.pow(&a.0, n2);
+        Randomizer { exponent: a, value }
     }
+}
+
+/// A randomizer `h_s^a mod n^2` and its secret short exponent `a`; the exponent is scrubbed
+/// when the randomizer is dropped.
+#[derive(Debug)]
+pub struct Randomizer {
+    pub exponent: SecretInt,
+    pub value: Integer,
+}
+
+/// Ciphertexts with the secret exponents of their randomizers (`c_j = (1 + m_j n) h_s^(a_j)`),
+/// the witness of a proof of plaintext knowledge.
+#[derive(Debug)]
+pub struct Encrypted {
+    pub ciphertexts: Vec<Ciphertext>,
+    pub exponents: Vec<SecretInt>,
 }
 
 /// The fast encryptor of one public key: table plus an optional pool of precomputed randomizers.
@@ -138,7 +156,7 @@ impl FixedBaseTable {
 pub struct Encryptor {
     pk: PublicKey,
     table: Arc<FixedBaseTable>,
-    pool: Mutex<Vec<Integer>>,
+    pool: Mutex<Vec<Randomizer>>,
 }
 
 impl Encryptor {
@@ -174,7 +192,7 @@ impl Encryptor {
     }
 
     /// A fresh randomizer from the table.
-    pub fn randomizer<R: RngCore + CryptoRng + ?Sized>(&self, rng: &mut R) -> Integer {
+    pub fn randomizer<R: RngCore + CryptoRng + ?Sized>(&self, rng: &mut R) -> Randomizer {
         self.table.randomizer(self.pk.n_squared(), rng)
     }
 
@@ -185,22 +203,23 @@ impl Encryptor {
         rng: &mut R,
     ) -> Result<Ciphertext> {
         let rz = self.randomizer(rng);
-        self.pk.encrypt_with_randomizer(m, &rz)
+        self.pk.encrypt_with_randomizer(m, &rz.value)
     }
 
     /// Offline phase: precompute `count` randomizers into the pool, in parallel.
-    /// Each rayon task draws from its own ChaCha20 stream seeded from `rng`.
+    /// `rng` must be a cryptographic generator seeded by the operating system (each rayon task
+    /// expands its own ChaCha20 stream from 32 bytes of it); a pooled randomizer is used once.
     pub fn precompute<R: RngCore + CryptoRng + ?Sized>(&self, count: usize, rng: &mut R) {
         let fresh = self.randomizers(count, rng);
         self.lock_pool().extend(fresh);
     }
 
-    /// `count` fresh randomizers computed in parallel (deterministic for a seeded `rng`).
+    /// `count` fresh randomizers computed in parallel.
     pub fn randomizers<R: RngCore + CryptoRng + ?Sized>(
         &self,
         count: usize,
         rng: &mut R,
-    ) -> Vec<Integer> {
+    ) -> Vec<Randomizer> {
         let seeds = chunk_seeds(count, rng);
         seeds
             .into_par_iter()
@@ -218,14 +237,14 @@ impl Encryptor {
         self.lock_pool().len()
     }
 
-    /// Take up to `count` pooled randomizers.
-    pub fn take_pooled(&self, count: usize) -> Vec<Integer> {
+    /// Take up to `count` pooled randomizers (each leaves the pool: none is used twice).
+    pub fn take_pooled(&self, count: usize) -> Vec<Randomizer> {
         let mut pool = self.lock_pool();
         let k = pool.len().saturating_sub(count);
         pool.split_off(k)
     }
 
-    fn lock_pool(&self) -> std::sync::MutexGuard<'_, Vec<Integer>> {
+    fn lock_pool(&self) -> std::sync::MutexGuard<'_, Vec<Randomizer>> {
         // a poisoned pool only means another thread panicked while pushing; its content is
         // still a vector of valid randomizers
         self.pool.lock().unwrap_or_else(|e| e.into_inner())
@@ -243,7 +262,7 @@ impl Encryptor {
             Some(rz) => rz,
             None => self.randomizer(rng),
         };
-        self.pk.encrypt_with_randomizer(m, &rz)
+        self.pk.encrypt_with_randomizer(m, &rz.value)
     }
 
     /// Encrypt many plaintexts in parallel: pooled randomizers first, fresh ones for the rest.
@@ -252,19 +271,33 @@ impl Encryptor {
         plaintexts: &[Integer],
         rng: &mut R,
     ) -> Result<Vec<Ciphertext>> {
+        Ok(self.encrypt_all_with_witness(plaintexts, rng)?.ciphertexts)
+    }
+
+    /// [`Self::encrypt_all`], keeping the randomizers' exponents (to prove plaintext knowledge).
+    pub fn encrypt_all_with_witness<R: RngCore + CryptoRng + ?Sized>(
+        &self,
+        plaintexts: &[Integer],
+        rng: &mut R,
+    ) -> Result<Encrypted> {
         let mut rzs = self.take_pooled(plaintexts.len());
         let missing = plaintexts.len() - rzs.len();
         rzs.extend(self.randomizers(missing, rng));
-        plaintexts
+        let ciphertexts = plaintexts
             .par_iter()
             .zip(rzs.par_iter())
             .enumerate()
             .map(|(i, (m, rz))| {
                 self.pk
-                    .encrypt_with_randomizer(m, rz)
+                    .encrypt_with_randomizer(m, &rz.value)
                     .map_err(|_| CryptoError::PlaintextOutOfRange { index: i })
             })
-            .collect()
+            .collect::<Result<Vec<_>>>()?;
+        let exponents = rzs.into_iter().map(|r| r.exponent).collect();
+        Ok(Encrypted {
+            ciphertexts,
+            exponents,
+        })
     }
 }
 

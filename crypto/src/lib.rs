@@ -9,6 +9,7 @@
 //!   homomorphic add and scalar multiply, ciphertext validity;
 //! - [`fast`]: the fixed-base table and the offline/online randomizer pool;
 //! - [`threshold`]: trusted-dealer t-of-n keys, decryption shares with proofs, combination;
+//! - [`knowledge`]: batched proofs of plaintext knowledge bound to a context;
 //! - [`packing`]: b-bit quantization and k-slot packing with checked headroom;
 //! - [`vector`]: whole-update encryption, aggregation, decoding and digests;
 //! - [`identity`]: BLS sign / verify / aggregate;
@@ -18,6 +19,7 @@ pub mod codec;
 mod error;
 pub mod fast;
 pub mod identity;
+pub mod knowledge;
 pub mod num;
 pub mod packing;
 pub mod paillier;
@@ -33,7 +35,7 @@ pub use packing::{Packer, PackingParams, Rounding};
 pub use paillier::{Ciphertext, PrivateKey, PublicKey};
 pub use threshold::{deal, DealtKey, KeyShare, ThresholdPublicKey, VectorDecryptionShare};
 pub use transcript::Transcript;
-pub use vector::CiphertextVector;
+pub use vector::{CiphertextVector, ProvenVector};
 
 /// Re-export of the big-integer type used at the API boundary.
 pub use rug::Integer;

@@ -39,6 +39,36 @@ pub fn random_unit<R: RngCore + CryptoRng + ?Sized>(n: &Integer, rng: &mut R) ->
     }
 }
 
+/// Overwrite a secret integer's limbs with zeros in place (best effort: GMP clears each set
+/// bit in the limb that holds it, lowest first, so the live limbs end up zero; copies GMP made
+/// inside earlier arithmetic are not reachable from here). Leaves `x` equal to 0.
+pub fn scrub(x: &mut Integer) {
+    if *x < 0 {
+        x.abs_mut();
+    }
+    let mut from = 0;
+    while let Some(bit) = x.find_one(from) {
+        x.set_bit(bit, false);
+        from = bit + 1;
+    }
+}
+
+/// An integer that is scrubbed ([`scrub`]) when dropped: for secret exponents and witnesses.
+#[derive(Default)]
+pub struct SecretInt(pub Integer);
+
+impl Drop for SecretInt {
+    fn drop(&mut self) {
+        scrub(&mut self.0);
+    }
+}
+
+impl std::fmt::Debug for SecretInt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SecretInt(..)")
+    }
+}
+
 /// `base^exp mod m` in constant time for a secret, non-negative exponent (m odd).
 pub fn secret_pow(base: &Integer, exp: &Integer, m: &Integer) -> Integer {
     if *exp == 0 {
@@ -243,5 +273,18 @@ mod tests {
             multi_pow(&[Integer::from(2)], &[Integer::from(-1)], &m),
             None
         );
+    }
+
+    #[test]
+    fn scrub_zeroes_the_limbs_in_place() {
+        let mut rng = ChaCha20Rng::seed_from_u64(3);
+        let mut x: Integer = random_bits(4096, &mut rng) | (Integer::from(1) << 4095);
+        let limbs_before = x.as_limbs().len();
+        scrub(&mut x);
+        assert_eq!(x, 0);
+        assert!(limbs_before >= 64);
+        let mut neg = Integer::from(-12345);
+        scrub(&mut neg);
+        assert_eq!(neg, 0);
     }
 }

@@ -24,7 +24,7 @@ use rug::Integer;
 use serde::{Deserialize, Serialize};
 
 use crate::codec::{self, Decode, Encode, Kind, Reader};
-use crate::num::{self, mul_mod, public_pow, secret_pow};
+use crate::num::{self, mul_mod, public_pow, secret_pow, SecretInt};
 use crate::paillier::{random_h_s, Ciphertext, PublicKey};
 use crate::transcript::Transcript;
 use crate::{CryptoError, Result};
@@ -395,14 +395,35 @@ impl std::fmt::Debug for KeyShare {
     }
 }
 
+impl Drop for KeyShare {
+    fn drop(&mut self) {
+        num::scrub(&mut self.secret);
+    }
+}
+
 impl KeyShare {
     /// The holder's 1-based index.
     pub fn holder(&self) -> u32 {
         self.holder
     }
 
-    /// Check that this share belongs to `tpk`.
+    /// Check that this share belongs to `tpk` and is the secret behind its holder's
+    /// verification key (`v^(Delta s_i) = v_i`: one exponentiation; run it when a share is
+    /// loaded, before it is used).
     pub fn check_key(&self, tpk: &ThresholdPublicKey) -> Result<()> {
+        self.check_key_shape(tpk)?;
+        let vk = tpk.verification_key(self.holder)?;
+        let x = SecretInt(Integer::from(&tpk.delta * &self.secret));
+        if secret_pow(&tpk.v, &x.0, tpk.pk.n_squared()) != *vk {
+            return Err(CryptoError::ShareKeyMismatch {
+                holder: self.holder,
+            });
+        }
+        Ok(())
+    }
+
+    /// The cheap part of [`Self::check_key`]: key fingerprint, counts and holder index.
+    fn check_key_shape(&self, tpk: &ThresholdPublicKey) -> Result<()> {
         if self.key_fingerprint != tpk.pk.fingerprint()
             || self.parties != tpk.parties
             || self.threshold != tpk.threshold
@@ -419,7 +440,7 @@ impl KeyShare {
         ciphertexts: &[Ciphertext],
         rng: &mut R,
     ) -> Result<VectorDecryptionShare> {
-        self.check_key(tpk)?;
+        self.check_key_shape(tpk)?;
         if ciphertexts.is_empty() {
             return Err(CryptoError::Mismatch("no ciphertexts to decrypt"));
         }
@@ -427,11 +448,11 @@ impl KeyShare {
             tpk.pk.validate(c, i)?;
         }
         let n2 = tpk.pk.n_squared();
-        let x = Integer::from(&tpk.delta * &self.secret);
-        let two_x = Integer::from(&x * 2u32);
+        let x = SecretInt(Integer::from(&tpk.delta * &self.secret));
+        let two_x = SecretInt(Integer::from(&x.0 * 2u32));
         let values: Vec<Integer> = ciphertexts
             .par_iter()
-            .map(|c| secret_pow(&c.0, &two_x, n2))
+            .map(|c| secret_pow(&c.0, &two_x.0, n2))
             .collect();
         let (mut t, weights) = tpk.statement(self.holder, ciphertexts, &values);
         let cs: Vec<Integer> = ciphertexts.iter().map(|c| c.0.clone()).collect();
@@ -440,12 +461,12 @@ impl KeyShare {
         let d_agg = tpk.weighted_product(&values, &weights).ok_or(err)?;
         let u = secret_pow(&c_agg, &Integer::from(4), n2);
         let big_u = mul_mod(&d_agg, &d_agg, n2);
-        let r = num::random_bits(tpk.proof_randomness_bits(), rng);
-        let a = secret_pow(&u, &r, n2);
-        let b = secret_pow(&tpk.v, &r, n2);
+        let r = SecretInt(num::random_bits(tpk.proof_randomness_bits(), rng));
+        let a = secret_pow(&u, &r.0, n2);
+        let b = secret_pow(&tpk.v, &r.0, n2);
         let vk = tpk.verification_key(self.holder)?;
         let e = challenge(&mut t, vk, &u, &big_u, &a, &b);
-        let z = r + Integer::from(&e * &x);
+        let z = &r.0 + Integer::from(&e * &x.0);
         Ok(VectorDecryptionShare {
             holder: self.holder,
             values,

@@ -8,6 +8,7 @@ use sha2::{Digest, Sha256};
 
 use crate::codec::{self, Kind, Reader};
 use crate::fast::Encryptor;
+use crate::knowledge::{self, KnowledgeProof};
 use crate::num::mul_mod;
 use crate::packing::Packer;
 use crate::paillier::{Ciphertext, PublicKey};
@@ -74,23 +75,94 @@ impl CiphertextVector {
     }
 }
 
+/// A submitted update: its ciphertexts and a proof that the sender knows their plaintexts and
+/// randomness ([`crate::knowledge`]), bound to a context (chain, job, round, sender).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProvenVector {
+    pub ciphertexts: CiphertextVector,
+    pub proof: KnowledgeProof,
+}
+
+impl ProvenVector {
+    /// Header, count, fixed-width ciphertexts, then the proof.
+    pub fn to_bytes(&self, pk: &PublicKey) -> Vec<u8> {
+        let w = pk.ciphertext_bytes();
+        let mut out = codec_header(Kind::ProvenCiphertextVector);
+        out.reserve(4 + w * self.ciphertexts.len() + 2 * w);
+        codec::put_u32(&mut out, self.ciphertexts.len() as u32);
+        for c in &self.ciphertexts.0 {
+            pk.encode_ciphertext(c, &mut out);
+        }
+        self.proof.encode(pk, &mut out);
+        out
+    }
+
+    /// Decode bytes from outside: every ciphertext is checked to be in Z*_{n^2}; the proof is
+    /// decoded, not verified (see [`Self::verify`]).
+    pub fn from_bytes(pk: &PublicKey, bytes: &[u8]) -> Result<Self> {
+        let mut r = Reader::new(bytes, "proven ciphertext vector");
+        r.header(Kind::ProvenCiphertextVector)?;
+        let w = pk.ciphertext_bytes();
+        let len = r.count(MAX_VECTOR_LEN.min(r.remaining() / w.max(1)), "ciphertexts")?;
+        let raw = (0..len).map(|_| r.fixed(w)).collect::<Result<Vec<_>>>()?;
+        let proof = KnowledgeProof::decode(pk, &mut r)?;
+        r.finish()?;
+        let cs = raw
+            .into_par_iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let ct = Ciphertext(c);
+                pk.validate(&ct, i)?;
+                Ok(ct)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self {
+            ciphertexts: CiphertextVector(cs),
+            proof,
+        })
+    }
+
+    /// Verify the proof of plaintext knowledge in `context`.
+    pub fn verify(&self, pk: &PublicKey, context: &[u8]) -> Result<()> {
+        knowledge::verify(pk, &self.ciphertexts.0, &self.proof, context)
+    }
+}
+
 /// Scale by the sample weight, quantize, pack and encrypt an update (pooled randomizers first,
-/// in parallel). `samples` is the party's declared sample count (1..=max_samples).
-pub fn encrypt_update<R: RngCore + CryptoRng + ?Sized>(
+/// in parallel), and prove knowledge of its plaintexts in `context`. `samples` is the party's
+/// declared sample count (1..=max_samples). `rounding` drives stochastic rounding only (public
+/// by design, seeded for reproducibility); `rng` makes every secret (randomizers, the proof's
+/// nonces) and must be the operating system's generator or one freshly seeded from it.
+pub fn encrypt_update<Q: RngCore + ?Sized, R: RngCore + CryptoRng + ?Sized>(
     enc: &Encryptor,
     packer: &Packer,
     update: &[f32],
     samples: u64,
+    context: &[u8],
+    rounding: &mut Q,
     rng: &mut R,
-) -> Result<CiphertextVector> {
+) -> Result<ProvenVector> {
     if packer.slots() * packer.slot_bits() as usize > enc.public_key().plaintext_bits() as usize {
         return Err(CryptoError::InvalidPacking(
             "packer built for a larger key".into(),
         ));
     }
-    let q = packer.quantize(update, packer.sample_factor(samples)?, rng)?;
+    let q = packer.quantize(update, packer.sample_factor(samples)?, rounding)?;
     let plaintexts = packer.pack(&q)?;
-    Ok(CiphertextVector(enc.encrypt_all(&plaintexts, rng)?))
+    let encrypted = enc.encrypt_all_with_witness(&plaintexts, rng)?;
+    let pk = enc.public_key();
+    let proof = knowledge::prove(
+        pk,
+        &encrypted.ciphertexts,
+        &plaintexts,
+        &encrypted.exponents,
+        context,
+        rng,
+    )?;
+    Ok(ProvenVector {
+        ciphertexts: CiphertextVector(encrypted.ciphertexts),
+        proof,
+    })
 }
 
 /// Homomorphic sum of encrypted vectors of equal length (parallel over positions).

@@ -11,6 +11,8 @@ use crate::types::*;
 /// Everything a committed round claims, extracted during replay for crypto re-verification.
 #[derive(Debug, Clone)]
 pub struct RoundClaim {
+    /// The chain's id (submissions' knowledge proofs are bound to it).
+    pub chain_id: String,
     /// Height of the block holding the commit.
     pub height: u64,
     pub job: JobId,
@@ -68,6 +70,7 @@ pub fn claims_of_block(before: &State, block: &Block, out: &mut Vec<RoundClaim>)
             if let Some(j) = s.jobs.get(job) {
                 if let Some(open) = j.open.as_ref().filter(|o| o.round == *round) {
                     out.push(RoundClaim {
+                        chain_id: s.chain_id.clone(),
                         height: block.header.height,
                         job: *job,
                         round: *round,

@@ -66,6 +66,12 @@ pub enum TxError {
     InsufficientFunds { who: Address, have: u64, need: u64 },
     #[error("invalid job: {0}")]
     InvalidJob(String),
+    #[error("a job's minimum of participants must be in {floor}..={committee} (at least 3 and the threshold, at most the committee), got {got}")]
+    MinParticipants {
+        got: u32,
+        floor: u32,
+        committee: u32,
+    },
     #[error("invalid evidence: {0}")]
     InvalidEvidence(String),
     #[error("payload {digest} is missing or does not hash to its digest")]

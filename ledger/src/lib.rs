@@ -23,4 +23,5 @@ pub use state::{Genesis, State};
 pub use store::{Column, MemoryStore, RocksStore, Store};
 pub use types::{
     Address, Block, BlockHeader, Hash, JobId, JobSpec, Role, SignedTx, Transaction, TxKind,
+    MIN_PARTICIPANTS,
 };

@@ -63,7 +63,6 @@ pub struct OpenRound {
     pub params_hash: Hash,
     pub opened_at: u64,
     pub deadline: u64,
-    pub min_participants: u32,
     pub submissions: BTreeMap<Address, Submission>,
     pub shares: BTreeMap<Address, (Hash, bool)>,
 }
@@ -314,6 +313,16 @@ impl State {
                         }
                     )));
                 }
+                let floor = MIN_PARTICIPANTS.max(spec.threshold);
+                if spec.min_participants < floor
+                    || spec.min_participants as usize > spec.committee.len()
+                {
+                    return Err(TxError::MinParticipants {
+                        got: spec.min_participants,
+                        floor,
+                        committee: spec.committee.len() as u32,
+                    });
+                }
                 let distinct: BTreeSet<_> = spec.committee.iter().collect();
                 if distinct.len() != spec.committee.len() {
                     return Err(TxError::InvalidJob(
@@ -373,7 +382,6 @@ impl State {
                 round,
                 params_hash,
                 deadline,
-                min_participants,
             } => {
                 let j = self.job_mut(*job)?;
                 if j.aggregator != sender {
@@ -386,12 +394,8 @@ impl State {
                         got: *round,
                     });
                 }
-                // aggregates of a single update would reveal it: at least two, when possible
-                let floor = (j.spec.committee.len() as u32).min(2);
-                if *deadline < height || *min_participants < floor {
-                    return Err(TxError::InvalidJob(format!(
-                        "deadline in the past, or a minimum below {floor} participants"
-                    )));
+                if *deadline < height {
+                    return Err(TxError::InvalidJob("deadline in the past".into()));
                 }
                 if let Some(current) = j.current_params {
                     if current != *params_hash {
@@ -405,7 +409,6 @@ impl State {
                     params_hash: *params_hash,
                     opened_at: height,
                     deadline: *deadline,
-                    min_participants: *min_participants,
                     submissions: BTreeMap::new(),
                     shares: BTreeMap::new(),
                 });
@@ -512,11 +515,12 @@ impl State {
                 if j.aggregator != sender {
                     return Err(TxError::NotAggregator { job: *job });
                 }
+                let min = j.spec.min_participants;
                 let open = open_round(j, *job, *round)?;
                 let valid = open.submissions.values().filter(|s| !s.rejected).count() as u32;
                 // too few submissions by the deadline, or no commit within the decryption window
                 let stuck = height > open.deadline.saturating_add(DECRYPTION_WINDOW);
-                if height <= open.deadline || (valid >= open.min_participants && !stuck) {
+                if height <= open.deadline || (valid >= min && !stuck) {
                     return Err(TxError::BadCommit {
                         job: *job,
                         round: *round,
@@ -590,11 +594,11 @@ impl State {
             )));
         }
         let all_in = j.members.keys().all(|m| open.submissions.contains_key(m));
-        if (accepted.len() as u32) < open.min_participants {
+        if (accepted.len() as u32) < j.spec.min_participants {
             return Err(bad(format!(
-                "{} accepted, minimum {}",
+                "{} accepted, the job's minimum is {}",
                 accepted.len(),
-                open.min_participants
+                j.spec.min_participants
             )));
         }
         if !all_in && height <= open.deadline && acc.len() < j.members.len() {

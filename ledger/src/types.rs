@@ -135,6 +135,10 @@ pub struct Incentives {
     pub misbehaviour_permille: u32,
 }
 
+/// The smallest `JobSpec::min_participants` the chain accepts: with two participants one
+/// colluder learns the other's update from the aggregate (THREAT-MODEL A14).
+pub const MIN_PARTICIPANTS: u32 = 3;
+
 /// A training job as created on chain.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JobSpec {
@@ -148,6 +152,10 @@ pub struct JobSpec {
     pub threshold: u32,
     /// The hospitals allowed to join (the key-share holders, in holder order).
     pub committee: Vec<Address>,
+    /// Fewest valid submissions any round of this job may aggregate: at least
+    /// [`MIN_PARTICIPANTS`] and at least the threshold, fixed for the job's lifetime (an
+    /// aggregate of fewer would let a colluder subtract its own update from it).
+    pub min_participants: u32,
     /// Incentive rules.
     pub incentives: Incentives,
 }
@@ -196,13 +204,12 @@ pub enum TxKind {
     CreateJob(JobSpec),
     /// Join a job, locking a deposit.
     Join { job: JobId, deposit: u64 },
-    /// Open the next round of a job.
+    /// Open the next round of a job (its minimum of participants is the job's).
     OpenRound {
         job: JobId,
         round: u32,
         params_hash: Hash,
         deadline: u64,
-        min_participants: u32,
     },
     /// Submit an encrypted update: its payload is stored beside the chain under `payload`.
     Submit {

@@ -125,6 +125,35 @@ label_enum! {
     }
 }
 
+label_enum! {
+    /// Label `reason` of `fedchain_worker_refusals_total`: a request the hospital refused to act
+    /// on (one value per variant of `fedchain_worker::ShareRefusal`, plus a second submission).
+    WorkerRefusal {
+        /// It already shared this round (or a later one) of the job.
+        AlreadyShared => "already_shared",
+        /// Fewer submissions than the job's minimum.
+        TooFew => "too_few",
+        /// An input is not a Submit of this chain, job and round.
+        WrongStatement => "wrong_statement",
+        /// An input's signature does not verify.
+        BadSignature => "bad_signature",
+        /// An input's payload does not hash to its signed digest or size.
+        PayloadMismatch => "payload_mismatch",
+        /// An input's sender is not in the committee.
+        NotMember => "not_member",
+        /// Two inputs from one sender.
+        DuplicateSender => "duplicate_sender",
+        /// The hospital's own submission of the round is missing.
+        OwnSubmissionMissing => "own_submission_missing",
+        /// An input's payload does not decode to the job's ciphertexts.
+        InvalidPayload => "invalid_payload",
+        /// An input has no valid proof of plaintext knowledge.
+        NoKnowledgeProof => "no_knowledge_proof",
+        /// It was asked to sign a second submission for a round it already signed.
+        AlreadySubmitted => "already_submitted",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -159,6 +188,12 @@ mod tests {
         );
         check(
             &WorkerSubmitOutcome::ALL
+                .iter()
+                .map(|p| p.as_str())
+                .collect::<Vec<_>>(),
+        );
+        check(
+            &WorkerRefusal::ALL
                 .iter()
                 .map(|p| p.as_str())
                 .collect::<Vec<_>>(),

@@ -6,7 +6,7 @@ use prometheus::{Histogram, HistogramTimer, IntCounter, IntCounterVec, IntGauge,
 
 use crate::build::{histogram, int_counter, int_counter_vec, int_gauge};
 use crate::coordinator::PHASE_BUCKETS;
-use crate::labels::WorkerSubmitOutcome;
+use crate::labels::{WorkerRefusal, WorkerSubmitOutcome};
 use crate::Result;
 
 /// The metrics of a hospital worker, in a registry of their own.
@@ -18,6 +18,7 @@ use crate::Result;
 /// | `fedchain_worker_sent_bytes_total` | counter | |
 /// | `fedchain_worker_submissions_total` | counter | `outcome` ([`WorkerSubmitOutcome`]) |
 /// | `fedchain_worker_decryption_shares_total` | counter | |
+/// | `fedchain_worker_refusals_total` | counter | `reason` ([`WorkerRefusal`]) |
 /// | `fedchain_worker_connected` | gauge (0 or 1) | |
 /// | `fedchain_worker_reconnects_total` | counter | |
 /// | `fedchain_worker_current_round` | gauge | |
@@ -29,6 +30,7 @@ pub struct WorkerMetrics {
     sent_bytes: IntCounter,
     submissions: IntCounterVec,
     decryption_shares: IntCounter,
+    refusals: IntCounterVec,
     connected: IntGauge,
     reconnects: IntCounter,
     current_round: IntGauge,
@@ -67,6 +69,12 @@ impl WorkerMetrics {
                 "fedchain_worker_decryption_shares_total",
                 "Decryption shares produced and sent.",
             )?,
+            refusals: int_counter_vec(
+                &r,
+                "fedchain_worker_refusals_total",
+                "Requests the hospital refused (decrypting outside its rules, signing twice), by reason.",
+                &["reason"],
+            )?,
             connected: int_gauge(
                 &r,
                 "fedchain_worker_connected",
@@ -86,6 +94,9 @@ impl WorkerMetrics {
         };
         for outcome in WorkerSubmitOutcome::ALL {
             m.submissions.with_label_values(&[outcome.as_str()]);
+        }
+        for reason in WorkerRefusal::ALL {
+            m.refusals.with_label_values(&[reason.as_str()]);
         }
         Ok(m)
     }
@@ -135,6 +146,11 @@ impl WorkerMetrics {
     /// A decryption share was produced and sent.
     pub fn decryption_share_produced(&self) {
         self.decryption_shares.inc();
+    }
+
+    /// A request was refused for `reason`.
+    pub fn refused(&self, reason: WorkerRefusal) {
+        self.refusals.with_label_values(&[reason.as_str()]).inc();
     }
 
     /// The connection to the coordinator is up (`true`) or lost (`false`).

@@ -659,13 +659,13 @@ impl Loop {
             CoordinatorMsg::ShareRequest(r) => {
                 let per = self.c.ciphertexts() as u64;
                 self.metrics
-                    .ciphertexts_aggregated(per * r.inputs.len() as u64);
+                    .ciphertexts_aggregated(per * r.submissions.len() as u64);
                 self.metrics
                     .observe_phase(Phase::Train, self.phase_started.elapsed());
                 self.phase_started = Instant::now();
                 info!(
                     round = r.round,
-                    inputs = r.inputs.len(),
+                    inputs = r.submissions.len(),
                     height = s.ledger().height(),
                     "coordinator: submissions closed, shares requested"
                 );

@@ -5,18 +5,26 @@
 //! before it goes on the wire; after a reconnect or a restart of the process, a `RoundOpen` or
 //! `ShareRequest` for that round is answered with exactly the stored message (same digest,
 //! same nonce), which the coordinator acknowledges as a duplicate instead of punishing an
-//! equivocation.
+//! equivocation. The hospital's high-water marks (`marks.bin`: the last round it signed a
+//! submission for and the last it shared, per job) are written (synced) before any message
+//! that advanced them leaves, are never removed, and are loaded at start, so no restart and no
+//! coordinator message makes it sign twice or decrypt a round again.
+//!
+//! A request the hospital refuses (a share request outside its rules, a second submission) is
+//! logged with its typed reason and counted in `fedchain_worker_refusals_total`; the worker
+//! goes on.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use fedchain_coordinator::service::{CoordinatorMsg, Outcome, WorkerMsg, WorkerService};
 use fedchain_coordinator::setup::{deployed_hospital, DeployedHospital};
+use fedchain_ledger::Address;
 use fedchain_ledger::{Role, Transaction, TxKind};
-use fedchain_metrics::labels::WorkerSubmitOutcome;
+use fedchain_metrics::labels::{WorkerRefusal, WorkerSubmitOutcome};
 use fedchain_metrics::WorkerMetrics;
 use fedchain_net::{Client, Incoming, NetError, Peer};
-use fedchain_worker::{ShareMsg, SubmissionMsg};
+use fedchain_worker::{Marks, ShareMsg, ShareRefusal, SubmissionMsg, WorkerError};
 use rand::Rng;
 use tokio::sync::oneshot;
 use tracing::{info, warn};
@@ -75,6 +83,9 @@ pub async fn run(cfg: WorkerConfig, mut shutdown: oneshot::Receiver<()>) -> Resu
     };
     let chain = chain_id(&cfg.chain_id, &bundle);
     let name = bundle.identity.name.clone();
+    std::fs::create_dir_all(&cfg.state_dir).map_err(io_err(&cfg.state_dir))?;
+    let marks_path = cfg.state_dir.join(MARKS);
+    let marks: Marks = load(&marks_path)?.unwrap_or_default();
     // the hospital's own enrollment: registration (nonce 1) and join (nonce 2), deterministic
     let signed = |nonce, kind| {
         Transaction {
@@ -111,12 +122,13 @@ pub async fn run(cfg: WorkerConfig, mut shutdown: oneshot::Receiver<()>) -> Resu
                 index,
                 threshold_key,
                 share,
+                committee: committee.iter().map(|(_, k)| Address::of(k)).collect(),
+                marks,
             },
         )
     })?;
     info!(hospital = %name, index, samples = hospital.samples(), "worker: ready");
     let service = WorkerService::new(hospital, cfg.job, cfg.experiment.seed, index);
-    std::fs::create_dir_all(&cfg.state_dir).map_err(io_err(&cfg.state_dir))?;
 
     let metrics = WorkerMetrics::new()?;
     let (stop_metrics, metrics_stopped) = oneshot::channel::<()>();
@@ -256,6 +268,28 @@ impl Worker {
         self.cfg.state_dir.join(format!("round-{round}.{kind}"))
     }
 
+    /// Let the service react; persist the hospital's marks if they moved (before anything
+    /// that moved them is stored or sent). A refusal is logged and counted, not fatal.
+    fn react(&mut self, msg: CoordinatorMsg) -> Result<Vec<WorkerMsg>> {
+        let before = self.service.hospital().marks().clone();
+        let replies = match self.service.on_message(msg) {
+            Ok(r) => r,
+            Err(e) => match refusal(&e) {
+                Some(reason) => {
+                    warn!(hospital = %self.name, error = %e, "worker: request refused");
+                    self.metrics.refused(reason);
+                    Vec::new()
+                }
+                None => return Err(e.into()),
+            },
+        };
+        let marks = self.service.hospital().marks();
+        if *marks != before {
+            store(&self.cfg.state_dir.join(MARKS), marks)?;
+        }
+        Ok(replies)
+    }
+
     fn handle(&mut self, msg: CoordinatorMsg) -> Result<Vec<WorkerMsg>> {
         match &msg {
             CoordinatorMsg::Refused { reason } => {
@@ -272,7 +306,7 @@ impl Worker {
                     return Ok(vec![WorkerMsg::Submit(m)]);
                 }
                 let t = Instant::now();
-                let replies = self.service.on_message(msg)?;
+                let replies = self.react(msg)?;
                 self.metrics.observe_training(t.elapsed());
                 info!(hospital = %self.name, round, ms = t.elapsed().as_millis() as u64, "worker: trained and encrypted");
                 #[cfg(feature = "failpoints")]
@@ -289,14 +323,14 @@ impl Worker {
                     return Ok(vec![WorkerMsg::Share(m)]);
                 }
                 let round = r.round;
-                let replies = self.service.on_message(msg)?;
+                let replies = self.react(msg)?;
                 for r in &replies {
                     if let WorkerMsg::Share(m) = r {
                         store(&self.path("share", round), m)?;
                         self.metrics.decryption_share_produced();
+                        info!(hospital = %self.name, round, "worker: decryption share sent");
                     }
                 }
-                info!(hospital = %self.name, round, "worker: decryption share sent");
                 return Ok(replies);
             }
             CoordinatorMsg::Ack(a) => {
@@ -312,7 +346,7 @@ impl Worker {
             }
             CoordinatorMsg::RoundResult(r) => {
                 info!(hospital = %self.name, round = r.round, committed = r.committed, "worker: round result");
-                // nothing of this round or before will be asked for again
+                // nothing of this round or before will be resent (the marks stay)
                 for kind in ["submit", "share"] {
                     for round in 0..=r.round {
                         let p = self.path(kind, round);
@@ -323,8 +357,31 @@ impl Worker {
                 }
             }
         }
-        Ok(self.service.on_message(msg)?)
+        self.react(msg)
     }
+}
+
+/// The hospital's high-water marks in `state_dir`.
+const MARKS: &str = "marks.bin";
+
+/// The metrics label of a refusal; `None` for errors that are not refusals.
+fn refusal(e: &WorkerError) -> Option<WorkerRefusal> {
+    Some(match e {
+        WorkerError::AlreadySubmitted { .. } => WorkerRefusal::AlreadySubmitted,
+        WorkerError::ShareRefused(r) => match r {
+            ShareRefusal::AlreadyShared { .. } => WorkerRefusal::AlreadyShared,
+            ShareRefusal::TooFew { .. } => WorkerRefusal::TooFew,
+            ShareRefusal::WrongStatement { .. } => WorkerRefusal::WrongStatement,
+            ShareRefusal::BadSignature { .. } => WorkerRefusal::BadSignature,
+            ShareRefusal::PayloadMismatch { .. } => WorkerRefusal::PayloadMismatch,
+            ShareRefusal::NotMember { .. } => WorkerRefusal::NotMember,
+            ShareRefusal::DuplicateSender { .. } => WorkerRefusal::DuplicateSender,
+            ShareRefusal::OwnSubmissionMissing => WorkerRefusal::OwnSubmissionMissing,
+            ShareRefusal::InvalidPayload { .. } => WorkerRefusal::InvalidPayload,
+            ShareRefusal::NoKnowledgeProof { .. } => WorkerRefusal::NoKnowledgeProof,
+        },
+        _ => return None,
+    })
 }
 
 fn load<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>> {
@@ -348,5 +405,12 @@ fn store<T: serde::Serialize>(path: &Path, msg: &T) -> Result<()> {
     let mut f = std::fs::File::create(&tmp).map_err(io_err(&tmp))?;
     f.write_all(&bytes).map_err(io_err(&tmp))?;
     f.sync_all().map_err(io_err(&tmp))?;
-    std::fs::rename(&tmp, path).map_err(io_err(path))
+    std::fs::rename(&tmp, path).map_err(io_err(path))?;
+    // the rename itself must survive a crash
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io_err(dir))?;
+    }
+    Ok(())
 }

@@ -3,17 +3,20 @@
 //! submission, and, as a key-share holder, produces decryption shares of round aggregates.
 //! It holds no global state: the global parameters come in, messages go out.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use fedchain_crypto::identity::SigningKey;
 use fedchain_crypto::threshold::{KeyShare, ThresholdPublicKey, VectorDecryptionShare};
-use fedchain_crypto::vector::encrypt_update;
-use fedchain_crypto::{CiphertextVector, CryptoError, Encryptor, Packer};
+use fedchain_crypto::vector::{aggregate, encrypt_update};
+use fedchain_crypto::{CiphertextVector, CryptoError, Encryptor, Packer, ProvenVector};
 use fedchain_datasets::Dataset;
 use fedchain_ledger::{Address, Hash, JobId, SignedTx, Transaction, TxKind};
 use fedchain_models::{Model, ModelError, TrainConfig};
+use rand::rngs::OsRng;
 use rand::SeedableRng;
-use rand_chacha::ChaCha20Rng;
+use rand_chacha::{ChaCha20Rng, ChaCha8Rng};
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 pub mod service;
@@ -31,10 +34,100 @@ pub enum WorkerError {
     Crypto(#[from] CryptoError),
     #[error("this hospital holds no key share")]
     NoKeyShare,
-    #[error("refusing to decrypt: not the product of the round's {inputs} valid submissions (at least 2)")]
-    NotTheAggregate { inputs: usize },
+    #[error("refusing to decrypt: {0}")]
+    ShareRefused(#[from] ShareRefusal),
+    #[error("refusing to sign a second submission for job {job} round {round} (last signed: round {last})")]
+    AlreadySubmitted { job: JobId, round: u32, last: u32 },
     #[error("global parameters of length {got}, the model has {want}")]
     ParamLength { got: usize, want: usize },
+}
+
+/// Why a holder refused to produce a decryption share (THREAT-MODEL G1, A1). A holder decrypts
+/// only the product of a round's valid submissions: each signed by a distinct committee member
+/// for this chain, job and round, naming the SHA-256 of its exact payload, carrying a valid
+/// proof of plaintext knowledge; at least the job's minimum of them; its own submission
+/// included whenever it submitted; and at most once per (job, round).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ShareRefusal {
+    #[error("job {job} round {round}: already shared round {last} of this job")]
+    AlreadyShared { job: JobId, round: u32, last: u32 },
+    #[error("{got} submissions, the job's minimum is {min}")]
+    TooFew { got: usize, min: u32 },
+    #[error("input {index} is not a Submit of job {job} round {round} on this chain")]
+    WrongStatement {
+        index: usize,
+        job: JobId,
+        round: u32,
+    },
+    #[error("input {index} has a bad signature")]
+    BadSignature { index: usize },
+    #[error("input {index}: the payload does not hash to the signed digest or size")]
+    PayloadMismatch { index: usize },
+    #[error("input {index} is from {sender:?}, not a member of the committee")]
+    NotMember { index: usize, sender: Address },
+    #[error("{sender:?} appears twice among the inputs")]
+    DuplicateSender { sender: Address },
+    #[error("this hospital's own submission of the round is missing from the inputs")]
+    OwnSubmissionMissing,
+    #[error("the submission of {sender:?} is malformed: {reason}")]
+    InvalidPayload { sender: Address, reason: String },
+    #[error("the submission of {sender:?} has no valid proof of plaintext knowledge")]
+    NoKnowledgeProof { sender: Address },
+}
+
+/// What a hospital must remember across restarts so it never signs twice for one (job, round)
+/// and never decrypts a round twice: its high-water marks. Only the hospital advances them;
+/// nothing a coordinator sends clears them. The process adapter writes them durably before a
+/// message that advanced them leaves the process.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Marks {
+    /// Per job: the last round a submission was signed for, and its payload digest.
+    pub submitted: BTreeMap<JobId, (u32, Hash)>,
+    /// Per job: the last round a decryption share was produced for.
+    pub shared: BTreeMap<JobId, u32>,
+}
+
+/// The context a submission's proof of plaintext knowledge is bound to: the chain, the job,
+/// the round and the sender, so a proof moves neither to another party nor to another round.
+pub fn submission_context(chain_id: &str, job: JobId, round: u32, sender: &Address) -> Vec<u8> {
+    let mut c = b"fedchain/submit/v1".to_vec();
+    c.extend_from_slice(&(chain_id.len() as u64).to_be_bytes());
+    c.extend_from_slice(chain_id.as_bytes());
+    c.extend_from_slice(&job.to_be_bytes());
+    c.extend_from_slice(&round.to_be_bytes());
+    c.extend_from_slice(&sender.0);
+    c
+}
+
+/// Decode an encrypted submission's payload and verify its proof of plaintext knowledge for
+/// `sender` in (chain, job, round), expecting `ciphertexts` ciphertexts: what the aggregator,
+/// the validators' verifier and every holder run on each submission.
+pub fn check_submission(
+    e: &EncryptedJob,
+    chain_id: &str,
+    job: JobId,
+    round: u32,
+    sender: &Address,
+    payload: &[u8],
+    ciphertexts: usize,
+) -> std::result::Result<ProvenVector, ShareRefusal> {
+    let pk = e.key.public_key();
+    let v = ProvenVector::from_bytes(pk, payload).map_err(|err| ShareRefusal::InvalidPayload {
+        sender: *sender,
+        reason: err.to_string(),
+    })?;
+    if v.ciphertexts.len() != ciphertexts {
+        return Err(ShareRefusal::InvalidPayload {
+            sender: *sender,
+            reason: format!(
+                "{} ciphertexts, the job's packing needs {ciphertexts}",
+                v.ciphertexts.len()
+            ),
+        });
+    }
+    v.verify(pk, &submission_context(chain_id, job, round, sender))
+        .map_err(|_| ShareRefusal::NoKnowledgeProof { sender: *sender })?;
+    Ok(v)
 }
 
 pub type Result<T, E = WorkerError> = std::result::Result<T, E>;
@@ -85,6 +178,9 @@ pub struct LocalUpdate {
     pub update: Vec<f32>,
     pub samples: u64,
     pub train_loss: f32,
+    /// Seed of the stochastic rounding of this update (public by design: derived from the
+    /// round's training seed, so runs with one seed quantize alike).
+    pub rounding_seed: u64,
 }
 
 fn local_update(
@@ -105,6 +201,7 @@ fn local_update(
                 update,
                 samples: report.num_samples as u64,
                 train_loss: report.loss,
+                rounding_seed: seed,
             })
         }
         LocalRule::FedSgd => {
@@ -114,6 +211,7 @@ fn local_update(
                 update: grad.iter().map(|g| -lr * g).collect(),
                 samples: data.len() as u64,
                 train_loss: loss,
+                rounding_seed: seed,
             })
         }
     }
@@ -143,6 +241,11 @@ pub fn decode_plain(bytes: &[u8], len: usize) -> Option<Vec<f32>> {
 }
 
 /// A hospital node.
+///
+/// Every secret it makes (encryption randomizers, the pool, proof nonces) comes from the
+/// operating system's generator: a ChaCha20 generator seeded from `OsRng` when the hospital is
+/// built, never persisted and never derived from the experiment's seed, so two runs with one
+/// seed give the same model and different ciphertexts, and a restart never repeats a nonce.
 #[derive(Debug)]
 pub struct Hospital {
     key: SigningKey,
@@ -155,6 +258,9 @@ pub struct Hospital {
     protection: Protection,
     encryptor: Option<Encryptor>,
     share: Option<KeyShare>,
+    committee: Vec<Address>,
+    min_participants: u32,
+    marks: Marks,
     rng: ChaCha20Rng,
 }
 
@@ -173,7 +279,12 @@ pub struct HospitalSetup {
     /// The encryptor (its table may be shared; its pool is this hospital's own).
     pub encryptor: Option<Encryptor>,
     pub share: Option<KeyShare>,
-    pub seed: u64,
+    /// The job's committee in key-holder order.
+    pub committee: Vec<Address>,
+    /// The job's minimum of participants (on chain in its `JobSpec`).
+    pub min_participants: u32,
+    /// High-water marks recovered from durable storage (default for a fresh hospital).
+    pub marks: Marks,
 }
 
 impl Hospital {
@@ -189,7 +300,10 @@ impl Hospital {
             protection: s.protection,
             encryptor: s.encryptor,
             share: s.share,
-            rng: ChaCha20Rng::seed_from_u64(s.seed),
+            committee: s.committee,
+            min_participants: s.min_participants,
+            marks: s.marks,
+            rng: ChaCha20Rng::from_seed(os_seed()),
         }
     }
 
@@ -211,6 +325,11 @@ impl Hospital {
     /// The last nonce this hospital signed with.
     pub fn nonce(&self) -> u64 {
         self.nonce
+    }
+
+    /// Its high-water marks (persist them before sending what advanced them).
+    pub fn marks(&self) -> &Marks {
+        &self.marks
     }
 
     /// Continue after `nonce` (the last one the chain or the aggregator has seen from this
@@ -267,63 +386,147 @@ impl Hospital {
         update
     }
 
-    /// Protect, sign and package an update for round `round` of `job`.
+    /// The payload of an update for round `round` of `job`: quantized, packed, encrypted with
+    /// a proof of plaintext knowledge bound to this hospital (or the plain values of the
+    /// baseline). Signs nothing and records nothing: see [`Self::submission`].
+    pub fn protect(&mut self, job: JobId, round: u32, update: &LocalUpdate) -> Result<Vec<u8>> {
+        match (&self.protection, &self.encryptor) {
+            (Protection::Encrypted(e), Some(enc)) => {
+                let context = submission_context(&self.chain_id, job, round, &self.address());
+                let mut rounding = ChaCha8Rng::seed_from_u64(update.rounding_seed);
+                let v = encrypt_update(
+                    enc,
+                    &e.packer,
+                    &update.update,
+                    update.samples,
+                    &context,
+                    &mut rounding,
+                    &mut self.rng,
+                )?;
+                Ok(v.to_bytes(e.key.public_key()))
+            }
+            (Protection::Encrypted(_), None) => Err(WorkerError::NoKeyShare),
+            (Protection::Plaintext, _) => Ok(encode_plain(&update.update)),
+        }
+    }
+
+    /// Protect, sign and package an update for round `round` of `job`. Refused for a round at
+    /// or before the last one this hospital signed a submission for (its marks), so it never
+    /// signs two different submissions for one (job, round).
     pub fn submission(
         &mut self,
         job: JobId,
         round: u32,
         update: &LocalUpdate,
     ) -> Result<SubmissionMsg> {
-        let payload = match (&self.protection, &self.encryptor) {
-            (Protection::Encrypted(e), Some(enc)) => {
-                let v: CiphertextVector = encrypt_update(
-                    enc,
-                    &e.packer,
-                    &update.update,
-                    update.samples,
-                    &mut self.rng,
-                )?;
-                v.to_bytes(e.key.public_key())
+        if let Some((last, _)) = self.marks.submitted.get(&job) {
+            if *last >= round {
+                return Err(WorkerError::AlreadySubmitted {
+                    job,
+                    round,
+                    last: *last,
+                });
             }
-            (Protection::Encrypted(_), None) => return Err(WorkerError::NoKeyShare),
-            (Protection::Plaintext, _) => encode_plain(&update.update),
-        };
+        }
+        let payload = self.protect(job, round, update)?;
+        let digest = Hash::sha256(&payload);
         let tx = self.sign(TxKind::Submit {
             job,
             round,
-            payload: Hash::sha256(&payload),
+            payload: digest,
             samples: update.samples,
             payload_bytes: payload.len() as u64,
         });
+        self.marks.submitted.insert(job, (round, digest));
         Ok(SubmissionMsg { tx, payload })
     }
 
-    /// As a key-share holder: decryption shares (with one proof) of a round's aggregate.
-    ///
-    /// `inputs` are the valid submissions of the round as this hospital reads them from the
-    /// ledger: it decrypts only their product, and only of two or more, so no aggregator can
-    /// have a single hospital's update decrypted.
+    /// As a key-share holder: decryption shares (with one proof) of the product of a round's
+    /// valid submissions, given as their signed `Submit` messages. Every rule of
+    /// [`ShareRefusal`] is checked before anything is decrypted; the round is recorded in the
+    /// marks before the share is made.
     pub fn decryption_share(
         &mut self,
         job: JobId,
         round: u32,
-        aggregate: &CiphertextVector,
-        inputs: &[CiphertextVector],
+        inputs: &[SubmissionMsg],
     ) -> Result<ShareMsg> {
         let Protection::Encrypted(e) = &self.protection else {
             return Err(WorkerError::NoKeyShare);
         };
         let share = self.share.as_ref().ok_or(WorkerError::NoKeyShare)?;
-        let pk = e.key.public_key();
-        if inputs.len() < 2
-            || fedchain_crypto::vector::aggregate(pk, inputs)?.digest(pk) != aggregate.digest(pk)
-        {
-            return Err(WorkerError::NotTheAggregate {
-                inputs: inputs.len(),
-            });
+        if let Some(last) = self.marks.shared.get(&job) {
+            if *last >= round {
+                return Err(ShareRefusal::AlreadyShared {
+                    job,
+                    round,
+                    last: *last,
+                }
+                .into());
+            }
         }
-        let s: VectorDecryptionShare = share.decrypt_share(&e.key, &aggregate.0, &mut self.rng)?;
-        let payload = s.to_bytes(e.key.public_key());
+        if inputs.len() < self.min_participants as usize {
+            return Err(ShareRefusal::TooFew {
+                got: inputs.len(),
+                min: self.min_participants,
+            }
+            .into());
+        }
+        let mut senders = BTreeSet::new();
+        for (index, m) in inputs.iter().enumerate() {
+            let TxKind::Submit {
+                job: j,
+                round: r,
+                payload,
+                payload_bytes,
+                ..
+            } = &m.tx.tx.kind
+            else {
+                return Err(ShareRefusal::WrongStatement { index, job, round }.into());
+            };
+            if *j != job || *r != round || m.tx.tx.chain_id != self.chain_id {
+                return Err(ShareRefusal::WrongStatement { index, job, round }.into());
+            }
+            if !m.tx.verify() {
+                return Err(ShareRefusal::BadSignature { index }.into());
+            }
+            if Hash::sha256(&m.payload) != *payload || m.payload.len() as u64 != *payload_bytes {
+                return Err(ShareRefusal::PayloadMismatch { index }.into());
+            }
+            let sender = m.tx.sender();
+            if !self.committee.contains(&sender) {
+                return Err(ShareRefusal::NotMember { index, sender }.into());
+            }
+            if !senders.insert(sender) {
+                return Err(ShareRefusal::DuplicateSender { sender }.into());
+            }
+        }
+        let me = self.address();
+        if let Some((r, digest)) = self.marks.submitted.get(&job) {
+            let mine = inputs.iter().any(|m| {
+                m.tx.sender() == me
+                    && matches!(&m.tx.tx.kind, TxKind::Submit { payload, .. } if payload == digest)
+            });
+            if *r == round && !mine {
+                return Err(ShareRefusal::OwnSubmissionMissing.into());
+            }
+        }
+        let want = e.packer.plaintexts_for(self.model.num_params());
+        let chain_id = &self.chain_id;
+        let vectors: Vec<CiphertextVector> = inputs
+            .par_iter()
+            .map(|m| {
+                check_submission(e, chain_id, job, round, &m.tx.sender(), &m.payload, want)
+                    .map(|v| v.ciphertexts)
+            })
+            .collect::<std::result::Result<_, ShareRefusal>>()?;
+        let pk = e.key.public_key();
+        let product = aggregate(pk, &vectors)?;
+        // recorded before the share exists: a restart or a coordinator message never brings
+        // this round back
+        self.marks.shared.insert(job, round);
+        let s: VectorDecryptionShare = share.decrypt_share(&e.key, &product.0, &mut self.rng)?;
+        let payload = s.to_bytes(pk);
         let tx = self.sign(TxKind::DecryptionShare {
             job,
             round,
@@ -331,4 +534,12 @@ impl Hospital {
         });
         Ok(ShareMsg { tx, payload })
     }
+}
+
+/// 32 bytes from the operating system's generator (the seed of a hospital's secret randomness).
+fn os_seed() -> [u8; 32] {
+    use rand::RngCore;
+    let mut seed = [0u8; 32];
+    OsRng.fill_bytes(&mut seed);
+    seed
 }

@@ -10,11 +10,10 @@
 
 use std::collections::BTreeMap;
 
-use fedchain_crypto::CiphertextVector;
 use fedchain_ledger::{Address, Hash, JobId};
 use serde::{Deserialize, Serialize};
 
-use crate::{round_seed, Hospital, Protection, Result, ShareMsg, SubmissionMsg, WorkerError};
+use crate::{round_seed, Hospital, Protection, Result, ShareMsg, SubmissionMsg};
 
 /// Version of the messages below; a peer speaking another one is refused at `Hello`.
 pub const PROTOCOL_VERSION: u16 = 1;
@@ -44,16 +43,14 @@ pub struct RoundOpen {
     pub deadline: u64,
 }
 
-/// Submissions are closed: decrypt this aggregate. `inputs` are the round's valid submissions
-/// as the ledger holds them, so the holder checks the aggregate is their product (of >= 2).
+/// Submissions are closed: decrypt the product of the round's valid submissions. Each comes
+/// as its submitter signed it (transaction and payload), so a holder checks every rule of
+/// [`crate::ShareRefusal`] itself and computes the product; nothing else is taken on trust.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ShareRequest {
     pub job: JobId,
     pub round: u32,
-    /// The aggregate ciphertext vector (codec bytes).
-    pub aggregate: Vec<u8>,
-    /// The valid input ciphertext vectors (codec bytes).
-    pub inputs: Vec<Vec<u8>>,
+    pub submissions: Vec<SubmissionMsg>,
 }
 
 /// Why the coordinator refused a message.
@@ -247,19 +244,9 @@ impl WorkerService {
                 if self.held.shared == Some(req.round) {
                     return Ok(Vec::new());
                 }
-                let Protection::Encrypted(e) = self.hospital.protection() else {
-                    return Err(WorkerError::NoKeyShare);
-                };
-                let pk = e.key.public_key().clone();
-                let aggregate = CiphertextVector::from_bytes(&pk, &req.aggregate)?;
-                let inputs = req
-                    .inputs
-                    .iter()
-                    .map(|b| CiphertextVector::from_bytes(&pk, b))
-                    .collect::<std::result::Result<Vec<_>, _>>()?;
                 let m = self
                     .hospital
-                    .decryption_share(self.job, req.round, &aggregate, &inputs)?;
+                    .decryption_share(self.job, req.round, &req.submissions)?;
                 self.shared.insert(req.round, m.clone());
                 Ok(vec![WorkerMsg::Share(m)])
             }

@@ -16,7 +16,7 @@ use fedchain_ledger::types::{decode, encode, Offence};
 use fedchain_ledger::{
     verify_chain_with, Address, AuditReport, Hash, JobId, SignedTx, Store, TxKind,
 };
-use fedchain_worker::{decode_plain, encode_plain, Hospital, Protection, ShareMsg, SubmissionMsg};
+use fedchain_worker::{decode_plain, encode_plain, Hospital, ShareMsg, SubmissionMsg};
 use serde::{Deserialize, Serialize};
 
 use super::{
@@ -86,7 +86,6 @@ pub struct CoordinatorService {
     ledger: Ledger,
     engine: RoundEngine,
     job: JobId,
-    protection: Protection,
     server: ServerStep,
     deadline_blocks: u64,
     committee: Vec<Address>,
@@ -205,7 +204,6 @@ impl CoordinatorService {
             ledger,
             engine: RoundEngine::new(c.engine_config(job)),
             job,
-            protection: c.protection.clone(),
             server: c.cfg.server,
             deadline_blocks: c.cfg.deadline_blocks,
             committee: c.committee(),
@@ -288,7 +286,6 @@ impl CoordinatorService {
             round,
             params_hash: params,
             deadline,
-            min_participants: self.engine.config().min_participants,
         });
         let mut txs = std::mem::take(&mut self.txs);
         txs.push(open);
@@ -600,21 +597,15 @@ impl CoordinatorService {
                         },
                     });
                 }
-                Action::RequestShares { round, aggregate } => {
-                    // the holders read the round's valid submissions from the chain: commit
-                    // what was accepted first
+                Action::RequestShares { round, inputs, .. } => {
+                    // what the holders decrypt is final on chain first: commit what was
+                    // accepted, then hand them the valid submissions as their senders signed
                     let txs = std::mem::take(&mut self.txs);
                     self.commit_block(txs, now_ms)?;
-                    let inputs = self.ledger.valid_inputs(self.job, &self.protection)?;
-                    let Protection::Encrypted(e) = &self.protection else {
-                        return Err(SimError::Service("shares requested in plaintext".into()));
-                    };
-                    let pk = e.key.public_key();
                     let request = ShareRequest {
                         job: self.job,
                         round,
-                        aggregate: aggregate.to_bytes(pk),
-                        inputs: inputs.iter().map(|v| v.to_bytes(pk)).collect(),
+                        submissions: inputs,
                     };
                     if let Phase::Collecting(o) = &self.phase {
                         self.phase = Phase::Decrypting(o.clone(), request.clone());

@@ -13,6 +13,7 @@ fn key(i: u8) -> SigningKey {
 
 fn engine(members: usize, min: u32) -> RoundEngine {
     let mut e = RoundEngine::new(EngineConfig {
+        chain_id: "t".into(),
         job: 0,
         protection: Protection::Plaintext,
         num_params: 3,

@@ -1,6 +1,7 @@
 //! Integration tests of the round engine and the simulation: the same code a deployment runs.
 #![allow(clippy::unwrap_used)]
 
+mod confidentiality;
 mod engine;
 mod service;
 mod simulate;

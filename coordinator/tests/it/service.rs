@@ -11,6 +11,7 @@ use fedchain_coordinator::service::{
 use fedchain_coordinator::simulate::run_one;
 use fedchain_coordinator::{Consortium, Quiet, SimulateConfig};
 use fedchain_ledger::{Address, Store};
+use fedchain_worker::{ShareRefusal, WorkerError};
 
 /// 512-bit key (tests only), breast cancer, 4 hospitals, t = 3 (also the minimum).
 fn small(rounds: u32) -> SimulateConfig {
@@ -38,6 +39,8 @@ struct Net {
     to_coord: VecDeque<(Address, Vec<u8>)>,
     to_workers: VecDeque<(Address, Vec<u8>)>,
     now_ms: u64,
+    /// What workers refused, in order.
+    refusals: Vec<(Address, WorkerError)>,
 }
 
 impl Net {
@@ -52,6 +55,7 @@ impl Net {
             to_coord: VecDeque::new(),
             to_workers: VecDeque::new(),
             now_ms: 1_800_000_000_000,
+            refusals: Vec::new(),
         };
         for (i, h) in hospitals.into_iter().enumerate() {
             let w = WorkerService::new(h, job, c.cfg.seed, i);
@@ -98,8 +102,14 @@ impl Net {
                     continue; // vanished: lost
                 };
                 let msg: CoordinatorMsg = bincode::deserialize(&bytes).unwrap();
-                for reply in w.on_message(msg).unwrap() {
-                    self.to_coord.push_back((a, wire(&reply)));
+                match w.on_message(msg) {
+                    Ok(replies) => {
+                        for reply in replies {
+                            self.to_coord.push_back((a, wire(&reply)));
+                        }
+                    }
+                    // a refusal (as the worker process logs and counts it): no reply
+                    Err(e) => self.refusals.push((a, e)),
                 }
             } else if let Some((from, bytes)) = self.to_coord.pop_front() {
                 let msg: WorkerMsg = bincode::deserialize(&bytes).unwrap();
@@ -549,6 +559,13 @@ fn equivocation_evidence_survives_a_coordinator_crash() {
     assert!(r.committed);
     assert_eq!(r.accepted.len(), 3);
     assert!(!r.accepted.contains(&a0));
+    // the equivocator's own worker sees its submission out of the aggregate and refuses to
+    // decrypt it; the other three holders decrypt
+    assert!(net.refusals.iter().any(|(a, e)| *a == a0
+        && matches!(
+            e,
+            WorkerError::ShareRefused(ShareRefusal::OwnSubmissionMissing)
+        )));
     let state = net.coord().ledger().chain().state();
     assert_eq!(
         state.jobs[&job].members[&a0], 1000,

@@ -4,6 +4,7 @@
 mod codec;
 mod common;
 mod identity;
+mod knowledge;
 mod packing;
 mod paillier;
 mod threshold;

@@ -198,7 +198,11 @@ fn encrypted_fedavg_pipeline_matches_plain_average() {
     let encrypted: Vec<_> = updates
         .iter()
         .zip(weights)
-        .map(|(u, w)| encrypt_update(&enc, &packer, u, w, &mut r).unwrap())
+        .map(|(u, w)| {
+            encrypt_update(&enc, &packer, u, w, b"test", &mut rng(71), &mut r)
+                .unwrap()
+                .ciphertexts
+        })
         .collect();
     let agg = aggregate(pk, &encrypted).unwrap();
     let total: u64 = weights.iter().sum();
@@ -261,4 +265,20 @@ proptest! {
         let shares = shares_for(&cs, &holders, seed);
         prop_assert_eq!(k.public.combine(&cs, &shares).unwrap(), vec![Integer::from(v)]);
     }
+}
+
+#[test]
+fn a_key_share_that_does_not_match_its_verification_key_is_refused() {
+    let k = small_threshold();
+    for s in &k.shares {
+        s.check_key(&k.public).unwrap();
+    }
+    // holder 2's secret relabelled as holder 1 (the holder index is the body's first u32)
+    let mut bytes = k.shares[1].to_bytes();
+    bytes[4..8].copy_from_slice(&1u32.to_be_bytes());
+    let wrong = KeyShare::from_bytes(&bytes).unwrap();
+    assert_eq!(
+        wrong.check_key(&k.public),
+        Err(CryptoError::ShareKeyMismatch { holder: 1 })
+    );
 }

@@ -88,6 +88,7 @@ impl Net {
             packing: r#"{"value_bits":16}"#.into(),
             threshold,
             committee: self.hospitals.iter().map(addr).collect(),
+            min_participants: threshold.max(fedchain_ledger::MIN_PARTICIPANTS),
             incentives: Incentives {
                 min_deposit: 1000,
                 submit_reward: 900,

@@ -15,7 +15,6 @@ fn open(net: &mut Net, chain: &mut Chain<MemoryStore>, round: u32, deadline: u64
             round,
             params_hash: Hash::sha256(&[round as u8]),
             deadline,
-            min_participants: 2,
         },
     );
     assert!(net.block(chain, vec![t]).is_empty());
@@ -306,7 +305,7 @@ fn every_bad_submission_gets_its_typed_error() {
 
 #[test]
 fn equivocation_missed_deadline_and_bad_payload_are_penalized() {
-    let mut net = Net::new(4, 5);
+    let mut net = Net::new(4, 6);
     let mut chain = Chain::open(MemoryStore::new(), &net.genesis).unwrap();
     net.setup_job(&mut chain, 2);
     open(&mut net, &mut chain, 0, 9);
@@ -315,8 +314,9 @@ fn equivocation_missed_deadline_and_bad_payload_are_penalized() {
     let s1 = submit(&mut net, &chain, 1, 0, b"ok1");
     let s2 = submit(&mut net, &chain, 2, 0, b"bad ciphertext");
     let s4 = submit(&mut net, &chain, 4, 0, b"ok4");
+    let s5 = submit(&mut net, &chain, 5, 0, b"ok5");
     assert!(net
-        .block(&mut chain, vec![a.clone(), s1, s2, s4])
+        .block(&mut chain, vec![a.clone(), s1, s2, s4, s5])
         .is_empty());
     let agg = net.aggregator.clone();
     let (h0, h2, h3) = (
@@ -392,11 +392,15 @@ fn equivocation_missed_deadline_and_bad_payload_are_penalized() {
         chain.check_tx(&bad_commit),
         Err(TxError::BadCommit { .. })
     ));
-    let (h1, h4) = (addr(&net.hospitals[1]), addr(&net.hospitals[4]));
+    let (h1, h4, h5) = (
+        addr(&net.hospitals[1]),
+        addr(&net.hospitals[4]),
+        addr(&net.hospitals[5]),
+    );
     // before the deadline, hospital 3 may still submit: committing now is refused
-    let early = commit_tx(&mut net, vec![h1, h4], &providers);
+    let early = commit_tx(&mut net, vec![h1, h4, h5], &providers);
     // the equivocator's first submission is out of the aggregate, like the invalid one
-    let with_equivocator = commit_tx(&mut net, vec![h0, h1, h4], &providers);
+    let with_equivocator = commit_tx(&mut net, vec![h0, h1, h4, h5], &providers);
     assert!(matches!(
         chain.check_tx(&with_equivocator),
         Err(TxError::BadCommit { .. })
@@ -478,4 +482,47 @@ fn a_block_needs_more_than_two_thirds_of_validators() {
         ))
     ));
     let _unused: Option<State> = None;
+}
+
+/// A14: a job whose minimum of participants is below 3 (or below its threshold) is refused, and
+/// a round cannot commit with fewer valid submissions than the job's minimum: it can only be
+/// voided.
+#[test]
+fn a14_job_minimum_below_three_is_refused_and_rounds_cannot_commit_below_it() {
+    let mut net = Net::new(4, 4);
+    let mut chain = Chain::open(MemoryStore::new(), &net.genesis).unwrap();
+    net.setup_job(&mut chain, 2);
+    let agg = net.aggregator.clone();
+    for (min, threshold) in [(2u32, 2u32), (0, 1), (3, 4), (5, 2)] {
+        let mut spec = net.job_spec(threshold);
+        spec.min_participants = min;
+        let create = net.tx(&agg, TxKind::CreateJob(spec));
+        assert!(
+            matches!(
+                chain.check_tx(&create),
+                Err(TxError::MinParticipants { got, .. }) if got == min
+            ),
+            "min {min}, threshold {threshold}"
+        );
+    }
+    // job 0 (setup_job): minimum 3. Only the victim and a colluder submit.
+    assert_eq!(chain.state().jobs[&0].spec.min_participants, 3);
+    open(&mut net, &mut chain, 0, 7);
+    let victim = submit(&mut net, &chain, 0, 0, b"victim");
+    let colluder = submit(&mut net, &chain, 1, 0, b"colluder");
+    assert!(net.block(&mut chain, vec![victim, colluder]).is_empty());
+    let shares = share_txs(&mut net, &chain, 2);
+    assert!(net.block(&mut chain, shares).is_empty());
+    while chain.head().height < 7 {
+        net.block(&mut chain, vec![]);
+    }
+    let pair = vec![addr(&net.hospitals[0]), addr(&net.hospitals[1])];
+    let commit = commit_tx(&mut net, pair.clone(), &pair);
+    match chain.check_tx(&commit) {
+        Err(TxError::BadCommit { reason, .. }) => assert!(reason.contains("minimum"), "{reason}"),
+        other => panic!("a commit of two was not refused: {other:?}"),
+    }
+    let void = net.tx(&agg, TxKind::VoidRound { job: 0, round: 0 });
+    assert!(net.block(&mut chain, vec![void]).is_empty());
+    verify_chain(chain.store(), &net.genesis).unwrap();
 }

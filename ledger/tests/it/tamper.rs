@@ -16,7 +16,6 @@ fn build(path: &std::path::Path) -> (Net, Hash, u64) {
             round: 0,
             params_hash: Hash::default(),
             deadline: 50,
-            min_participants: 2,
         },
     );
     net.block(&mut chain, vec![t]);

@@ -51,7 +51,6 @@ fn run_round(aggregate_lies: bool) -> (Net, Chain<MemoryStore>, PublicKey) {
             round: 0,
             params_hash: Hash::default(),
             deadline: 100,
-            min_participants: 2,
         },
     );
     assert!(net.block(&mut chain, vec![open]).is_empty());
