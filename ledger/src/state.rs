@@ -796,19 +796,15 @@ impl State {
         let j = self.job_mut(job)?;
         j.punished.insert((round, offender, kind));
         if let Some(open) = j.open.as_mut().filter(|o| o.round == round) {
-            match kind {
-                // an equivocator's submission is out of the aggregate as well
-                0 | 1 => {
-                    if let Some(s) = open.submissions.get_mut(&offender) {
-                        s.rejected = true;
-                    }
+            // the message the offence is about is out of the round: an equivocator's or an
+            // invalid submission leaves the aggregate, an equivocator's or an invalid share
+            // the combination
+            if offence.against_submission() {
+                if let Some(s) = open.submissions.get_mut(&offender) {
+                    s.rejected = true;
                 }
-                2 => {
-                    if let Some(s) = open.shares.get_mut(&offender) {
-                        s.1 = true;
-                    }
-                }
-                _ => {}
+            } else if let Some(s) = open.shares.get_mut(&offender) {
+                s.1 = true;
             }
         }
         let d = j.members.get_mut(&offender).ok_or(TxError::NotMember {

@@ -246,7 +246,8 @@ const GENESIS_KEY: &[u8] = b"genesis";
 const STATE_KEY: &[u8] = b"current";
 
 /// A RocksDB store: column families headers / bodies (key: height, big-endian), txs (tx hash ->
-/// height, index), state (the current state), payloads (digest -> bytes), meta (head),
+/// height, index), state (the current state), payloads (digest -> bytes), meta (`head`: height
+/// and header hash; `genesis`: the genesis configuration),
 /// pending (sequence number -> accepted, uncommitted message record).
 #[derive(Debug)]
 pub struct RocksStore {

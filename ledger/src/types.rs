@@ -146,7 +146,9 @@ pub struct JobSpec {
     pub model_spec_hash: Hash,
     /// Encoding of the job's threshold Paillier public key (`ThresholdPublicKey::to_bytes`).
     pub threshold_key: Vec<u8>,
-    /// Packing parameters as canonical JSON (value bits, clip, max weight, rounding).
+    /// The job's parameters as JSON, what a verifier needs besides the threshold key:
+    /// `{"num_params", "packing": {value_bits, clip, max_parties, max_samples, rounding} or
+    /// null for a plaintext job, "server"}` (fedchain-coordinator's `JobParams`).
     pub packing: String,
     /// Decryption threshold t.
     pub threshold: u32,
@@ -183,15 +185,36 @@ pub enum Offence {
 }
 
 impl Offence {
+    /// Evidence kind of two different signed submissions for one round.
+    pub const SUBMISSION_EQUIVOCATION: u8 = 0;
+    /// Evidence kind of an invalid submission payload.
+    pub const INVALID_PAYLOAD: u8 = 1;
+    /// Evidence kind of a decryption share whose proof fails.
+    pub const INVALID_SHARE: u8 = 2;
+    /// Evidence kind of two different signed decryption shares for one round.
+    pub const SHARE_EQUIVOCATION: u8 = 3;
+
     /// The kind of offence as the chain records it in a job's `punished` set (evidence of one
-    /// kind counts once per round and offender): 0 equivocation, 1 invalid payload, 2 invalid
-    /// share.
+    /// kind counts once per round and offender). An equivocation is of submissions or of
+    /// decryption shares after what its first message is: the penalty then takes the
+    /// offender's submission, or its share, out of the round.
     pub fn kind(&self) -> u8 {
         match self {
-            Offence::Equivocation { .. } => 0,
-            Offence::InvalidPayload { .. } => 1,
-            Offence::InvalidShare { .. } => 2,
+            Offence::Equivocation { first, .. } => match first.tx.kind {
+                TxKind::DecryptionShare { .. } => Self::SHARE_EQUIVOCATION,
+                _ => Self::SUBMISSION_EQUIVOCATION,
+            },
+            Offence::InvalidPayload { .. } => Self::INVALID_PAYLOAD,
+            Offence::InvalidShare { .. } => Self::INVALID_SHARE,
         }
+    }
+
+    /// Whether the offence takes the offender's submission out of the round (else its share).
+    pub fn against_submission(&self) -> bool {
+        matches!(
+            self.kind(),
+            Self::SUBMISSION_EQUIVOCATION | Self::INVALID_PAYLOAD
+        )
     }
 }
 

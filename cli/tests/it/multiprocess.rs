@@ -172,6 +172,10 @@ fn intruders_and_garbage_do_not_disturb_a_running_round() {
         let junk: Vec<u8> = (0..1200).map(|j| (i.wrapping_mul(31) ^ j) as u8).collect();
         udp.send_to(&junk, listen).expect("send");
     }
+    // the server logs the refusal from its handshake task, a moment after the client gave up
+    c.wait_for("the refused handshake to be logged", 30, |c| {
+        c.log("coordinator").contains("handshake refused")
+    });
     let log = c.log("coordinator");
     let refused = log.find("handshake refused");
     let committed = log.find("round committed");

@@ -526,3 +526,93 @@ fn a14_job_minimum_below_three_is_refused_and_rounds_cannot_commit_below_it() {
     assert!(net.block(&mut chain, vec![void]).is_empty());
     verify_chain(chain.store(), &net.genesis).unwrap();
 }
+
+/// An equivocation of decryption shares takes the offender's share out of the round (not its
+/// submission), and an equivocation of submissions its submission (not its share): each is its
+/// own kind of evidence, punished once.
+#[test]
+fn share_and_submission_equivocations_are_distinct_offences() {
+    let mut net = Net::new(4, 4);
+    let mut chain = Chain::open(MemoryStore::new(), &net.genesis).unwrap();
+    net.setup_job(&mut chain, 2);
+    open(&mut net, &mut chain, 0, 100);
+    let subs: Vec<_> = (0..4)
+        .map(|h| submit(&mut net, &chain, h, 0, format!("update {h}").as_bytes()))
+        .collect();
+    let first_submit = subs[1].clone();
+    assert!(net.block(&mut chain, subs).is_empty());
+    let shares = share_txs(&mut net, &chain, 3);
+    let first_share = shares[0].clone();
+    assert!(net.block(&mut chain, shares).is_empty());
+    let agg = net.aggregator.clone();
+    let (h0, h1) = (addr(&net.hospitals[0]), addr(&net.hospitals[1]));
+    // hospital 0 signs a second, different share of round 0
+    let d = chain.put_payload(b"another share").unwrap();
+    let k0 = net.hospitals[0].clone();
+    let second_share = net.tx(
+        &k0,
+        TxKind::DecryptionShare {
+            job: 0,
+            round: 0,
+            payload: d,
+        },
+    );
+    let share_eq = Offence::Equivocation {
+        first: Box::new(first_share),
+        second: Box::new(second_share),
+    };
+    assert_eq!(share_eq.kind(), Offence::SHARE_EQUIVOCATION);
+    let p = net.tx(
+        &agg,
+        TxKind::Penalty {
+            job: 0,
+            offender: h0,
+            offence: share_eq,
+        },
+    );
+    assert!(net.block(&mut chain, vec![p]).is_empty());
+    let open_round = chain.state().jobs[&0].open.clone().unwrap();
+    assert!(open_round.shares[&h0].1, "the equivocated share is out");
+    assert!(
+        !open_round.submissions[&h0].rejected,
+        "the submission stays"
+    );
+    // hospital 1 signs a second, different submission of round 0
+    let k1 = net.hospitals[1].clone();
+    let d = chain.put_payload(b"another update").unwrap();
+    let second_submit = net.tx(
+        &k1,
+        TxKind::Submit {
+            job: 0,
+            round: 0,
+            payload: d,
+            samples: 200,
+            payload_bytes: 14,
+        },
+    );
+    let submit_eq = Offence::Equivocation {
+        first: Box::new(first_submit),
+        second: Box::new(second_submit),
+    };
+    assert_eq!(submit_eq.kind(), Offence::SUBMISSION_EQUIVOCATION);
+    let p = net.tx(
+        &agg,
+        TxKind::Penalty {
+            job: 0,
+            offender: h1,
+            offence: submit_eq,
+        },
+    );
+    assert!(net.block(&mut chain, vec![p]).is_empty());
+    let open_round = chain.state().jobs[&0].open.clone().unwrap();
+    assert!(
+        open_round.submissions[&h1].rejected,
+        "the submission is out"
+    );
+    assert!(!open_round.shares[&h1].1, "the share stays");
+    // both offences are recorded under their own kind
+    let punished = &chain.state().jobs[&0].punished;
+    assert!(punished.contains(&(0, h0, Offence::SHARE_EQUIVOCATION)));
+    assert!(punished.contains(&(0, h1, Offence::SUBMISSION_EQUIVOCATION)));
+    verify_chain(chain.store(), &net.genesis).unwrap();
+}
