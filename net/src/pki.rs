@@ -55,8 +55,8 @@ use rand::{CryptoRng, RngCore};
 use rcgen::{
     BasicConstraints, CertificateParams, CertificateRevocationListParams,
     CertificateSigningRequestParams, CustomExtension, DistinguishedName, DnType,
-    ExtendedKeyUsagePurpose, IsCa, Issuer, KeyIdMethod, KeyPair, KeyUsagePurpose,
-    PublicKeyData, RevokedCertParams, SerialNumber,
+    ExtendedKeyUsagePurpose, IsCa, Issuer, KeyIdMethod, KeyPair, KeyUsagePurpose, PublicKeyData,
+    RevokedCertParams, SerialNumber,
 };
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer};
@@ -392,7 +392,9 @@ fn read_secret(path: &Path) -> Result<Zeroizing<Vec<u8>>> {
         usize::try_from(len).unwrap_or(0).min(1 << 20),
     ));
     // bounded: a secret key file is small; never let the buffer reallocate (and leave copies)
-    f.take(1 << 20).read_to_end(&mut buf).map_err(io_err(path))?;
+    f.take(1 << 20)
+        .read_to_end(&mut buf)
+        .map_err(io_err(path))?;
     Ok(buf)
 }
 
@@ -652,7 +654,9 @@ impl Ca {
         let key_pem = read_secret(&key_path)?;
         let key = std::str::from_utf8(&key_pem)
             .map_err(|e| corrupt(&key_path, e.to_string()))
-            .and_then(|pem| KeyPair::from_pem(pem).map_err(|e| corrupt(&key_path, e.to_string())))?;
+            .and_then(|pem| {
+                KeyPair::from_pem(pem).map_err(|e| corrupt(&key_path, e.to_string()))
+            })?;
         let cert_pem = read_string(&cert_path)?;
         // The certificate must parse and belong to the key.
         let der = CertificateDer::from_pem_slice(cert_pem.as_bytes())
@@ -722,7 +726,9 @@ impl Ca {
 }
 
 /// `ca init`: create the consortium CA in `args.dir`. Refuses to overwrite an existing CA.
-pub fn ca_init(args: &CaInitArgs) -> Result<()> {
+/// Returns the CA certificate's fingerprint ([`cert_fingerprint`]), for participants to
+/// compare with the one `keys install` prints.
+pub fn ca_init(args: &CaInitArgs) -> Result<String> {
     let dir = &args.dir;
     if dir.join(CA_KEY).exists() || dir.join(CA_CERT).exists() {
         return Err(NetError::CaExists { dir: dir.clone() });
@@ -766,7 +772,8 @@ pub fn ca_init(args: &CaInitArgs) -> Result<()> {
             issued: Vec::new(),
         },
     };
-    ca.write_crl()
+    ca.write_crl()?;
+    Ok(cert_fingerprint(cert.der()))
 }
 
 /// `keys new`: generate a participant's own keys in `args.out` and its request for the CA.
@@ -882,8 +889,8 @@ fn check_request(path: &Path, req: &KeyRequest) -> Result<CheckedRequest> {
     };
     // from_pem checks the CSR's self-signature (possession of the TLS key) and refuses
     // extensions it does not know; the CA uses nothing of it but the public key.
-    let csr = CertificateSigningRequestParams::from_pem(&req.csr)
-        .map_err(|e| csr_err(e.to_string()))?;
+    let csr =
+        CertificateSigningRequestParams::from_pem(&req.csr).map_err(|e| csr_err(e.to_string()))?;
     let tls_pub = csr.public_key.der_bytes();
     if csr.public_key.algorithm() != &rcgen::PKCS_ECDSA_P256_SHA256
         || !csr_key_is_p256(&req.csr)
@@ -1121,10 +1128,11 @@ impl Bundle {
             path: path.to_path_buf(),
             reason,
         };
-        let pem_err = |f: &str, e: rustls::pki_types::pem::Error| bad(cert_dir, format!("{f}: {e}"));
+        let pem_err =
+            |f: &str, e: rustls::pki_types::pem::Error| bad(cert_dir, format!("{f}: {e}"));
         let public = |f: &str| read_public(&cert_dir.join(f));
-        let cert = CertificateDer::from_pem_slice(&public(TLS_CERT)?)
-            .map_err(|e| pem_err(TLS_CERT, e))?;
+        let cert =
+            CertificateDer::from_pem_slice(&public(TLS_CERT)?).map_err(|e| pem_err(TLS_CERT, e))?;
         let ca_cert =
             CertificateDer::from_pem_slice(&public(CA_CERT)?).map_err(|e| pem_err(CA_CERT, e))?;
         let key_pem = read_secret(&key_dir.join(TLS_KEY))?;
@@ -1157,8 +1165,8 @@ impl Bundle {
                 "identity.json does not match the certificate".into(),
             ));
         }
-        let pair = KeyPair::try_from(&*b.key)
-            .map_err(|e| bad(key_dir, format!("{TLS_KEY}: {e}")))?;
+        let pair =
+            KeyPair::try_from(&*b.key).map_err(|e| bad(key_dir, format!("{TLS_KEY}: {e}")))?;
         if pair.public_key_raw() != cert_public_key(&b.cert)?.as_slice() {
             return Err(bad(
                 key_dir,
@@ -1234,13 +1242,13 @@ impl Bundle {
     /// another key or holder index [`NetError::ShareOtherKey`].
     pub fn key_share(&self, job_dir: &Path, tpk: &ThresholdPublicKey) -> Result<KeyShare> {
         let committee_path = job_dir.join(COMMITTEE);
-        let committee: Vec<CommitteeMember> = serde_json::from_slice(&read_public(
-            &committee_path,
-        )?)
-        .map_err(|e| NetError::Bundle {
-            path: committee_path.clone(),
-            reason: e.to_string(),
-        })?;
+        let committee: Vec<CommitteeMember> =
+            serde_json::from_slice(&read_public(&committee_path)?).map_err(|e| {
+                NetError::Bundle {
+                    path: committee_path.clone(),
+                    reason: e.to_string(),
+                }
+            })?;
         let me = committee
             .iter()
             .find(|m| m.name == self.identity.name)
@@ -1265,8 +1273,13 @@ impl Bundle {
     ) -> Result<KeyShare> {
         let sealed_bytes = read_public(path)?;
         let secret = self.share_secret()?;
-        let plain = sealed::open(&secret, tpk.public_key().fingerprint(), holder, &sealed_bytes)
-            .map_err(|e| share_error(path, e))?;
+        let plain = sealed::open(
+            &secret,
+            tpk.public_key().fingerprint(),
+            holder,
+            &sealed_bytes,
+        )
+        .map_err(|e| share_error(path, e))?;
         let share = KeyShare::from_bytes(&plain).map_err(|e| NetError::ShareTampered {
             path: path.to_path_buf(),
             reason: format!("the opened share does not decode: {e}"),
@@ -1373,11 +1386,9 @@ fn load_hospital(dir: &Path, ca_cert: &CertificateDer<'static>) -> Result<Hospit
     let cert_path = dir.join(TLS_CERT);
     let cert = CertificateDer::from_pem_slice(&read_public(&cert_path)?)
         .map_err(|e| bad(format!("{TLS_CERT}: {e}")))?;
-    crate::tls::verify_certificate(ca_cert, &[], &cert).map_err(|reason| {
-        NetError::Untrusted {
-            path: cert_path.clone(),
-            reason,
-        }
+    crate::tls::verify_certificate(ca_cert, &[], &cert).map_err(|reason| NetError::Untrusted {
+        path: cert_path.clone(),
+        reason,
     })?;
     let identity: IdentityFile = serde_json::from_slice(&read_public(&dir.join(IDENTITY))?)
         .map_err(|e| bad(format!("{IDENTITY}: {e}")))?;
@@ -1420,9 +1431,8 @@ pub fn keygen_with_primes<R: RngCore + CryptoRng + ?Sized>(
     rng: &mut R,
 ) -> Result<KeygenOutput> {
     check_keygen(args)?;
-    let ca_cert = CertificateDer::from_pem_slice(&read_public(&args.ca_cert)?).map_err(|e| {
-        NetError::Keygen(format!("{}: {e}", args.ca_cert.display()))
-    })?;
+    let ca_cert = CertificateDer::from_pem_slice(&read_public(&args.ca_cert)?)
+        .map_err(|e| NetError::Keygen(format!("{}: {e}", args.ca_cert.display())))?;
     let hospitals = args
         .hospitals
         .iter()
