@@ -74,7 +74,7 @@ for ((i = 0; i < N; i++)); do
 done
 # the dealer reads only public files and seals each share to its hospital (job/shares/)
 "$FEDCHAIN" keygen --job-dir job --threshold "$T" --key-bits "$KEY_BITS" \
-  --ca-cert ca/ca.cert.pem "${hospitals[@]}"
+  --ca-cert ca/ca.cert.pem --crl ca/crl.pem "${hospitals[@]}"
 
 experiment() {
   sed -e "s/^hospitals = .*/hospitals = $N/" -e "s/^threshold = .*/threshold = $T/" \

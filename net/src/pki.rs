@@ -194,6 +194,9 @@ pub struct KeygenArgs {
     /// The consortium CA certificate the hospitals' certificates must verify against.
     #[arg(long)]
     pub ca_cert: PathBuf,
+    /// The CA's current CRL (`crl.pem`): a revoked hospital is refused.
+    #[arg(long)]
+    pub crl: Option<PathBuf>,
     /// Each hospital's public files (a `ca issue --out` directory or its bundle: only
     /// tls.cert.pem and identity.json are read), in committee order (holder 1, 2, ...).
     #[arg(long = "hospital", required = true)]
@@ -1379,14 +1382,18 @@ struct HospitalPublic {
 }
 
 /// Read a hospital's certificate and identity.json from `dir` (no secret is read) and check
-/// them: the certificate verifies against `ca_cert`, carries the identity.json's name, role
+/// them: the certificate verifies against `ca_cert` (and is not on `crls`), carries the identity.json's name, role
 /// (hospital) and BLS key, and the proof of possession binds the X25519 key to that BLS key.
-fn load_hospital(dir: &Path, ca_cert: &CertificateDer<'static>) -> Result<HospitalPublic> {
+fn load_hospital(
+    dir: &Path,
+    ca_cert: &CertificateDer<'static>,
+    crls: &[CertificateRevocationListDer<'static>],
+) -> Result<HospitalPublic> {
     let bad = |reason: String| NetError::Keygen(format!("{}: {reason}", dir.display()));
     let cert_path = dir.join(TLS_CERT);
     let cert = CertificateDer::from_pem_slice(&read_public(&cert_path)?)
         .map_err(|e| bad(format!("{TLS_CERT}: {e}")))?;
-    crate::tls::verify_certificate(ca_cert, &[], &cert).map_err(|reason| NetError::Untrusted {
+    crate::tls::verify_certificate(ca_cert, crls, &cert).map_err(|reason| NetError::Untrusted {
         path: cert_path.clone(),
         reason,
     })?;
@@ -1433,10 +1440,17 @@ pub fn keygen_with_primes<R: RngCore + CryptoRng + ?Sized>(
     check_keygen(args)?;
     let ca_cert = CertificateDer::from_pem_slice(&read_public(&args.ca_cert)?)
         .map_err(|e| NetError::Keygen(format!("{}: {e}", args.ca_cert.display())))?;
+    let crls = match &args.crl {
+        Some(path) => vec![
+            CertificateRevocationListDer::from_pem_slice(&read_public(path)?)
+                .map_err(|e| NetError::Keygen(format!("{}: {e}", path.display())))?,
+        ],
+        None => Vec::new(),
+    };
     let hospitals = args
         .hospitals
         .iter()
-        .map(|d| load_hospital(d, &ca_cert))
+        .map(|d| load_hospital(d, &ca_cert, &crls))
         .collect::<Result<Vec<_>>>()?;
     for (i, h) in hospitals.iter().enumerate() {
         let earlier = &hospitals[..i];

@@ -138,6 +138,8 @@ impl Cluster {
             "512".into(),
             "--ca-cert".into(),
             "ca/ca.cert.pem".into(),
+            "--crl".into(),
+            "ca/crl.pem".into(),
         ];
         for i in 0..n {
             issue(&format!("hospital-{i}"), "hospital");

@@ -262,6 +262,7 @@ fn g6_ca_never_sees_a_secret() {
             threshold: 2,
             key_bits: 512,
             ca_cert: ca.join("ca.cert.pem"),
+            crl: Some(ca.join("crl.pem")),
             hospitals: ["h1", "h2", "h3"]
                 .iter()
                 .map(|n| cert_dir(&dir.path().join(n)))
@@ -763,6 +764,7 @@ fn keygen_seals_one_share_to_each_hospital_and_t_of_them_decrypt() {
         threshold: 2,
         key_bits: 512,
         ca_cert: ca.join("ca.cert.pem"),
+        crl: None,
         hospitals: vec![public[0].clone(), cert_dir(&coord)],
     };
     let r = keygen_with_primes(&args, &p, &q, &mut rng);
@@ -798,6 +800,21 @@ fn keygen_seals_one_share_to_each_hospital_and_t_of_them_decrypt() {
     let r = keygen_with_primes(&args, &p, &q, &mut rng);
     assert!(
         matches!(r, Err(NetError::ProofOfPossession { .. })),
+        "{r:?}"
+    );
+    args.hospitals = public.clone();
+    // With the CA's current CRL, a revoked hospital is refused.
+    let spare = issue(&ca, "h4", RoleArg::Hospital, &dir.path().join("h4"));
+    ca_revoke(&CaRevokeArgs {
+        dir: ca.clone(),
+        name: "h4".into(),
+    })
+    .expect("revoke");
+    args.crl = Some(ca.join("crl.pem"));
+    args.hospitals.push(cert_dir(&spare));
+    let r = keygen_with_primes(&args, &p, &q, &mut rng);
+    assert!(
+        matches!(&r, Err(NetError::Untrusted { reason, .. }) if reason.contains("evoked")),
         "{r:?}"
     );
     args.hospitals = public.clone();
@@ -872,6 +889,7 @@ fn a_sealed_share_opens_only_for_its_holder_and_key() {
                 threshold: 2,
                 key_bits: 512,
                 ca_cert: ca.join("ca.cert.pem"),
+                crl: None,
                 hospitals: hs.iter().map(|h| cert_dir(h)).collect(),
             },
             &p,
