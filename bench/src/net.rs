@@ -8,7 +8,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use fedchain_net::pki::{ca_init, ca_issue, CaInitArgs, CaIssueArgs, RoleArg};
+use fedchain_net::pki::{
+    ca_init, ca_issue, keys_install, keys_new, CaInitArgs, CaIssueArgs, KeysInstallArgs,
+    KeysNewArgs, RoleArg, REQUEST,
+};
 use fedchain_net::{Bundle, Client, Incoming, Limits, Server};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
@@ -36,13 +39,23 @@ enum Msg {
     Ack(u64),
 }
 
+/// The participant's keys in `out`, certified by the CA into `out.certs`, installed.
 fn issue(ca: &Path, name: &str, role: RoleArg, out: &Path) -> anyhow::Result<Bundle> {
-    ca_issue(&CaIssueArgs {
-        dir: ca.to_path_buf(),
+    keys_new(&KeysNewArgs {
         name: name.into(),
         role,
         out: out.to_path_buf(),
+    })?;
+    let certs = out.with_extension("certs");
+    ca_issue(&CaIssueArgs {
+        dir: ca.to_path_buf(),
+        request: out.join(REQUEST),
+        out: certs.clone(),
         days: 1,
+    })?;
+    keys_install(&KeysInstallArgs {
+        key_dir: out.to_path_buf(),
+        cert_dir: certs,
     })?;
     Ok(Bundle::load(out)?)
 }

@@ -1,5 +1,6 @@
-//! The `fedchain` command line: `simulate`, `audit`, `inspect`, and the deployment's `ca`,
-//! `keygen`, `coordinator` and `worker` (their logic lives in fedchain-net and fedchain-node).
+//! The `fedchain` command line: `simulate`, `audit`, `inspect`, and the deployment's `keys`,
+//! `ca`, `keygen`, `coordinator` and `worker` (their logic lives in fedchain-net and
+//! fedchain-node).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -52,11 +53,17 @@ enum Command {
         /// The ledger directory.
         ledger: PathBuf,
     },
-    /// The consortium's certificate authority: init, issue, revoke.
+    /// A participant's own keys: generate them with a request for the CA, install the
+    /// certificate the CA sends back.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// The consortium's certificate authority: init, issue (from a participant's request),
+    /// revoke. It never sees a secret.
     #[command(subcommand)]
     Ca(CaCommand),
-    /// Deal a job's threshold Paillier key: the public key and committee order into the job
-    /// directory, each hospital's share only into its own bundle.
+    /// Deal a job's threshold Paillier key (trusted dealer: run it in an isolated ceremony):
+    /// the public key, the committee order and each share sealed to its hospital's X25519 key
+    /// into the job directory.
     Keygen(fedchain_net::pki::KeygenArgs),
     /// Run the aggregator of a job over QUIC (mutual TLS), with its ledger and metrics.
     Coordinator(CoordinatorArgs),
@@ -65,10 +72,21 @@ enum Command {
 }
 
 #[derive(Subcommand, Debug)]
+enum KeysCommand {
+    /// Generate this participant's TLS, BLS and X25519 keys (OS randomness, 0600 files) and
+    /// request.json (no secret) for the CA.
+    New(fedchain_net::pki::KeysNewArgs),
+    /// Check the CA's output against this participant's keys and install it: the key
+    /// directory becomes the participant's bundle.
+    Install(fedchain_net::pki::KeysInstallArgs),
+}
+
+#[derive(Subcommand, Debug)]
 enum CaCommand {
     /// Create a consortium CA (key, certificate, index, empty CRL).
     Init(fedchain_net::pki::CaInitArgs),
-    /// Issue a participant bundle (TLS key and certificate binding name, role and BLS key).
+    /// Certify a participant's request (CSR and BLS proof of possession checked): writes its
+    /// certificate binding name, role and BLS key, the CA certificate, the CRL, identity.json.
     Issue(fedchain_net::pki::CaIssueArgs),
     /// Revoke a participant and re-sign the CRL.
     Revoke(fedchain_net::pki::CaRevokeArgs),
@@ -536,19 +554,56 @@ fn run_worker(a: &WorkerArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn run_keys(c: &KeysCommand) -> anyhow::Result<()> {
+    match c {
+        KeysCommand::New(a) => {
+            let k = fedchain_net::pki::keys_new(a)?;
+            println!(
+                "keys of {} ({}) generated in {} (secrets 0600, never to leave it)",
+                k.request.name,
+                k.request.role.name(),
+                a.out.display()
+            );
+            println!(
+                "send {} to the CA; request fingerprint {}",
+                k.request_path.display(),
+                k.fingerprint
+            );
+        }
+        KeysCommand::Install(a) => {
+            let i = fedchain_net::pki::keys_install(a)?;
+            println!(
+                "installed the certificate of {} ({}), address {}: bundle {}",
+                i.identity.name,
+                i.identity.role.name(),
+                i.identity.address,
+                a.key_dir.display()
+            );
+            println!("CA certificate fingerprint {}", i.ca_fingerprint);
+        }
+    }
+    Ok(())
+}
+
 fn run_ca(c: &CaCommand) -> anyhow::Result<()> {
     match c {
         CaCommand::Init(a) => {
-            fedchain_net::pki::ca_init(a)?;
-            println!("CA {} created in {}", a.name, a.dir.display());
+            let fingerprint = fedchain_net::pki::ca_init(a)?;
+            println!(
+                "CA {} created in {}; CA certificate fingerprint {fingerprint}",
+                a.name,
+                a.dir.display(),
+            );
         }
         CaCommand::Issue(a) => {
-            let id = fedchain_net::pki::ca_issue(a)?;
+            let i = fedchain_net::pki::ca_issue(a)?;
+            let id = &i.identity;
             println!(
-                "issued {} ({}), address {}, bundle {}",
+                "issued {} ({}), address {}, request fingerprint {}: certificate in {}",
                 id.name,
                 id.role.name(),
                 id.address,
+                i.fingerprint,
                 a.out.display()
             );
         }
@@ -561,6 +616,11 @@ fn run_ca(c: &CaCommand) -> anyhow::Result<()> {
 }
 
 fn run_keygen(a: &fedchain_net::pki::KeygenArgs) -> anyhow::Result<()> {
+    eprintln!(
+        "warning: keygen is a trusted dealer: this process sees the whole decryption key. Run it \
+         in an isolated ceremony (an offline machine, wiped afterwards) until distributed key \
+         generation (issue #15) lands."
+    );
     let t = std::time::Instant::now();
     let out = fedchain_net::pki::keygen(a)?;
     println!(
@@ -572,8 +632,15 @@ fn run_keygen(a: &fedchain_net::pki::KeygenArgs) -> anyhow::Result<()> {
         a.job_dir.display()
     );
     for m in &out.committee {
-        println!("  holder {}: {} {}", m.holder, m.name, m.address);
+        println!(
+            "  holder {}: {} {} (share sealed to it in {})",
+            m.holder,
+            m.name,
+            m.address,
+            fedchain_net::pki::share_path(&a.job_dir, &m.name).display()
+        );
     }
+    println!("hand the job directory to every participant (the sealed shares travel with it)");
     Ok(())
 }
 
@@ -585,6 +652,7 @@ impl Cli {
             Command::Simulate(a) => run_simulate(a),
             Command::Audit { ledger } => run_audit(ledger),
             Command::Inspect { ledger } => run_inspect(ledger),
+            Command::Keys(c) => run_keys(c),
             Command::Ca(c) => run_ca(c),
             Command::Keygen(a) => run_keygen(a),
             Command::Coordinator(a) => run_coordinator(a),

@@ -2,22 +2,28 @@
 # A consortium on one machine: one coordinator (aggregator + ledger + in-process validator
 # replicas) and N hospital workers on loopback, from a freshly generated PKI.
 #
-#   deploy/local-cluster/run.sh [N]          (default N = 4; needs N >= 2)
+#   deploy/local-cluster/run.sh [N]          (default N = 4; needs N >= 3)
 #
 # Environment: WORK (cluster directory, default a new temp dir), KEY_BITS (default 2048; 512
 # is fine for a quick look), ROUNDS (default 3), FEDCHAIN (use this binary instead of building
 # the release one). WORK (logs, ledger, bundles) is kept after exit.
 #
-# Steps: build the release binary; `fedchain ca init`; issue the aggregator, 3 validators and
-# N hospitals; `fedchain keygen` with t = floor(N/3) + 1; write coordinator.toml and one
-# worker-i.toml per hospital from the templates next to this script; start everything with
+# Steps: build the release binary; `fedchain ca init`; every participant (the aggregator, 3
+# validators, N hospitals) runs `fedchain keys new` in its own directory bundles/<name> (its
+# secrets never leave it), its request.json travels to requests/, the CA runs `ca issue
+# --request` into issued/<name> (public files only), the participant runs `keys install`;
+# the dealer runs `fedchain keygen` with t = floor(N/3) + 1 on the hospitals' issued/ files
+# (public), sealing each share to its hospital into job/shares/; write coordinator.toml and
+# one worker-i.toml per hospital from the templates next to this script; start everything with
 # metrics on 9464 (coordinator) and 9465.. (workers); wait for the rounds; `fedchain audit` the
-# coordinator's ledger; stop everything on exit (trap).
+# coordinator's ledger; stop everything on exit (trap). On one machine the directories stand
+# for the parties' machines: bundles/<name> is the participant's, ca/ the CA's, job/ is what
+# the dealer hands everyone.
 set -euo pipefail
 
 N=${1:-4}
-if ! [[ "$N" =~ ^[0-9]+$ ]] || ((N < 2)); then
-  echo "usage: $0 [N >= 2]" >&2
+if ! [[ "$N" =~ ^[0-9]+$ ]] || ((N < 3)); then
+  echo "usage: $0 [N >= 3]" >&2
   exit 2
 fi
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -49,16 +55,26 @@ trap cleanup EXIT INT TERM
 echo "== consortium in $WORK: $N hospitals, threshold $T, $KEY_BITS-bit key, $ROUNDS rounds"
 cd "$WORK"
 "$FEDCHAIN" ca init --dir ca --name local-consortium
-"$FEDCHAIN" ca issue --dir ca --name aggregator --role aggregator --out bundles/aggregator
+mkdir -p bundles requests issued
+# participant NAME ROLE: its own keys, the CA certifies its request, it installs the result
+participant() {
+  "$FEDCHAIN" keys new --name "$1" --role "$2" --out "bundles/$1"                   # participant
+  cp "bundles/$1/request.json" "requests/$1.json"                                   # -> CA
+  "$FEDCHAIN" ca issue --dir ca --request "requests/$1.json" --out "issued/$1"      # CA
+  "$FEDCHAIN" keys install --key-dir "bundles/$1" --cert-dir "issued/$1"            # participant
+}
+participant aggregator aggregator
 for v in 0 1 2; do
-  "$FEDCHAIN" ca issue --dir ca --name "validator-$v" --role validator --out "bundles/validator-$v"
+  participant "validator-$v" validator
 done
 hospitals=()
 for ((i = 0; i < N; i++)); do
-  "$FEDCHAIN" ca issue --dir ca --name "hospital-$i" --role hospital --out "bundles/hospital-$i"
-  hospitals+=(--hospital "bundles/hospital-$i")
+  participant "hospital-$i" hospital
+  hospitals+=(--hospital "issued/hospital-$i")
 done
-"$FEDCHAIN" keygen --job-dir job --threshold "$T" --key-bits "$KEY_BITS" "${hospitals[@]}"
+# the dealer reads only public files and seals each share to its hospital (job/shares/)
+"$FEDCHAIN" keygen --job-dir job --threshold "$T" --key-bits "$KEY_BITS" \
+  --ca-cert ca/ca.cert.pem --crl ca/crl.pem "${hospitals[@]}"
 
 experiment() {
   sed -e "s/^hospitals = .*/hospitals = $N/" -e "s/^threshold = .*/threshold = $T/" \

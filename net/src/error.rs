@@ -67,6 +67,32 @@ pub enum NetError {
     Bundle { path: PathBuf, reason: String },
     #[error("invalid keygen request: {0}")]
     Keygen(String),
+    #[error("key request {path}: {reason}")]
+    Request { path: PathBuf, reason: String },
+    #[error("certificate signing request of {name:?} refused: {reason}")]
+    Csr { name: String, reason: String },
+    #[error("the BLS proof of possession of {name:?} does not verify (the request was not made with this BLS key, or was altered)")]
+    ProofOfPossession { name: String },
+    #[error("a participant with this {kind} key was already issued (as {name:?})")]
+    DuplicateKey { kind: &'static str, name: String },
+    #[error("certificate {path} does not verify against the CA: {reason}")]
+    Untrusted { path: PathBuf, reason: String },
+    #[error("the certificate in {cert_dir} was not issued for the keys in {key_dir}: {reason}")]
+    NotOurCertificate {
+        key_dir: PathBuf,
+        cert_dir: PathBuf,
+        reason: String,
+    },
+    #[error("key share {path} is sealed to another holder's X25519 key ({found}, this holder's is {expected})")]
+    ShareWrongRecipient {
+        path: PathBuf,
+        expected: String,
+        found: String,
+    },
+    #[error("key share {path} was altered or is not a sealed share: {reason}")]
+    ShareTampered { path: PathBuf, reason: String },
+    #[error("key share {path} belongs to another key or holder: {reason}")]
+    ShareOtherKey { path: PathBuf, reason: String },
     #[error("certificate generation: {0}")]
     Cert(#[from] rcgen::Error),
     #[error(transparent)]

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::CryptoProvider;
+use rustls::pki_types::{CertificateDer, CertificateRevocationListDer, UnixTime};
 use rustls::server::WebPkiClientVerifier;
 use rustls::RootCertStore;
 
@@ -32,6 +33,26 @@ pub fn roots(bundle: &Bundle) -> Result<Arc<RootCertStore>> {
     let mut roots = RootCertStore::empty();
     roots.add(bundle.ca_cert.clone()).map_err(tls_err)?;
     Ok(Arc::new(roots))
+}
+
+/// Verify a participant's certificate against `ca_cert` (and `crls`) as a server verifies a
+/// client during the handshake (chain, validity, client EKU, revocation). `keys install` and
+/// `keygen` use it on certificates that arrived over untrusted channels.
+pub fn verify_certificate(
+    ca_cert: &CertificateDer<'static>,
+    crls: &[CertificateRevocationListDer<'static>],
+    cert: &CertificateDer<'_>,
+) -> std::result::Result<(), String> {
+    let mut roots = RootCertStore::empty();
+    roots.add(ca_cert.clone()).map_err(|e| e.to_string())?;
+    let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
+        .with_crls(crls.iter().cloned())
+        .build()
+        .map_err(|e| e.to_string())?;
+    verifier
+        .verify_client_cert(cert, &[], UnixTime::now())
+        .map(|_| ())
+        .map_err(|e| e.to_string())
 }
 
 /// Server side: requires a client certificate from the CA that is not on the CRL.

@@ -99,7 +99,7 @@ pub struct CoordinatorConfig {
     pub listen: SocketAddr,
     /// Address of the Prometheus endpoint (`GET /metrics`); none: not served.
     pub metrics: Option<SocketAddr>,
-    /// The aggregator's bundle (`fedchain ca issue --role aggregator`).
+    /// The aggregator's bundle (`fedchain keys new --role aggregator`, then `keys install`).
     pub bundle: PathBuf,
     /// The validators' bundles; their replicas run inside the coordinator process.
     pub validators: Vec<PathBuf>,
@@ -194,9 +194,10 @@ pub struct WorkerConfig {
     pub coordinator: SocketAddr,
     /// The name in the coordinator's certificate.
     pub coordinator_name: String,
-    /// This hospital's bundle (with its `key_share.fc` after `keygen`).
+    /// This hospital's bundle (`fedchain keys new`, then `keys install`).
     pub bundle: PathBuf,
-    /// The job directory written by `fedchain keygen` (threshold key, committee order).
+    /// The job directory written by `fedchain keygen` (threshold key, committee order, and
+    /// this hospital's share sealed to its X25519 key in `shares/<name>.share.enc`).
     pub job_dir: PathBuf,
     /// Where the worker keeps what it sent for the open round (resent after a restart).
     pub state_dir: PathBuf,

@@ -1,4 +1,5 @@
-//! Loading the deployment material written by `fedchain ca issue` and `fedchain keygen`.
+//! Loading the deployment material: bundles (`fedchain keys new`, `ca issue`, `keys install`)
+//! and the job directory (`fedchain keygen`).
 
 use std::path::Path;
 

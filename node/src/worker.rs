@@ -78,7 +78,7 @@ pub async fn run(cfg: WorkerConfig, mut shutdown: oneshot::Receiver<()>) -> Resu
     let threshold_key =
         crate::material::load_threshold_key(&cfg.job_dir, cfg.experiment.plaintext)?;
     let share = match &threshold_key {
-        Some(tpk) => Some(bundle.key_share(tpk)?),
+        Some(tpk) => Some(bundle.key_share(&cfg.job_dir, tpk)?),
         None => None,
     };
     let chain = chain_id(&cfg.chain_id, &bundle);

@@ -38,6 +38,43 @@ pub fn fedchain(dir: &Path, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// A participant joins: `keys new` in its own directory `key_dir` (its secrets stay there),
+/// the CA (directory `ca`) certifies its request into `issued_dir`, `keys install` makes
+/// `key_dir` its bundle. Paths are relative to `dir`.
+pub fn participant(dir: &Path, ca: &str, name: &str, role: &str, key_dir: &str, issued_dir: &str) {
+    fedchain(
+        dir,
+        &[
+            "keys", "new", "--name", name, "--role", role, "--out", key_dir,
+        ],
+    );
+    let request = format!("{key_dir}/request.json");
+    fedchain(
+        dir,
+        &[
+            "ca",
+            "issue",
+            "--dir",
+            ca,
+            "--request",
+            &request,
+            "--out",
+            issued_dir,
+        ],
+    );
+    fedchain(
+        dir,
+        &[
+            "keys",
+            "install",
+            "--key-dir",
+            key_dir,
+            "--cert-dir",
+            issued_dir,
+        ],
+    );
+}
+
 fn free_udp_port() -> u16 {
     let s = UdpSocket::bind("127.0.0.1:0").expect("bind");
     s.local_addr().expect("addr").port()
@@ -67,8 +104,9 @@ pub struct Cluster {
 }
 
 impl Cluster {
-    /// Generate the PKI (CA, aggregator, 3 validators, n hospitals), deal the key and write
-    /// the configurations. Nothing runs yet.
+    /// Generate the PKI (CA; the aggregator, 3 validators and n hospitals each with their own
+    /// keys), deal the key (shares sealed to the hospitals) and write the configurations.
+    /// Nothing runs yet.
     pub fn new(n: usize, rounds: u32) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let d = dir.path();
@@ -77,20 +115,13 @@ impl Cluster {
             &["ca", "init", "--dir", "ca", "--name", "test-consortium"],
         );
         let issue = |name: &str, role: &str| {
-            fedchain(
+            participant(
                 d,
-                &[
-                    "ca",
-                    "issue",
-                    "--dir",
-                    "ca",
-                    "--name",
-                    name,
-                    "--role",
-                    role,
-                    "--out",
-                    &format!("bundles/{name}"),
-                ],
+                "ca",
+                name,
+                role,
+                &format!("bundles/{name}"),
+                &format!("issued/{name}"),
             );
         };
         issue("aggregator", "aggregator");
@@ -105,11 +136,16 @@ impl Cluster {
             (n / 3 + 1).to_string(),
             "--key-bits".into(),
             "512".into(),
+            "--ca-cert".into(),
+            "ca/ca.cert.pem".into(),
+            "--crl".into(),
+            "ca/crl.pem".into(),
         ];
         for i in 0..n {
             issue(&format!("hospital-{i}"), "hospital");
+            // the dealer reads the CA's output (public files), never a bundle
             keygen.push("--hospital".into());
-            keygen.push(format!("bundles/hospital-{i}"));
+            keygen.push(format!("issued/hospital-{i}"));
         }
         let args: Vec<&str> = keygen.iter().map(String::as_str).collect();
         fedchain(d, &args);

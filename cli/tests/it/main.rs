@@ -9,4 +9,5 @@ mod cluster;
 mod configs;
 #[cfg(feature = "failpoints")]
 mod faults;
+mod keys;
 mod multiprocess;

@@ -2,7 +2,7 @@
 
 use std::time::Instant;
 
-use crate::cluster::{current_params, fedchain, lock, Cluster};
+use crate::cluster::{current_params, fedchain, lock, participant, Cluster};
 
 #[test]
 fn four_workers_three_rounds_audit_clean_and_equal_the_simulation() {
@@ -71,20 +71,13 @@ fn intruders_and_garbage_do_not_disturb_a_running_round() {
     // (so it gets as far as presenting its own certificate)
     let d = c.dir.path().to_path_buf();
     fedchain(&d, &["ca", "init", "--dir", "rogue-ca", "--name", "rogue"]);
-    fedchain(
+    participant(
         &d,
-        &[
-            "ca",
-            "issue",
-            "--dir",
-            "rogue-ca",
-            "--name",
-            "hospital-0",
-            "--role",
-            "hospital",
-            "--out",
-            "rogue",
-        ],
+        "rogue-ca",
+        "hospital-0",
+        "hospital",
+        "rogue",
+        "rogue-issued",
     );
     for f in ["ca.cert.pem", "crl.pem"] {
         std::fs::copy(

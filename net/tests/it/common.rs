@@ -2,7 +2,10 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use fedchain_net::pki::{ca_init, ca_issue, CaInitArgs, CaIssueArgs, RoleArg};
+use fedchain_net::pki::{
+    ca_init, ca_issue, keys_install, keys_new, CaInitArgs, CaIssueArgs, KeysInstallArgs,
+    KeysNewArgs, RoleArg, REQUEST,
+};
 use fedchain_net::{Bundle, Incoming, Limits, NetError, PeerIdentity, Server};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
@@ -24,15 +27,35 @@ pub fn init_ca(dir: &Path, name: &str) {
     .expect("ca init");
 }
 
+/// Where [`issue`] has the CA write its output for the key directory `out`.
+pub fn cert_dir(out: &Path) -> PathBuf {
+    let mut name = out.file_name().expect("a directory name").to_os_string();
+    name.push(".certs");
+    out.with_file_name(name)
+}
+
+/// The participant generates its keys in `out`, the CA certifies its request into
+/// [`cert_dir`]`(out)`, the participant installs the result: `out` is the bundle.
 pub fn issue(ca: &Path, name: &str, role: RoleArg, out: &Path) -> PathBuf {
-    ca_issue(&CaIssueArgs {
-        dir: ca.to_path_buf(),
+    keys_new(&KeysNewArgs {
         name: name.into(),
         role,
         out: out.to_path_buf(),
+    })
+    .expect("keys new");
+    let certs = cert_dir(out);
+    ca_issue(&CaIssueArgs {
+        dir: ca.to_path_buf(),
+        request: out.join(REQUEST),
+        out: certs.clone(),
         days: 30,
     })
     .expect("ca issue");
+    keys_install(&KeysInstallArgs {
+        key_dir: out.to_path_buf(),
+        cert_dir: certs,
+    })
+    .expect("keys install");
     out.to_path_buf()
 }
 
