@@ -24,6 +24,8 @@ pub enum WireError {
     UnknownFlags { found: u8 },
     #[error("frame of {len} bytes exceeds the limit of {limit} bytes")]
     TooLarge { len: u64, limit: u64 },
+    #[error("frame of {len} bytes refused: the peer already has {in_use} of its {budget} bytes in flight or queued")]
+    OverBudget { len: u64, in_use: u64, budget: u64 },
     #[error("stream ended after {got} of {expected} bytes")]
     Truncated { expected: u64, got: u64 },
     #[error("bytes after the frame's end")]
@@ -105,6 +107,16 @@ pub enum NetError {
     NotRegistered { name: String, address: String },
     #[error("handshake with {remote} refused or failed: {reason}")]
     Handshake { remote: SocketAddr, reason: String },
+    #[error(
+        "handshake from {remote} refused: {limit} handshakes already in flight from its address"
+    )]
+    HandshakesFromAddress { remote: SocketAddr, limit: usize },
+    #[error("handshake from {remote} refused: {limit} handshakes already in flight")]
+    HandshakesBusy { remote: SocketAddr, limit: usize },
+    #[error("connection of {name:?} refused: it already has {limit} connections")]
+    TooManyConnections { name: String, limit: usize },
+    #[error("connection of {name:?} closed: {strikes} streams refused for exceeding its limits")]
+    Abusive { name: String, strikes: u32 },
     #[error("connection: {0}")]
     Connection(String),
     #[error("endpoint closed")]

@@ -14,9 +14,12 @@
 //!   certificate (no certificate, another CA, revoked) is refused during the TLS handshake.
 //! - [`wire`]: frames (magic, version, kind, flags, length) checked against [`Limits`] before
 //!   the body is read; one message per QUIC stream.
+//! - [`budget`]: what one peer may cost (bytes and messages in flight or queued, strikes
+//!   before its connection is closed) and the counters of what was refused ([`NetStats`]).
 //!
 //! Message types are defined by the services; this crate moves any `Serialize` value.
 
+pub mod budget;
 pub mod error;
 pub mod pki;
 pub mod sealed;
@@ -24,6 +27,7 @@ pub mod tls;
 pub mod transport;
 pub mod wire;
 
+pub use budget::{Held, NetStats};
 pub use error::{NetError, Result, WireError};
 pub use pki::{Bundle, PeerIdentity};
 pub use transport::{Client, Incoming, Peer, Responder, Server};

@@ -88,14 +88,19 @@ pub fn client_config(bundle: &Bundle) -> Result<rustls::ClientConfig> {
 }
 
 /// QUIC transport parameters from the limits. Windows are sized so a multi-MiB payload
-/// streams at loopback speed; stream counts bound what a peer may have in flight.
+/// streams at loopback speed, and no larger than the peer's byte budget (at least 1 MiB, at
+/// most 64 MiB per connection, 16 MiB per stream): what quinn buffers for a connection before
+/// the reader takes it is bounded by the connection window. Stream counts bound what a peer
+/// may have in flight.
 pub fn transport_config(limits: &Limits) -> Result<Arc<quinn::TransportConfig>> {
     let mut t = quinn::TransportConfig::default();
     let streams = quinn::VarInt::from_u32(limits.max_streams);
     t.max_concurrent_bidi_streams(streams);
     t.max_concurrent_uni_streams(streams);
-    t.stream_receive_window(quinn::VarInt::from_u32(16 << 20));
-    t.receive_window(quinn::VarInt::from_u32(64 << 20));
+    let window = limits.peer_budget.clamp(1 << 20, 64 << 20);
+    let window32 = u32::try_from(window).unwrap_or(64 << 20);
+    t.stream_receive_window(quinn::VarInt::from_u32(window32.min(16 << 20)));
+    t.receive_window(quinn::VarInt::from_u32(window32));
     t.send_window(64 << 20);
     let idle = quinn::IdleTimeout::try_from(limits.timeout.max(std::time::Duration::from_secs(1)))
         .map_err(tls_err)?;
@@ -132,12 +137,27 @@ pub fn endpoint(
     quinn::Endpoint::new(endpoint_config(limits)?, server, socket, runtime).map_err(io)
 }
 
-/// quinn server configuration for a bundle.
+/// quinn server configuration for a bundle. Retry tokens (address validation) live as long
+/// as a handshake may take; connection attempts waiting for the accept loop are few and
+/// small (the loop hands each to a task at once).
 pub fn quic_server_config(bundle: &Bundle, limits: &Limits) -> Result<quinn::ServerConfig> {
     let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(server_config(bundle)?)
         .map_err(tls_err)?;
     let mut cfg = quinn::ServerConfig::with_crypto(Arc::new(crypto));
     cfg.transport_config(transport_config(limits)?);
+    cfg.retry_token_lifetime(
+        limits
+            .handshake_timeout
+            .max(std::time::Duration::from_secs(2)),
+    );
+    let pending = limits.max_handshakes.saturating_mul(4).max(64);
+    cfg.max_incoming(pending);
+    cfg.incoming_buffer_size(64 << 10);
+    cfg.incoming_buffer_size_total(
+        u64::try_from(pending)
+            .unwrap_or(u64::MAX)
+            .saturating_mul(16 << 10),
+    );
     Ok(cfg)
 }
 

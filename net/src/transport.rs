@@ -1,25 +1,35 @@
 //! Mutual-TLS QUIC endpoints and peers.
 //!
 //! - [`Server::bind`] / [`Server::accept`]: handshakes run concurrently in the background; a
-//!   refused or failed handshake comes out of `accept` as [`NetError::Handshake`] and the
-//!   server keeps accepting.
+//!   refused or failed handshake comes out of `accept` as an error ([`NetError::Handshake`],
+//!   [`NetError::HandshakesFromAddress`], [`NetError::HandshakesBusy`],
+//!   [`NetError::TooManyConnections`]) and the server keeps accepting. Before a handshake gets
+//!   any state the client's address is validated (a QUIC Retry, [`Limits::validate_address`]);
+//!   at most [`Limits::max_handshakes`] run at once, [`Limits::max_handshakes_per_address`]
+//!   from one address, each for at most [`Limits::handshake_timeout`]. Attempts beyond are
+//!   refused at once, so an outsider that stalls its handshakes holds only its own slots.
 //! - [`Client::connect`]: one connection to a named server.
 //! - [`Peer`]: a verified connection. [`Peer::request`] opens a bidirectional stream (one
 //!   message, one reply), [`Peer::notify`] a unidirectional one; [`Peer::next_incoming`] yields
-//!   what the other side opened. Incoming streams are read by a background task into a bounded
-//!   queue; when it is full, no further streams are accepted (QUIC flow control pushes back).
+//!   what the other side opened. Incoming streams are read by a background task within the
+//!   peer's budget (see [`crate::budget`]): a stream whose header declares more than the
+//!   frame limits or the peer's remaining byte budget is refused before its body is read, and
+//!   when the peer's message slots are taken no further stream is accepted (QUIC flow control
+//!   pushes back).
 
-use std::net::SocketAddr;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use std::sync::{Arc, Mutex as StdMutex};
 
 use serde::{de::DeserializeOwned, Serialize};
 use tokio::sync::{mpsc, Mutex, Semaphore};
 use tokio::task::JoinHandle;
 
+use crate::budget::{ConnSlot, Counters, Held, NetStats, PeerBudget, Registry};
 use crate::error::{NetError, Result, WireError};
 use crate::pki::{identity_from_cert, Bundle, PeerIdentity};
 use crate::tls;
-use crate::wire::{self, timed, FrameKind, Limits};
+use crate::wire::{self, timed, timed_for, FrameKind, Limits};
 
 /// QUIC application error code on a stream whose frame was refused.
 const BAD_FRAME: quinn::VarInt = quinn::VarInt::from_u32(1);
@@ -27,8 +37,14 @@ const BAD_FRAME: quinn::VarInt = quinn::VarInt::from_u32(1);
 /// QUIC application error code on a request stream dropped without a reply.
 const NO_REPLY: quinn::VarInt = quinn::VarInt::from_u32(2);
 
-/// Handshakes in flight at once on a server.
-const MAX_HANDSHAKES: usize = 64;
+/// QUIC application error code on a stream refused for its size (frame limit or budget).
+pub const OVER_LIMIT: quinn::VarInt = quinn::VarInt::from_u32(3);
+
+/// QUIC application error code closing the connection of a peer that kept exceeding limits.
+pub const ABUSIVE: quinn::VarInt = quinn::VarInt::from_u32(4);
+
+/// QUIC application error code closing a connection refused after its handshake.
+pub const REFUSED: quinn::VarInt = quinn::VarInt::from_u32(5);
 
 fn conn_err(e: impl std::fmt::Display) -> NetError {
     NetError::Connection(e.to_string())
@@ -40,6 +56,7 @@ pub struct Server {
     endpoint: quinn::Endpoint,
     accepted: mpsc::Receiver<Result<Peer>>,
     acceptor: JoinHandle<()>,
+    counters: Arc<Counters>,
 }
 
 impl Server {
@@ -47,29 +64,19 @@ impl Server {
     pub fn bind(addr: SocketAddr, bundle: &Bundle, limits: Limits) -> Result<Self> {
         let cfg = tls::quic_server_config(bundle, &limits)?;
         let endpoint = tls::endpoint(addr, Some(cfg), &limits)?;
-        let (tx, accepted) = mpsc::channel(MAX_HANDSHAKES);
-        let ep = endpoint.clone();
-        let acceptor = tokio::spawn(async move {
-            let slots = Arc::new(Semaphore::new(MAX_HANDSHAKES));
-            while let Some(incoming) = ep.accept().await {
-                let Ok(permit) = slots.clone().acquire_owned().await else {
-                    break;
-                };
-                let tx = tx.clone();
-                tokio::spawn(async move {
-                    let remote = incoming.remote_address();
-                    let res = handshake(incoming, limits)
-                        .await
-                        .map_err(|reason| NetError::Handshake { remote, reason });
-                    drop(permit);
-                    let _ = tx.send(res).await;
-                });
-            }
-        });
+        let (tx, accepted) = mpsc::channel(limits.max_handshakes.max(1));
+        let counters = Arc::new(Counters::default());
+        let acceptor = tokio::spawn(accept_loop(
+            endpoint.clone(),
+            limits,
+            tx,
+            Arc::clone(&counters),
+        ));
         Ok(Self {
             endpoint,
             accepted,
             acceptor,
+            counters,
         })
     }
 
@@ -81,10 +88,16 @@ impl Server {
         })
     }
 
-    /// The next handshake's outcome: a verified peer, or [`NetError::Handshake`] for one that
-    /// was refused (the server keeps accepting). [`NetError::Closed`] once closed.
+    /// The next handshake's outcome: a verified peer, or an error for one that was refused
+    /// (the server keeps accepting). [`NetError::Closed`] once closed. Refusals made before a
+    /// handshake starts are reported while there is room; all are counted in [`Self::stats`].
     pub async fn accept(&mut self) -> Result<Peer> {
         self.accepted.recv().await.unwrap_or(Err(NetError::Closed))
+    }
+
+    /// What the server and its peers have refused so far.
+    pub fn stats(&self) -> NetStats {
+        self.counters.snapshot()
     }
 
     /// Close every connection and stop accepting.
@@ -100,13 +113,154 @@ impl Drop for Server {
     }
 }
 
-async fn handshake(incoming: quinn::Incoming, limits: Limits) -> Result<Peer, String> {
-    let connecting = incoming.accept().map_err(|e| e.to_string())?;
-    let conn = timed(&limits, "handshake", connecting)
+/// Handshakes in flight per source address (IPv4 address; IPv6 /64, or the IPv4 address it
+/// maps).
+#[derive(Debug, Default)]
+struct AddressSlots(StdMutex<HashMap<IpAddr, usize>>);
+
+fn address_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(v4) => IpAddr::V4(v4),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let s = v6.segments();
+                IpAddr::V6(Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+            }
+        },
+    }
+}
+
+impl AddressSlots {
+    fn take(self: &Arc<Self>, ip: IpAddr, limit: usize) -> Option<AddressSlot> {
+        let key = address_key(ip);
+        let mut m = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let n = m.entry(key).or_insert(0);
+        if *n >= limit {
+            return None;
+        }
+        *n += 1;
+        Some(AddressSlot {
+            slots: Arc::clone(self),
+            key,
+        })
+    }
+}
+
+struct AddressSlot {
+    slots: Arc<AddressSlots>,
+    key: IpAddr,
+}
+
+impl Drop for AddressSlot {
+    fn drop(&mut self) {
+        let mut m = self.slots.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = m.get_mut(&self.key) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                m.remove(&self.key);
+            }
+        }
+    }
+}
+
+async fn accept_loop(
+    ep: quinn::Endpoint,
+    limits: Limits,
+    tx: mpsc::Sender<Result<Peer>>,
+    counters: Arc<Counters>,
+) {
+    let slots = Arc::new(Semaphore::new(limits.max_handshakes.max(1)));
+    let per_address = Arc::new(AddressSlots::default());
+    let registry = Arc::new(Registry::default());
+    while let Some(incoming) = ep.accept().await {
+        let remote = incoming.remote_address();
+        if limits.validate_address && !incoming.remote_address_validated() {
+            // A stateless Retry: the client must echo its token from the address it claims.
+            Counters::bump(&counters.retries);
+            if let Err(e) = incoming.retry() {
+                e.into_incoming().refuse();
+            }
+            continue;
+        }
+        let limit = limits.max_handshakes_per_address.max(1);
+        let Some(address_slot) = per_address.take(remote.ip(), limit) else {
+            Counters::bump(&counters.handshakes_refused_address);
+            incoming.refuse();
+            let _ = tx.try_send(Err(NetError::HandshakesFromAddress { remote, limit }));
+            continue;
+        };
+        let Ok(permit) = Arc::clone(&slots).try_acquire_owned() else {
+            Counters::bump(&counters.handshakes_refused_busy);
+            incoming.refuse();
+            let limit = limits.max_handshakes;
+            let _ = tx.try_send(Err(NetError::HandshakesBusy { remote, limit }));
+            continue;
+        };
+        let tx = tx.clone();
+        let counters = Arc::clone(&counters);
+        let registry = Arc::clone(&registry);
+        tokio::spawn(async move {
+            let res = handshake(incoming, limits, &registry, &counters).await;
+            drop(address_slot);
+            // the handshake slot is given back once the application has the outcome, so
+            // finished handshakes waiting for `accept` count too
+            let _ = tx.send(res).await;
+            drop(permit);
+        });
+    }
+}
+
+async fn handshake(
+    incoming: quinn::Incoming,
+    limits: Limits,
+    registry: &Registry,
+    counters: &Arc<Counters>,
+) -> Result<Peer> {
+    let remote = incoming.remote_address();
+    let failed = |reason: String| {
+        Counters::bump(&counters.handshakes_failed);
+        NetError::Handshake { remote, reason }
+    };
+    let connecting = incoming.accept().map_err(|e| failed(e.to_string()))?;
+    let conn = timed_for(limits.handshake_timeout, "handshake", connecting)
         .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| e.to_string())?;
-    Peer::new(conn, limits, None).map_err(|e| e.to_string())
+        .map_err(|e| failed(e.to_string()))?
+        .map_err(|e| failed(e.to_string()))?;
+    let identity = peer_identity(&conn).map_err(|e| failed(e.to_string()))?;
+    let budget = registry.budget(&identity.name, &limits);
+    let slot = match budget.connect() {
+        Ok(slot) => slot,
+        Err(e) => {
+            Counters::bump(&counters.connections_refused);
+            conn.close(REFUSED, b"too many connections");
+            return Err(e);
+        }
+    };
+    Ok(Peer::start(
+        conn,
+        identity,
+        limits,
+        None,
+        budget,
+        Some(slot),
+        Arc::clone(counters),
+    ))
+}
+
+/// The identity in the certificate the peer presented (verified by rustls).
+fn peer_identity(conn: &quinn::Connection) -> Result<PeerIdentity> {
+    let certs = conn
+        .peer_identity()
+        .and_then(|any| {
+            any.downcast::<Vec<rustls::pki_types::CertificateDer<'static>>>()
+                .ok()
+        })
+        .ok_or_else(|| NetError::Identity("peer presented no certificate".into()))?;
+    let leaf = certs
+        .first()
+        .ok_or_else(|| NetError::Identity("empty certificate chain".into()))?;
+    identity_from_cert(leaf)
 }
 
 /// Connecting side.
@@ -146,10 +300,20 @@ impl Client {
         let connecting = endpoint
             .connect(addr, server_name)
             .map_err(|e| handshake_err(e.to_string()))?;
-        let conn = timed(&limits, "handshake", connecting)
+        let conn = timed_for(limits.handshake_timeout, "handshake", connecting)
             .await?
             .map_err(|e| handshake_err(e.to_string()))?;
-        Peer::new(conn, limits, Some(endpoint))
+        let identity = peer_identity(&conn)?;
+        let budget = PeerBudget::single(&identity.name, &limits);
+        Ok(Peer::start(
+            conn,
+            identity,
+            limits,
+            Some(endpoint),
+            budget,
+            None,
+            Arc::new(Counters::default()),
+        ))
     }
 }
 
@@ -214,14 +378,20 @@ enum Raw {
     Request(Vec<u8>, Responder),
 }
 
+/// What the reader queues: a frame or a stream's error, with the message slot it holds.
+type Item = (Result<Raw>, Held);
+
 /// A connection whose peer presented a valid consortium certificate.
 #[derive(Debug)]
 pub struct Peer {
     conn: quinn::Connection,
     identity: PeerIdentity,
     limits: Limits,
-    incoming: Mutex<mpsc::Receiver<Result<Raw>>>,
+    incoming: Mutex<mpsc::Receiver<Item>>,
     reader: JoinHandle<()>,
+    budget: Arc<PeerBudget>,
+    counters: Arc<Counters>,
+    _slot: Option<ConnSlot>,
     _endpoint: Option<quinn::Endpoint>,
 }
 
@@ -235,32 +405,36 @@ impl std::fmt::Debug for Raw {
 }
 
 impl Peer {
-    fn new(
+    fn start(
         conn: quinn::Connection,
+        identity: PeerIdentity,
         limits: Limits,
         endpoint: Option<quinn::Endpoint>,
-    ) -> Result<Self> {
-        let certs = conn
-            .peer_identity()
-            .and_then(|any| {
-                any.downcast::<Vec<rustls::pki_types::CertificateDer<'static>>>()
-                    .ok()
-            })
-            .ok_or_else(|| NetError::Identity("peer presented no certificate".into()))?;
-        let leaf = certs
-            .first()
-            .ok_or_else(|| NetError::Identity("empty certificate chain".into()))?;
-        let identity = identity_from_cert(leaf)?;
+        budget: Arc<PeerBudget>,
+        slot: Option<ConnSlot>,
+        counters: Arc<Counters>,
+    ) -> Self {
+        // every queued item holds one of the peer's `incoming_queue` slots, so the queue
+        // never fills before the slots run out
         let (tx, rx) = mpsc::channel(limits.incoming_queue.max(1));
-        let reader = tokio::spawn(read_streams(conn.clone(), limits, tx));
-        Ok(Self {
+        let reader = tokio::spawn(read_streams(
+            conn.clone(),
+            limits,
+            tx,
+            Arc::clone(&budget),
+            Arc::clone(&counters),
+        ));
+        Self {
             conn,
             identity,
             limits,
             incoming: Mutex::new(rx),
             reader,
+            budget,
+            counters,
+            _slot: slot,
             _endpoint: endpoint,
-        })
+        }
     }
 
     /// The peer's verified identity (from its certificate).
@@ -322,21 +496,31 @@ impl Peer {
         }
     }
 
-    /// The next stream the other side opened, decoded as `T`. A bad frame on one stream is an
-    /// error for that stream only ([`NetError::Wire`]); call again for the next. When the
-    /// connection is gone: [`NetError::Connection`].
+    /// The next stream the other side opened, decoded as `T`. A bad or refused frame on one
+    /// stream is an error for that stream only ([`NetError::Wire`]); call again for the next.
+    /// A peer that kept exceeding its limits: [`NetError::Abusive`] (its connection is
+    /// closed). When the connection is gone: [`NetError::Connection`].
     pub async fn next_incoming<T: DeserializeOwned>(&self) -> Result<Incoming<T>> {
-        let raw = self
+        self.next_incoming_held()
+            .await
+            .map(|(incoming, _)| incoming)
+    }
+
+    /// [`Self::next_incoming`], with the message's share of the peer's budget: keep the
+    /// [`Held`] as long as the message is kept (e.g. queued for another task), so the peer's
+    /// byte and message budgets cover it until it is consumed.
+    pub async fn next_incoming_held<T: DeserializeOwned>(&self) -> Result<(Incoming<T>, Held)> {
+        let (raw, held) = self
             .incoming
             .lock()
             .await
             .recv()
             .await
-            .unwrap_or_else(|| Err(NetError::Connection("connection closed".into())))?;
-        match raw {
-            Raw::Message(body) => Ok(Incoming::Message(wire::decode(&body)?)),
+            .ok_or_else(|| NetError::Connection("connection closed".into()))?;
+        match raw? {
+            Raw::Message(body) => Ok((Incoming::Message(wire::decode(&body)?), held)),
             Raw::Request(body, responder) => match wire::decode(&body) {
-                Ok(request) => Ok(Incoming::Request { request, responder }),
+                Ok(request) => Ok((Incoming::Request { request, responder }, held)),
                 Err(e) => {
                     let reason = e.to_string();
                     tokio::spawn(async move {
@@ -346,6 +530,17 @@ impl Peer {
                 }
             },
         }
+    }
+
+    /// Bytes of this peer's budget in use now (frames being read, queued or held).
+    pub fn budget_in_use(&self) -> u64 {
+        self.budget.in_use()
+    }
+
+    /// What was refused so far: on a server, the server's counters (all peers); on a client,
+    /// this connection's.
+    pub fn stats(&self) -> NetStats {
+        self.counters.snapshot()
     }
 
     /// Close the connection.
@@ -360,60 +555,115 @@ impl Drop for Peer {
     }
 }
 
-/// Accept the peer's streams, read one frame from each (concurrently, at most
-/// `incoming_queue` in flight or queued) and queue the results.
-async fn read_streams(conn: quinn::Connection, limits: Limits, tx: mpsc::Sender<Result<Raw>>) {
-    let slots = Arc::new(Semaphore::new(limits.incoming_queue.max(1)));
+/// Accept the peer's streams while it has message slots, read one frame from each
+/// (concurrently, each within the peer's byte budget) and queue the results.
+async fn read_streams(
+    conn: quinn::Connection,
+    limits: Limits,
+    tx: mpsc::Sender<Item>,
+    budget: Arc<PeerBudget>,
+    counters: Arc<Counters>,
+) {
     loop {
-        let Ok(permit) = slots.clone().acquire_owned().await else {
+        let Some(slot) = budget.slot().await else {
             return;
         };
-        tokio::select! {
-            uni = conn.accept_uni() => match uni {
-                Ok(mut recv) => {
-                    let tx = tx.clone();
-                    tokio::spawn(async move {
-                        let res = match wire::read_frame(&mut recv, &limits).await {
-                            Ok((h, body)) if h.kind == FrameKind::Message => Ok(Raw::Message(body)),
-                            Ok((h, _)) => Err(WireError::UnexpectedKind { found: h.kind, want: FrameKind::Message }.into()),
-                            Err(e) => {
-                                let _ = recv.stop(BAD_FRAME);
-                                Err(e.into())
-                            }
-                        };
-                        let _ = tx.send(res).await;
-                        drop(permit);
-                    });
-                }
-                Err(e) => {
-                    let _ = tx.send(Err(conn_err(e))).await;
-                    return;
-                }
-            },
-            bi = conn.accept_bi() => match bi {
-                Ok((mut send, mut recv)) => {
-                    let tx = tx.clone();
-                    tokio::spawn(async move {
-                        let res = match wire::read_frame(&mut recv, &limits).await {
-                            Ok((h, body)) if h.kind == FrameKind::Request => {
-                                Ok(Raw::Request(body, Responder::new(send, limits)))
-                            }
-                            Ok((h, _)) => Err(WireError::UnexpectedKind { found: h.kind, want: FrameKind::Request }.into()),
-                            Err(e) => {
-                                let _ = recv.stop(BAD_FRAME);
-                                let _ = send.reset(BAD_FRAME);
-                                Err(e.into())
-                            }
-                        };
-                        let _ = tx.send(res).await;
-                        drop(permit);
-                    });
-                }
-                Err(e) => {
-                    let _ = tx.send(Err(conn_err(e))).await;
-                    return;
-                }
-            },
+        let stream = tokio::select! {
+            uni = conn.accept_uni() => uni.map(|recv| (recv, None)),
+            bi = conn.accept_bi() => bi.map(|(send, recv)| (recv, Some(send))),
+        };
+        match stream {
+            Ok((recv, send)) => {
+                let stream = Stream {
+                    conn: conn.clone(),
+                    limits,
+                    budget: Arc::clone(&budget),
+                    counters: Arc::clone(&counters),
+                };
+                let tx = tx.clone();
+                tokio::spawn(async move {
+                    let item = stream.read(recv, send, slot).await;
+                    let _ = tx.send(item).await;
+                });
+            }
+            Err(e) => {
+                let _ = tx.send((Err(conn_err(e)), Held::new(None, slot))).await;
+                return;
+            }
         }
+    }
+}
+
+/// What reading one incoming stream needs.
+struct Stream {
+    conn: quinn::Connection,
+    limits: Limits,
+    budget: Arc<PeerBudget>,
+    counters: Arc<Counters>,
+}
+
+impl Stream {
+    /// Read one frame: a message (unidirectional) or a request (bidirectional, `send` given).
+    async fn read(
+        self,
+        mut recv: quinn::RecvStream,
+        send: Option<quinn::SendStream>,
+        slot: tokio::sync::OwnedSemaphorePermit,
+    ) -> Item {
+        let want = if send.is_some() {
+            FrameKind::Request
+        } else {
+            FrameKind::Message
+        };
+        let budget = &self.budget;
+        let res = wire::read_frame_admitted(&mut recv, &self.limits, |h| budget.reserve(h.len))
+            .await
+            .and_then(|(h, body, bytes)| {
+                if h.kind == want {
+                    Ok((body, bytes))
+                } else {
+                    Err(WireError::UnexpectedKind {
+                        found: h.kind,
+                        want,
+                    })
+                }
+            });
+        match res {
+            Ok((body, bytes)) => {
+                let raw = match send {
+                    Some(send) => Raw::Request(body, Responder::new(send, self.limits)),
+                    None => Raw::Message(body),
+                };
+                (Ok(raw), Held::new(Some(bytes), slot))
+            }
+            Err(e) => {
+                let over = matches!(e, WireError::TooLarge { .. } | WireError::OverBudget { .. });
+                let code = if over { OVER_LIMIT } else { BAD_FRAME };
+                let _ = recv.stop(code);
+                if let Some(mut send) = send {
+                    let _ = send.reset(code);
+                }
+                let err = if over { self.strike(&e) } else { e.into() };
+                (Err(err), Held::new(None, slot))
+            }
+        }
+    }
+
+    /// A stream refused for its size: count it; at `max_strikes` close the connection.
+    fn strike(&self, e: &WireError) -> NetError {
+        let c = &self.counters;
+        match e {
+            WireError::OverBudget { .. } => Counters::bump(&c.streams_over_budget),
+            _ => Counters::bump(&c.frames_too_large),
+        }
+        if self.budget.strike() && self.conn.close_reason().is_none() {
+            Counters::bump(&c.connections_closed_abusive);
+            self.conn.close(ABUSIVE, b"resource limits exceeded");
+            return NetError::Abusive {
+                name: self.budget.name().to_string(),
+                strikes: self.budget.strikes(),
+            };
+        }
+        e.clone().into()
     }
 }

@@ -58,20 +58,48 @@ impl FrameKind {
     }
 }
 
-/// Per-connection limits. Every await on the network is bounded by `timeout`.
+/// Limits of an endpoint: what one frame, one peer and the unauthenticated may cost it
+/// (threat model G7). Every await on the network is bounded by `timeout`
+/// (`handshake_timeout` for handshakes).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Limits {
-    /// Largest control-class frame body (bytes).
+    /// Largest control-class frame body accepted (bytes).
     pub max_control: u64,
-    /// Largest payload-class frame body (bytes), e.g. a ciphertext vector.
+    /// Largest payload-class frame body accepted (bytes), e.g. a ciphertext vector. A process
+    /// that knows its protocol's largest message sets this to it (the coordinator: one
+    /// submission or decryption share), so a frame declaring more is refused at its header.
     pub max_payload: u64,
-    /// Upper bound for one network operation (handshake, reading or writing one frame,
-    /// waiting for a reply).
+    /// Largest frame body this side sends (refused before anything is sent). May exceed
+    /// `max_payload`: what we send is bounded by the receiver's limits, not ours.
+    pub max_send: u64,
+    /// Upper bound for one network operation (reading or writing one frame, waiting for a
+    /// reply).
     pub timeout: Duration,
-    /// Decoded frames buffered per peer before the reader stops taking streams (backpressure).
+    /// Upper bound for a handshake (QUIC and mutual TLS), short: an unauthenticated peer
+    /// holds a handshake slot at most this long.
+    pub handshake_timeout: Duration,
+    /// Messages per peer being read, queued or held by the application, together; when all
+    /// are taken no further stream is accepted (backpressure).
     pub incoming_queue: usize,
+    /// Bytes of frame bodies per peer being read, queued or held by the application,
+    /// together. A stream whose declared length does not fit is refused at its header
+    /// ([`WireError::OverBudget`]).
+    pub peer_budget: u64,
+    /// Streams refused for their size (too large, over budget) before the connection is
+    /// closed ([`crate::NetError::Abusive`]).
+    pub max_strikes: u32,
     /// Streams a peer may have open at once, per direction (QUIC stream limit).
     pub max_streams: u32,
+    /// Handshakes in flight at once on a server.
+    pub max_handshakes: usize,
+    /// Handshakes in flight at once from one source address (IPv4 address, IPv6 /64).
+    pub max_handshakes_per_address: usize,
+    /// Connections one authenticated peer (certificate name) may have open to a server at
+    /// once; they share one `peer_budget` and `incoming_queue`.
+    pub max_connections_per_peer: usize,
+    /// Require QUIC address validation (a stateless Retry) before a handshake gets any state,
+    /// so a spoofed source address cannot take a handshake slot.
+    pub validate_address: bool,
     /// Largest UDP payload accepted and probed for by MTU discovery (1452: Ethernet; larger
     /// values only help on paths that carry them, e.g. loopback or jumbo frames).
     pub max_udp_payload: u16,
@@ -79,18 +107,36 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
+        let max_control = 1 << 20;
+        let max_payload = 256 << 20;
         Self {
-            max_control: 1 << 20,
-            max_payload: 256 << 20,
+            max_control,
+            max_payload,
+            max_send: max_payload,
             timeout: Duration::from_secs(30),
-            incoming_queue: 64,
-            max_streams: 64,
+            handshake_timeout: Duration::from_secs(5),
+            incoming_queue: 32,
+            peer_budget: Self::default_budget(max_control, max_payload),
+            max_strikes: 8,
+            max_streams: 16,
+            max_handshakes: 64,
+            max_handshakes_per_address: 4,
+            max_connections_per_peer: 4,
+            validate_address: true,
             max_udp_payload: 1452,
         }
     }
 }
 
 impl Limits {
+    /// The default byte budget of a peer: two largest payloads and sixteen largest control
+    /// messages at once.
+    pub const fn default_budget(max_control: u64, max_payload: u64) -> u64 {
+        max_payload
+            .saturating_mul(2)
+            .saturating_add(max_control.saturating_mul(16))
+    }
+
     fn limit_for(&self, flags: u8) -> u64 {
         if flags & FLAG_PAYLOAD != 0 {
             self.max_payload
@@ -176,16 +222,25 @@ pub async fn timed<F: Future>(
     op: &'static str,
     fut: F,
 ) -> Result<F::Output, WireError> {
-    tokio::time::timeout(limits.timeout, fut)
+    timed_for(limits.timeout, op, fut).await
+}
+
+/// Await `fut` for at most `limit`.
+pub async fn timed_for<F: Future>(
+    limit: Duration,
+    op: &'static str,
+    fut: F,
+) -> Result<F::Output, WireError> {
+    tokio::time::timeout(limit, fut)
         .await
         .map_err(|_| WireError::Timeout {
             op,
-            ms: limits.timeout.as_millis() as u64,
+            ms: limit.as_millis() as u64,
         })
 }
 
 /// Write one frame and finish the stream. Bodies above `max_control` go as payload class;
-/// a body above the class's limit is refused here, before anything is sent.
+/// a body above `max_send` is refused here, before anything is sent.
 pub async fn write_frame(
     send: &mut quinn::SendStream,
     kind: FrameKind,
@@ -198,7 +253,11 @@ pub async fn write_frame(
     } else {
         0
     };
-    let limit = limits.limit_for(flags);
+    let limit = if flags == 0 {
+        limits.max_control
+    } else {
+        limits.max_send
+    };
     if len > limit {
         return Err(WireError::TooLarge { len, limit });
     }
@@ -218,10 +277,26 @@ pub async fn read_frame(
     recv: &mut quinn::RecvStream,
     limits: &Limits,
 ) -> Result<(Header, Vec<u8>), WireError> {
+    let (header, body, ()) = read_frame_admitted(recv, limits, |_| Ok(())).await?;
+    Ok((header, body))
+}
+
+/// [`read_frame`] with a say before the body is read: `admit` sees the checked header (e.g.
+/// reserves its length from the peer's budget) and may refuse the frame. One deadline,
+/// `limits.timeout`, covers the whole frame.
+pub async fn read_frame_admitted<A, F>(
+    recv: &mut quinn::RecvStream,
+    limits: &Limits,
+    admit: F,
+) -> Result<(Header, Vec<u8>, A), WireError>
+where
+    F: FnOnce(&Header) -> Result<A, WireError>,
+{
     timed(limits, "reading a frame", async {
         let mut hb = [0u8; HEADER_LEN];
         read_exact(recv, &mut hb, HEADER_LEN as u64).await?;
         let header = Header::parse(&hb, limits)?;
+        let admitted = admit(&header)?;
         let body = read_body(recv, header.len).await?;
         let rest = recv.read_to_end(0).await.map_err(|e| match e {
             quinn::ReadToEndError::TooLong => WireError::TrailingBytes,
@@ -230,7 +305,7 @@ pub async fn read_frame(
         if !rest.is_empty() {
             return Err(WireError::TrailingBytes);
         }
-        Ok((header, body))
+        Ok((header, body, admitted))
     })
     .await?
 }

@@ -106,13 +106,16 @@ impl Consortium {
 }
 
 pub fn limits() -> Limits {
+    let (max_control, max_payload) = (64 << 10, 8 << 20);
     Limits {
-        max_control: 64 << 10,
-        max_payload: 8 << 20,
+        max_control,
+        max_payload,
+        max_send: max_payload,
         timeout: Duration::from_secs(5),
         incoming_queue: 16,
+        peer_budget: Limits::default_budget(max_control, max_payload),
         max_streams: 16,
-        max_udp_payload: 1452,
+        ..Limits::default()
     }
 }
 
