@@ -38,6 +38,8 @@ pub enum WireError {
     Encode(String),
     #[error("stream error: {0}")]
     Stream(String),
+    #[error("the peer refused the frame (QUIC code {code}: 1 malformed, 3 over its size or budget limits)")]
+    Refused { code: u64 },
     #[error("the peer answered with an error: {0}")]
     Remote(String),
 }

@@ -482,7 +482,8 @@ impl Peer {
         }
     }
 
-    /// Send a one-way message on its own unidirectional stream.
+    /// Send a one-way message on its own unidirectional stream; returns once the peer has read
+    /// all of it, or [`WireError::Refused`] when it refused the frame (e.g. over its budget).
     pub async fn notify<T: Serialize + ?Sized>(&self, msg: &T) -> Result<()> {
         let body = wire::encode(msg)?;
         let mut send = timed(&self.limits, "opening a stream", self.conn.open_uni())
@@ -491,7 +492,11 @@ impl Peer {
         wire::write_frame(&mut send, FrameKind::Message, &body, &self.limits).await?;
         // Wait until the peer has the whole frame, so a dropped connection is reported here.
         match timed(&self.limits, "waiting for delivery", send.stopped()).await? {
-            Ok(_) | Err(quinn::StoppedError::ZeroRttRejected) => Ok(()),
+            Ok(None) | Err(quinn::StoppedError::ZeroRttRejected) => Ok(()),
+            Ok(Some(code)) => Err(WireError::Refused {
+                code: code.into_inner(),
+            }
+            .into()),
             Err(e) => Err(conn_err(e)),
         }
     }

@@ -268,7 +268,12 @@ pub async fn write_frame(
         Ok::<_, quinn::WriteError>(())
     })
     .await?
-    .map_err(|e| WireError::Stream(e.to_string()))?;
+    .map_err(|e| match e {
+        quinn::WriteError::Stopped(code) => WireError::Refused {
+            code: code.into_inner(),
+        },
+        e => WireError::Stream(e.to_string()),
+    })?;
     send.finish().map_err(|e| WireError::Stream(e.to_string()))
 }
 
