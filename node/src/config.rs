@@ -37,18 +37,44 @@ fn resolve(base: &Path, p: &mut PathBuf) {
     }
 }
 
-/// Network limits shared by both processes.
+/// Network limits shared by both processes (`[net]`). The transport's budgets (threat model
+/// G7, attack A10): per peer, at most `queue` messages and `peer_budget` bytes being read,
+/// queued or not yet handled, `max_streams` open streams; `max_strikes` refused streams
+/// close its connection; at most `max_handshakes` handshakes at once (`max_handshakes_per_address`
+/// from one address), each within `handshake_timeout_ms`, after QUIC address validation.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct NetConfig {
-    /// Upper bound of every network operation (handshake, one frame, a reply), in ms.
+    /// Upper bound of every network operation (one frame, a reply), in ms.
     pub timeout_ms: u64,
-    /// Largest control message in bytes.
+    /// Upper bound of a handshake, in ms (short: an unauthenticated peer holds a slot at most
+    /// this long).
+    pub handshake_timeout_ms: u64,
+    /// Largest control message in bytes (must be the same in every process: the sender picks
+    /// the class by it).
     pub max_control: u64,
-    /// Largest payload message (a submission's ciphertexts) in bytes.
+    /// Largest payload message sent or accepted, in bytes. The coordinator accepts no more
+    /// than its job's largest submission or decryption share (computed from the key and the
+    /// packing); it sends up to this (a share request carries every submission).
     pub max_payload: u64,
-    /// Messages buffered per peer before backpressure.
+    /// Messages per peer being read, queued or not yet handled; then backpressure.
     pub queue: usize,
+    /// Bytes per peer being read, queued or not yet handled; a frame that would exceed it is
+    /// refused at its header. Default: two largest payloads and sixteen largest control
+    /// messages (on the coordinator: its job's largest message, not `max_payload`).
+    pub peer_budget: Option<u64>,
+    /// Streams refused for their size before the peer's connection is closed.
+    pub max_strikes: u32,
+    /// Streams a peer may have open at once, per direction.
+    pub max_streams: u32,
+    /// Handshakes in flight at once (server side).
+    pub max_handshakes: usize,
+    /// Handshakes in flight at once from one source address (IPv4 address, IPv6 /64).
+    pub max_handshakes_per_address: usize,
+    /// Connections one authenticated peer may hold at once (they share its budget).
+    pub max_connections_per_peer: usize,
+    /// QUIC address validation (a Retry) before a handshake gets any state.
+    pub validate_address: bool,
 }
 
 impl Default for NetConfig {
@@ -56,20 +82,41 @@ impl Default for NetConfig {
         let l = Limits::default();
         Self {
             timeout_ms: l.timeout.as_millis() as u64,
+            handshake_timeout_ms: l.handshake_timeout.as_millis() as u64,
             max_control: l.max_control,
             max_payload: l.max_payload,
             queue: l.incoming_queue,
+            peer_budget: None,
+            max_strikes: l.max_strikes,
+            max_streams: l.max_streams,
+            max_handshakes: l.max_handshakes,
+            max_handshakes_per_address: l.max_handshakes_per_address,
+            max_connections_per_peer: l.max_connections_per_peer,
+            validate_address: l.validate_address,
         }
     }
 }
 
 impl NetConfig {
+    /// The transport limits (a worker's; the coordinator narrows `max_payload` and the
+    /// default budget to its job, see `coordinator::limits`).
     pub fn limits(&self) -> Limits {
         Limits {
             max_control: self.max_control,
             max_payload: self.max_payload,
+            max_send: self.max_payload,
             timeout: Duration::from_millis(self.timeout_ms),
+            handshake_timeout: Duration::from_millis(self.handshake_timeout_ms),
             incoming_queue: self.queue,
+            peer_budget: self
+                .peer_budget
+                .unwrap_or(Limits::default_budget(self.max_control, self.max_payload)),
+            max_strikes: self.max_strikes,
+            max_streams: self.max_streams,
+            max_handshakes: self.max_handshakes,
+            max_handshakes_per_address: self.max_handshakes_per_address,
+            max_connections_per_peer: self.max_connections_per_peer,
+            validate_address: self.validate_address,
             ..Limits::default()
         }
     }
@@ -77,6 +124,9 @@ impl NetConfig {
     fn validate(&self) -> Result<()> {
         if self.timeout_ms < 100 {
             return Err(invalid("net.timeout_ms", "at least 100 ms"));
+        }
+        if !(100..=120_000).contains(&self.handshake_timeout_ms) {
+            return Err(invalid("net.handshake_timeout_ms", "100..=120000 ms"));
         }
         if self.max_control < 4096 || self.max_payload < self.max_control {
             return Err(invalid(
@@ -86,6 +136,32 @@ impl NetConfig {
         }
         if self.queue == 0 || self.queue > 4096 {
             return Err(invalid("net.queue", "1..=4096"));
+        }
+        if self.peer_budget.is_some_and(|b| b < self.max_control) {
+            return Err(invalid(
+                "net.peer_budget",
+                "at least max_control (one control message)",
+            ));
+        }
+        if self.max_strikes == 0 {
+            return Err(invalid("net.max_strikes", "at least 1"));
+        }
+        if !(1..=1024).contains(&self.max_streams) {
+            return Err(invalid("net.max_streams", "1..=1024"));
+        }
+        if !(1..=4096).contains(&self.max_handshakes) {
+            return Err(invalid("net.max_handshakes", "1..=4096"));
+        }
+        if self.max_handshakes_per_address == 0
+            || self.max_handshakes_per_address > self.max_handshakes
+        {
+            return Err(invalid(
+                "net.max_handshakes_per_address",
+                "1..=max_handshakes",
+            ));
+        }
+        if !(1..=64).contains(&self.max_connections_per_peer) {
+            return Err(invalid("net.max_connections_per_peer", "1..=64"));
         }
         Ok(())
     }
@@ -273,5 +349,92 @@ impl WorkerConfig {
             return Err(invalid("idle_ms", "at least net.timeout_ms"));
         }
         self.net.validate()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn net_defaults_are_the_transports_and_validate() {
+        let n = NetConfig::default();
+        n.validate().expect("defaults validate");
+        let l = n.limits();
+        let d = Limits::default();
+        assert_eq!(l, d, "the [net] defaults are fedchain-net's");
+        let parsed: NetConfig = toml::from_str(
+            "handshake_timeout_ms = 2000\npeer_budget = 33554432\nmax_streams = 8\n\
+             max_handshakes = 16\nmax_handshakes_per_address = 2\nmax_connections_per_peer = 2\n\
+             max_strikes = 3\nvalidate_address = false\nqueue = 16\n",
+        )
+        .expect("parses");
+        parsed.validate().expect("valid");
+        let l = parsed.limits();
+        assert_eq!(l.handshake_timeout, Duration::from_secs(2));
+        assert_eq!(l.peer_budget, 32 << 20);
+        assert_eq!(
+            (
+                l.max_streams,
+                l.max_handshakes,
+                l.max_handshakes_per_address
+            ),
+            (8, 16, 2)
+        );
+        assert_eq!((l.max_connections_per_peer, l.max_strikes), (2, 3));
+        assert!(!l.validate_address);
+        assert_eq!(l.incoming_queue, 16);
+    }
+
+    #[test]
+    fn bad_net_limits_are_refused_by_name() {
+        let bad = [
+            (
+                NetConfig {
+                    handshake_timeout_ms: 10,
+                    ..NetConfig::default()
+                },
+                "net.handshake_timeout_ms",
+            ),
+            (
+                NetConfig {
+                    peer_budget: Some(1024),
+                    ..NetConfig::default()
+                },
+                "net.peer_budget",
+            ),
+            (
+                NetConfig {
+                    max_strikes: 0,
+                    ..NetConfig::default()
+                },
+                "net.max_strikes",
+            ),
+            (
+                NetConfig {
+                    max_streams: 0,
+                    ..NetConfig::default()
+                },
+                "net.max_streams",
+            ),
+            (
+                NetConfig {
+                    max_handshakes_per_address: 65,
+                    ..NetConfig::default()
+                },
+                "net.max_handshakes_per_address",
+            ),
+            (
+                NetConfig {
+                    max_connections_per_peer: 0,
+                    ..NetConfig::default()
+                },
+                "net.max_connections_per_peer",
+            ),
+        ];
+        for (n, field) in bad {
+            let e = n.validate().expect_err(field);
+            assert!(e.to_string().contains(field), "{e}");
+        }
     }
 }

@@ -13,25 +13,36 @@
 //! bootstrap block and opens the `CoordinatorService` on it. On a ledger that already holds the
 //! job, the service is reopened from the store (`CoordinatorService::open`: pending accepted
 //! messages are replayed, the open round continues).
+//!
+//! Budgets (A10): the server's limits come from the job ([`MessageBounds`], [`limits`]): a
+//! payload frame larger than the job's largest submission or decryption share is refused at
+//! its header, and each peer's byte and message budget covers its messages until the service
+//! loop has handled them (the event carries the message's [`Held`]). What the coordinator
+//! queues for one peer is bounded in messages (256) and bytes (two share requests and
+//! round openings); a peer that falls further behind is disconnected.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use fedchain_coordinator::service::{
-    CoordinatorMsg, CoordinatorService, Outbound, Outcome, Refusal, RoundSummary, WorkerMsg,
+    CoordinatorMsg, CoordinatorService, Outbound, Outcome, Refusal, RoundSummary, ShareRequest,
+    WorkerMsg,
 };
 use fedchain_coordinator::setup::DeploymentKeys;
 use fedchain_coordinator::{Consortium, Ledger};
-use fedchain_ledger::{Address, Hash, Role, SignedTx, TxKind};
+use fedchain_crypto::{CiphertextVector, PublicKey, ThresholdPublicKey};
+use fedchain_ledger::{Address, Hash, Role, SignedTx, Transaction, TxKind};
 use fedchain_metrics::labels::{PenaltyReason, Phase, RejectReason, ShareOutcome};
 use fedchain_metrics::CoordinatorMetrics;
-use fedchain_net::{Incoming, NetError, Peer, PeerIdentity, Server};
+use fedchain_net::{Held, Incoming, Limits, NetError, NetStats, Peer, PeerIdentity, Server};
+use fedchain_worker::{Protection, ShareMsg, SubmissionMsg};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, error, info, warn};
 
-use crate::config::CoordinatorConfig;
+use crate::config::{CoordinatorConfig, NetConfig};
 use crate::material::{chain_id, check_registered, load_bundle, load_committee};
 use crate::proto::{Down, Up};
 use crate::{now_ms, NodeError, Result};
@@ -41,6 +52,150 @@ const EVENT_QUEUE: usize = 1024;
 /// Messages queued for one peer's writer (bounded; a peer that falls this far behind is
 /// disconnected and catches up after reconnecting).
 const PEER_QUEUE: usize = 256;
+/// Bytes added to the job's largest message for what its computation cannot see.
+const FRAME_MARGIN: u64 = 1024;
+/// How often the transport's refusal counters are logged (when they changed).
+const STATS_EVERY: Duration = Duration::from_secs(10);
+
+/// Upper bound of [`fedchain_crypto::ProvenVector::to_bytes`] for `k` ciphertexts: the codec
+/// header and count, `k` ciphertexts of `ciphertext_bytes()`, then the proof of knowledge: `e`
+/// (32 bytes), `z_m` (the width of n) and `z_a`, length-prefixed (u32). A valid `z_a` has at
+/// most short-exponent + 533 bits (the verifier refuses more); 1024 bits are allowed.
+pub fn proven_vector_bytes(pk: &PublicKey, k: usize) -> u64 {
+    let prefix = CiphertextVector(Vec::new()).to_bytes(pk).len() as u64;
+    let w = pk.ciphertext_bytes() as u64;
+    let n_bytes = u64::from(pk.bits()).div_ceil(8);
+    let z_a = u64::from(pk.short_exponent_bits() + 1024).div_ceil(8);
+    prefix + k as u64 * w + 32 + n_bytes + 4 + z_a
+}
+
+/// Upper bound of [`fedchain_crypto::VectorDecryptionShare::to_bytes`] for `k` values: the
+/// codec header, holder and count (u32 each), `k` values of `ciphertext_bytes()`, the proof's
+/// `e` (32 bytes) and `z`, length-prefixed (u32). A valid `z` has at most
+/// 2·bits(n) + bits(parties!) + 385 bits (the verifier refuses more); 512 more are allowed.
+pub fn decryption_share_bytes(tpk: &ThresholdPublicKey, k: usize) -> u64 {
+    let pk = tpk.public_key();
+    // header and one u32 (as in a ciphertext vector), then the second u32
+    let prefix = CiphertextVector(Vec::new()).to_bytes(pk).len() as u64 + 4;
+    let w = pk.ciphertext_bytes() as u64;
+    // bits(p!) <= sum of bits(i) for i in 2..=p
+    let delta_bits: u64 = (2..=u64::from(tpk.parties()))
+        .map(|i| u64::from(u64::BITS - i.leading_zeros()))
+        .sum();
+    let z_bits = 2 * u64::from(pk.bits()) + delta_bits + 385 + 512;
+    prefix + k as u64 * w + 32 + 4 + z_bits.div_ceil(8)
+}
+
+/// The largest messages of a job, in bytes, from its key and packing (A10: the server refuses
+/// a payload frame above `frame` at its header).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MessageBounds {
+    /// A submission's payload (a proven ciphertext vector; the update in plaintext).
+    pub submission: u64,
+    /// A decryption share's payload.
+    pub share: u64,
+    /// The largest frame body a hospital sends (an [`Up`] carrying either), plus a margin.
+    pub frame: u64,
+    /// The largest frame body the coordinator sends: a share request with every member's
+    /// submission, or a round opening with the parameters.
+    pub down: u64,
+}
+
+impl MessageBounds {
+    /// Computed from the consortium's key, packing and committee; the envelopes are encoded
+    /// (a transaction signed by the aggregator stands in for a hospital's: every field but
+    /// the chain id has a fixed width).
+    pub fn of(c: &Consortium) -> Result<Self> {
+        let k = c.ciphertexts();
+        let (submission, share) = match &c.protection {
+            Protection::Encrypted(e) => (
+                proven_vector_bytes(e.key.public_key(), k),
+                decryption_share_bytes(&e.key, k),
+            ),
+            Protection::Plaintext => (4 * c.num_params as u64, 0),
+        };
+        let tx = |kind| {
+            Transaction {
+                chain_id: c.genesis.chain_id.clone(),
+                sender: c.aggregator.verifying_key(),
+                nonce: u64::MAX,
+                kind,
+            }
+            .sign(&c.aggregator)
+        };
+        let submit = SubmissionMsg {
+            tx: tx(TxKind::Submit {
+                job: u64::MAX,
+                round: u32::MAX,
+                payload: Hash([0; 32]),
+                samples: u64::MAX,
+                payload_bytes: u64::MAX,
+            }),
+            payload: Vec::new(),
+        };
+        let share_msg = ShareMsg {
+            tx: tx(TxKind::DecryptionShare {
+                job: u64::MAX,
+                round: u32::MAX,
+                payload: Hash([0; 32]),
+            }),
+            payload: Vec::new(),
+        };
+        // bincode: a byte vector is its length (u64) and its bytes, so sizes add up
+        let up_submit = encoded_len(&Up::Msg(WorkerMsg::Submit(submit.clone())))?;
+        let up_share = encoded_len(&Up::Msg(WorkerMsg::Share(share_msg)))?;
+        let one = encoded_len(&submit)?;
+        let request = encoded_len(&Down::Msg(CoordinatorMsg::ShareRequest(ShareRequest {
+            job: u64::MAX,
+            round: u32::MAX,
+            submissions: Vec::new(),
+        })))?;
+        let members = c.members.len() as u64;
+        let share_request = request + members * (one + submission);
+        let round_open = 64 + 4 * c.num_params as u64;
+        Ok(Self {
+            submission,
+            share,
+            frame: (up_submit + submission).max(up_share + share) + FRAME_MARGIN,
+            down: share_request.max(round_open) + FRAME_MARGIN,
+        })
+    }
+}
+
+fn encoded_len<T: serde::Serialize>(v: &T) -> Result<u64> {
+    Ok(fedchain_net::wire::encode(v).map_err(NetError::from)?.len() as u64)
+}
+
+/// The coordinator's transport limits: `[net]`, with the payload limit narrowed to the job's
+/// largest message (`bounds.frame`) and, unless `net.peer_budget` is set, the budget derived
+/// from it. Sending is bounded by `net.max_payload`, which must hold a share request.
+pub fn limits(net: &NetConfig, bounds: &MessageBounds) -> Result<Limits> {
+    let mut l = net.limits();
+    if bounds.frame > net.max_payload || bounds.down > net.max_payload {
+        return Err(NodeError::Invalid {
+            field: "net.max_payload",
+            reason: format!(
+                "{} bytes cannot carry this job's messages: a submission or share frame is up to {} bytes, a share request up to {}",
+                net.max_payload, bounds.frame, bounds.down
+            ),
+        });
+    }
+    l.max_payload = bounds.frame;
+    l.max_send = net.max_payload;
+    l.peer_budget = net
+        .peer_budget
+        .unwrap_or(Limits::default_budget(net.max_control, bounds.frame));
+    if l.peer_budget < bounds.frame {
+        return Err(NodeError::Invalid {
+            field: "net.peer_budget",
+            reason: format!(
+                "{} bytes cannot hold one of this job's messages ({} bytes)",
+                l.peer_budget, bounds.frame
+            ),
+        });
+    }
+    Ok(l)
+}
 
 /// What a finished coordinator reports.
 #[derive(Clone, Debug)]
@@ -59,13 +214,15 @@ enum Event {
     Connected {
         conn: u64,
         id: PeerIdentity,
-        tx: mpsc::Sender<Down>,
+        outbox: Outbox,
     },
     Message {
         conn: u64,
         from: Address,
         up: Box<Up>,
         bytes: u64,
+        /// The message's share of its peer's budget, given back once it is handled.
+        _held: Held,
     },
     Closed {
         conn: u64,
@@ -73,10 +230,41 @@ enum Event {
     },
 }
 
+/// What is queued for one peer's writer: at most [`PEER_QUEUE`] messages and `budget` bytes
+/// (as [`Down::held_bytes`] counts them).
+#[derive(Clone)]
+struct Outbox {
+    tx: mpsc::Sender<(Down, u64)>,
+    queued: Arc<AtomicU64>,
+    budget: u64,
+}
+
+impl Outbox {
+    /// Queue `d`, or say why not (the caller disconnects the peer).
+    fn push(&self, d: Down) -> std::result::Result<(), String> {
+        let size = d.held_bytes();
+        let queued = self.queued.fetch_add(size, Ordering::AcqRel);
+        if queued.saturating_add(size) > self.budget {
+            self.queued.fetch_sub(size, Ordering::AcqRel);
+            return Err(format!(
+                "{queued} bytes already queued for it, budget {}",
+                self.budget
+            ));
+        }
+        self.tx.try_send((d, size)).map_err(|e| {
+            self.queued.fetch_sub(size, Ordering::AcqRel);
+            match e {
+                mpsc::error::TrySendError::Full(_) => format!("{PEER_QUEUE} messages queued"),
+                mpsc::error::TrySendError::Closed(_) => "its writer stopped".into(),
+            }
+        })
+    }
+}
+
 struct Conn {
     id: u64,
     name: String,
-    tx: mpsc::Sender<Down>,
+    outbox: Outbox,
     /// Said hello (only then does it get round messages).
     hello: bool,
 }
@@ -134,26 +322,54 @@ pub async fn run(
     }
 
     let stage = open_stage(&cfg, &c)?;
-    let limits = cfg.net.limits();
+    let bounds = MessageBounds::of(&c)?;
+    let limits = limits(&cfg.net, &bounds)?;
+    let down_budget = bounds.down.saturating_mul(2);
     let mut server = Server::bind(cfg.listen, &bundle, limits)?;
-    info!(listen = %server.local_addr()?, "coordinator: listening (QUIC, mutual TLS)");
+    info!(
+        listen = %server.local_addr()?,
+        submission = bounds.submission,
+        share = bounds.share,
+        max_payload = limits.max_payload,
+        max_control = limits.max_control,
+        peer_budget = limits.peer_budget,
+        queue = limits.incoming_queue,
+        handshake_timeout_ms = limits.handshake_timeout.as_millis() as u64,
+        "coordinator: listening (QUIC, mutual TLS; limits from the job)"
+    );
 
     let (events_tx, events) = mpsc::channel::<Event>(EVENT_QUEUE);
     let accept = tokio::spawn(async move {
         let mut next_conn = 0u64;
+        let mut every = tokio::time::interval(STATS_EVERY);
+        let mut logged = NetStats::default();
         loop {
-            match server.accept().await {
+            let res = tokio::select! {
+                r = server.accept() => r,
+                _ = every.tick() => {
+                    log_stats(&mut logged, server.stats());
+                    continue;
+                }
+            };
+            match res {
                 Ok(peer) => {
                     next_conn += 1;
-                    tokio::spawn(peer_task(next_conn, peer, events_tx.clone()));
+                    tokio::spawn(peer_task(next_conn, peer, events_tx.clone(), down_budget));
                 }
                 Err(NetError::Handshake { remote, reason }) => {
                     warn!(%remote, %reason, "coordinator: handshake refused");
                 }
+                Err(
+                    e @ (NetError::HandshakesFromAddress { .. } | NetError::HandshakesBusy { .. }),
+                ) => {
+                    // counted; summarised every STATS_EVERY, not one line per attempt
+                    debug!(error = %e, "coordinator: handshake refused");
+                }
                 Err(NetError::Closed) => break,
-                Err(e) => warn!(error = %e, "coordinator: accept"),
+                Err(e) => warn!(error = %e, "coordinator: connection refused"),
             }
         }
+        log_stats(&mut logged, server.stats());
         server.close();
     });
 
@@ -184,9 +400,12 @@ pub async fn run(
         // let the writers deliver what is queued (Finished) before the process exits
         let rounds = lp.c.cfg.rounds;
         for conn in lp.conns.values() {
+            let d = Down::Finished { rounds };
+            let size = d.held_bytes();
             let _ = conn
+                .outbox
                 .tx
-                .send_timeout(Down::Finished { rounds }, Duration::from_millis(200))
+                .send_timeout((d, size), Duration::from_millis(200))
                 .await;
         }
         tokio::time::sleep(Duration::from_millis(300)).await;
@@ -224,20 +443,45 @@ fn open_stage(cfg: &CoordinatorConfig, c: &Consortium) -> Result<Stage> {
     Ok(Stage::Running(Box::new(s)))
 }
 
-/// One connection: read its messages into the event queue; a writer task sends `Down`s.
-async fn peer_task(conn: u64, peer: Peer, events: mpsc::Sender<Event>) {
+/// Log the transport's refusal counters when they changed.
+fn log_stats(logged: &mut NetStats, now: NetStats) {
+    if now != *logged {
+        warn!(
+            retries = now.retries,
+            handshakes_refused_address = now.handshakes_refused_address,
+            handshakes_refused_busy = now.handshakes_refused_busy,
+            handshakes_failed = now.handshakes_failed,
+            connections_refused = now.connections_refused,
+            frames_too_large = now.frames_too_large,
+            streams_over_budget = now.streams_over_budget,
+            connections_closed_abusive = now.connections_closed_abusive,
+            "coordinator: transport refusals so far"
+        );
+        *logged = now;
+    }
+}
+
+/// One connection: read its messages into the event queue (each with its share of the peer's
+/// budget); a writer task sends `Down`s.
+async fn peer_task(conn: u64, peer: Peer, events: mpsc::Sender<Event>, down_budget: u64) {
     let peer = Arc::new(peer);
     let id = peer.identity().clone();
     let from = id.address();
     let timeout = peer.limits().timeout;
-    let (tx, mut rx) = mpsc::channel::<Down>(PEER_QUEUE);
+    let (tx, mut rx) = mpsc::channel::<(Down, u64)>(PEER_QUEUE);
+    let outbox = Outbox {
+        tx,
+        queued: Arc::new(AtomicU64::new(0)),
+        budget: down_budget,
+    };
+    let queued = Arc::clone(&outbox.queued);
     info!(peer = %id.name, remote = %peer.remote_address(), "coordinator: peer connected");
     if events
         .send_timeout(
             Event::Connected {
                 conn,
                 id: id.clone(),
-                tx,
+                outbox,
             },
             timeout,
         )
@@ -250,8 +494,10 @@ async fn peer_task(conn: u64, peer: Peer, events: mpsc::Sender<Event>) {
         let peer = Arc::clone(&peer);
         let name = id.name.clone();
         tokio::spawn(async move {
-            while let Some(d) = rx.recv().await {
-                if let Err(e) = peer.notify(&d).await {
+            while let Some((d, size)) = rx.recv().await {
+                let sent = peer.notify(&d).await;
+                queued.fetch_sub(size, Ordering::AcqRel);
+                if let Err(e) = sent {
                     warn!(peer = %name, error = %e, "coordinator: send failed, closing");
                     break;
                 }
@@ -260,8 +506,8 @@ async fn peer_task(conn: u64, peer: Peer, events: mpsc::Sender<Event>) {
         })
     };
     loop {
-        match peer.next_incoming::<Up>().await {
-            Ok(Incoming::Message(up)) => {
+        match peer.next_incoming_held::<Up>().await {
+            Ok((Incoming::Message(up), held)) => {
                 let bytes = match &up {
                     Up::Msg(WorkerMsg::Submit(m)) => m.payload.len() as u64,
                     Up::Msg(WorkerMsg::Share(m)) => m.payload.len() as u64,
@@ -272,19 +518,24 @@ async fn peer_task(conn: u64, peer: Peer, events: mpsc::Sender<Event>) {
                     from,
                     up: Box::new(up),
                     bytes,
+                    _held: held,
                 };
                 if events.send_timeout(ev, timeout).await.is_err() {
                     warn!(peer = %id.name, "coordinator: service queue full or gone, dropping the peer");
                     break;
                 }
             }
-            Ok(Incoming::Request { responder, .. }) => {
+            Ok((Incoming::Request { responder, .. }, _)) => {
                 let _ = responder
                     .fail("requests are not part of this protocol")
                     .await;
             }
             Err(NetError::Wire(e)) => {
-                warn!(peer = %id.name, error = %e, "coordinator: bad frame (stream dropped)");
+                warn!(peer = %id.name, error = %e, "coordinator: frame refused (stream dropped)");
+            }
+            Err(e @ NetError::Abusive { .. }) => {
+                warn!(peer = %id.name, error = %e, "coordinator: peer exceeded its limits, connection closed");
+                break;
             }
             Err(e) => {
                 info!(peer = %id.name, reason = %e, "coordinator: peer disconnected");
@@ -376,7 +627,7 @@ impl Loop {
 
     fn on_event(&mut self, ev: Event) -> Result<()> {
         match ev {
-            Event::Connected { conn, id, tx } => {
+            Event::Connected { conn, id, outbox } => {
                 let a = id.address();
                 let admitted = match &self.stage {
                     Stage::Running(s) => {
@@ -392,14 +643,14 @@ impl Loop {
                 };
                 if let Err(reason) = admitted {
                     warn!(peer = %id.name, %reason, "coordinator: refusing the peer");
-                    return Ok(()); // dropping `tx` ends its writer and closes the connection
+                    return Ok(()); // dropping the outbox ends its writer and closes the connection
                 }
                 self.conns.insert(
                     a,
                     Conn {
                         id: conn,
                         name: id.name.clone(),
-                        tx,
+                        outbox,
                         hello: false,
                     },
                 );
@@ -417,6 +668,7 @@ impl Loop {
                 from,
                 up,
                 bytes,
+                _held,
             } => {
                 if self.conns.get(&from).is_none_or(|c| c.id != conn) {
                     return Ok(()); // from a refused or replaced connection
@@ -618,8 +870,8 @@ impl Loop {
         let Some(c) = self.conns.get(to) else {
             return;
         };
-        if c.tx.try_send(d).is_err() {
-            warn!(peer = %c.name, "coordinator: peer queue full, disconnecting it");
+        if let Err(reason) = c.outbox.push(d) {
+            warn!(peer = %c.name, %reason, "coordinator: peer falls behind, disconnecting it");
             self.conns.remove(to);
             self.metrics.set_connected_hospitals(self.conns.len());
         }
@@ -742,5 +994,172 @@ fn reject_label(r: &Refusal) -> RejectReason {
         Refusal::Equivocation => RejectReason::Equivocation,
         Refusal::Late { .. } => RejectReason::Late,
         Refusal::Engine(_) => RejectReason::InvalidPayload,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fedchain_coordinator::{Quiet, SimulateConfig};
+    use fedchain_crypto::vector::encrypt_update;
+    use fedchain_crypto::Encryptor;
+    use fedchain_net::wire::{FrameKind, Header, FLAG_PAYLOAD};
+    use rand::rngs::{OsRng, StdRng};
+    use rand::SeedableRng;
+
+    fn consortium(hospitals: usize, key_bits: u32) -> Consortium {
+        let cfg = SimulateConfig {
+            hospitals,
+            threshold: 2,
+            key_bits,
+            rounds: 1,
+            baseline: false,
+            ..SimulateConfig::default()
+        };
+        Consortium::new(&cfg, &mut Quiet).expect("consortium")
+    }
+
+    /// The computed bounds hold what the crypto actually writes, with little to spare.
+    #[test]
+    fn bounds_hold_real_submissions_shares_and_frames() {
+        for (hospitals, key_bits) in [(4, 512), (7, 768)] {
+            let c = consortium(hospitals, key_bits);
+            let Protection::Encrypted(e) = &c.protection else {
+                panic!("an encrypted job")
+            };
+            let pk = e.key.public_key();
+            let b = MessageBounds::of(&c).expect("bounds");
+            let enc = Encryptor::new(pk.clone(), 4).expect("encryptor");
+            let share_key = c.shares[hospitals - 1].as_ref().expect("a share");
+            let mut rounding = StdRng::seed_from_u64(7);
+            for (i, x) in [0.0f32, 1.0, -1.0].into_iter().enumerate() {
+                let update = vec![x; c.num_params];
+                let pv = encrypt_update(
+                    &enc,
+                    &e.packer,
+                    &update,
+                    c.max_samples,
+                    b"context",
+                    &mut rounding,
+                    &mut OsRng,
+                )
+                .expect("encrypt");
+                let payload = pv.to_bytes(pk);
+                let len = payload.len() as u64;
+                assert!(len <= b.submission, "{len} > {}", b.submission);
+                assert!(b.submission - len < 160, "{} for {len}", b.submission);
+                let share = share_key
+                    .decrypt_share(&e.key, &pv.ciphertexts.0, &mut OsRng)
+                    .expect("share")
+                    .to_bytes(pk);
+                let slen = share.len() as u64;
+                assert!(slen <= b.share, "{slen} > {}", b.share);
+                assert!(b.share - slen < 160, "{} for {slen}", b.share);
+
+                let key = &c.hospital_keys[0];
+                let tx = Transaction {
+                    chain_id: c.genesis.chain_id.clone(),
+                    sender: key.verifying_key(),
+                    nonce: 3 + i as u64,
+                    kind: TxKind::Submit {
+                        job: 0,
+                        round: i as u32,
+                        payload: Hash(pv.ciphertexts.digest(pk)),
+                        samples: c.max_samples,
+                        payload_bytes: len,
+                    },
+                }
+                .sign(key);
+                let sub = SubmissionMsg { tx, payload };
+                let up = fedchain_net::wire::encode(&Up::Msg(WorkerMsg::Submit(sub.clone())))
+                    .expect("encode");
+                assert!(up.len() as u64 <= b.frame);
+                assert!(b.frame - up.len() as u64 <= FRAME_MARGIN + 160);
+                let down = fedchain_net::wire::encode(&Down::Msg(CoordinatorMsg::ShareRequest(
+                    ShareRequest {
+                        job: 0,
+                        round: 0,
+                        submissions: vec![sub; hospitals],
+                    },
+                )))
+                .expect("encode");
+                assert!(down.len() as u64 <= b.down);
+            }
+        }
+    }
+
+    #[test]
+    fn the_coordinator_refuses_a_256_mib_body_at_the_header() {
+        let c = consortium(4, 512);
+        let b = MessageBounds::of(&c).expect("bounds");
+        let net = NetConfig::default();
+        let l = limits(&net, &b).expect("limits");
+        assert_eq!(l.max_payload, b.frame);
+        assert_eq!(l.max_send, net.max_payload);
+        assert_eq!(l.peer_budget, 2 * b.frame + 16 * net.max_control);
+        assert_eq!(l.handshake_timeout, Duration::from_secs(5));
+        let huge = Header {
+            kind: FrameKind::Message,
+            flags: FLAG_PAYLOAD,
+            len: 256 << 20,
+        };
+        assert_eq!(
+            Header::parse(&huge.to_bytes(), &l),
+            Err(fedchain_net::WireError::TooLarge {
+                len: 256 << 20,
+                limit: b.frame
+            })
+        );
+        // an explicit budget is kept; one that cannot hold a message, or a send limit that
+        // cannot carry a share request, is a configuration error
+        let l = limits(
+            &NetConfig {
+                peer_budget: Some(64 << 20),
+                ..NetConfig::default()
+            },
+            &b,
+        )
+        .expect("limits");
+        assert_eq!(l.peer_budget, 64 << 20);
+        let small = MessageBounds { frame: 8192, ..b };
+        let e = limits(
+            &NetConfig {
+                peer_budget: Some(4096),
+                max_control: 4096,
+                ..NetConfig::default()
+            },
+            &small,
+        )
+        .expect_err("budget below one message");
+        assert!(e.to_string().contains("net.peer_budget"), "{e}");
+        let e = limits(
+            &NetConfig {
+                max_payload: 4096,
+                max_control: 4096,
+                ..NetConfig::default()
+            },
+            &MessageBounds { down: 5000, ..b },
+        )
+        .expect_err("cannot send a share request");
+        assert!(e.to_string().contains("net.max_payload"), "{e}");
+    }
+
+    #[test]
+    fn a_peer_that_falls_behind_has_a_byte_budget() {
+        let (tx, _rx) = mpsc::channel(PEER_QUEUE);
+        let outbox = Outbox {
+            tx,
+            queued: Arc::new(AtomicU64::new(0)),
+            budget: 1000,
+        };
+        let d = Down::Finished { rounds: 1 };
+        let size = d.held_bytes();
+        let fits = (1000 / size) as usize;
+        for _ in 0..fits {
+            outbox.push(d.clone()).expect("fits");
+        }
+        let e = outbox.push(d).expect_err("over the byte budget");
+        assert!(e.contains("budget 1000"), "{e}");
+        assert_eq!(outbox.queued.load(Ordering::Acquire), fits as u64 * size);
     }
 }

@@ -25,3 +25,27 @@ pub enum Down {
     /// The job's rounds are all done; the worker may stop.
     Finished { rounds: u32 },
 }
+
+impl Down {
+    /// About the bytes this message holds while it waits to be sent (payloads, parameters,
+    /// addresses, plus a fixed part), for the per-peer send budget. Not an encoded size.
+    pub fn held_bytes(&self) -> u64 {
+        const FIXED: u64 = 256;
+        let n = |v: usize, each: u64| v as u64 * each;
+        FIXED
+            + match self {
+                Down::Msg(CoordinatorMsg::ShareRequest(r)) => r
+                    .submissions
+                    .iter()
+                    .map(|s| s.payload.len() as u64 + FIXED)
+                    .sum(),
+                Down::Msg(CoordinatorMsg::RoundOpen(o)) => n(o.params.len(), 4),
+                Down::Msg(CoordinatorMsg::RoundResult(r)) => n(
+                    r.accepted.len() + r.missing.len() + r.share_providers.len(),
+                    32,
+                ),
+                Down::Msg(CoordinatorMsg::Refused { reason }) => reason.to_string().len() as u64,
+                _ => 0,
+            }
+    }
+}
