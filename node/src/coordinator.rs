@@ -54,6 +54,8 @@ const EVENT_QUEUE: usize = 1024;
 const PEER_QUEUE: usize = 256;
 /// Bytes added to the job's largest message for what its computation cannot see.
 const FRAME_MARGIN: u64 = 1024;
+/// Refused frames logged one by one per connection (the rest are counted in one line).
+const LOGGED_REFUSALS: u64 = 8;
 /// How often the transport's refusal counters are logged (when they changed).
 const STATS_EVERY: Duration = Duration::from_secs(10);
 
@@ -339,7 +341,8 @@ pub async fn run(
     );
 
     let (events_tx, events) = mpsc::channel::<Event>(EVENT_QUEUE);
-    let accept = tokio::spawn(async move {
+    let (stop_accept, mut accept_stopped) = oneshot::channel::<()>();
+    let mut accept = tokio::spawn(async move {
         let mut next_conn = 0u64;
         let mut every = tokio::time::interval(STATS_EVERY);
         let mut logged = NetStats::default();
@@ -350,6 +353,7 @@ pub async fn run(
                     log_stats(&mut logged, server.stats());
                     continue;
                 }
+                _ = &mut accept_stopped => break,
             };
             match res {
                 Ok(peer) => {
@@ -388,7 +392,13 @@ pub async fn run(
         lp.metrics.set_ledger_height(s.ledger().height());
     }
     let result = lp.run(events, shutdown).await;
-    accept.abort();
+    let _ = stop_accept.send(());
+    if tokio::time::timeout(Duration::from_secs(1), &mut accept)
+        .await
+        .is_err()
+    {
+        accept.abort();
+    }
     let _ = stop_metrics.send(());
     if let Err(e) = result {
         // a service error (e.g. a failpoint) ends the process as a crash would: the store
@@ -505,6 +515,7 @@ async fn peer_task(conn: u64, peer: Peer, events: mpsc::Sender<Event>, down_budg
             peer.close("closing");
         })
     };
+    let mut refused = 0u64;
     loop {
         match peer.next_incoming_held::<Up>().await {
             Ok((Incoming::Message(up), held)) => {
@@ -531,7 +542,12 @@ async fn peer_task(conn: u64, peer: Peer, events: mpsc::Sender<Event>, down_budg
                     .await;
             }
             Err(NetError::Wire(e)) => {
-                warn!(peer = %id.name, error = %e, "coordinator: frame refused (stream dropped)");
+                refused += 1;
+                if refused <= LOGGED_REFUSALS {
+                    warn!(peer = %id.name, error = %e, "coordinator: frame refused (stream dropped)");
+                } else {
+                    debug!(peer = %id.name, error = %e, "coordinator: frame refused (stream dropped)");
+                }
             }
             Err(e @ NetError::Abusive { .. }) => {
                 warn!(peer = %id.name, error = %e, "coordinator: peer exceeded its limits, connection closed");
@@ -542,6 +558,9 @@ async fn peer_task(conn: u64, peer: Peer, events: mpsc::Sender<Event>, down_budg
                 break;
             }
         }
+    }
+    if refused > LOGGED_REFUSALS {
+        warn!(peer = %id.name, refused, "coordinator: frames refused on this connection (the first {LOGGED_REFUSALS} logged)");
     }
     writer.abort();
     peer.close("closing");
@@ -764,8 +783,14 @@ impl Loop {
                 .iter()
                 .any(|o| matches!(o, Outbound::To(_, CoordinatorMsg::Welcome { .. })));
             if let Some(c) = self.conns.get_mut(&from) {
+                let again = c.hello && welcomed;
                 c.hello = welcomed;
-                info!(peer = %c.name, welcomed, "coordinator: hello");
+                if again {
+                    // a repeated hello on one connection (answered, not logged each time)
+                    debug!(peer = %c.name, "coordinator: hello again");
+                } else {
+                    info!(peer = %c.name, welcomed, "coordinator: hello");
+                }
             }
             if self.finished_at.is_some() {
                 self.send(

@@ -9,5 +9,6 @@ mod cluster;
 mod configs;
 #[cfg(feature = "failpoints")]
 mod faults;
+mod flood;
 mod keys;
 mod multiprocess;
