@@ -454,9 +454,9 @@ impl Consortium {
                 pseudonym: format!("hospital-{i}"),
             }));
         }
-        ledger.block(txs)?;
+        ledger.block_all(txs)?;
         let create = ledger.sign(TxKind::CreateJob(self.job_spec()?));
-        ledger.block(vec![create])?;
+        ledger.block_all(vec![create])?;
         let job = ledger.chain.state().next_job - 1;
         let joins: Vec<SignedTx> = hospitals
             .iter_mut()
@@ -467,7 +467,7 @@ impl Consortium {
                 })
             })
             .collect();
-        ledger.block(joins)?;
+        ledger.block_all(joins)?;
         Ok(job)
     }
 
@@ -560,7 +560,7 @@ impl Consortium {
         txs.extend(enrolled.iter().map(|(r, _)| r.clone()));
         txs.push(ledger.sign(TxKind::CreateJob(self.job_spec()?)));
         txs.extend(enrolled.iter().map(|(_, j)| j.clone()));
-        ledger.block(txs)?;
+        ledger.block_all(txs)?;
         Ok(job)
     }
 }

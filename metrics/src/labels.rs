@@ -154,6 +154,23 @@ label_enum! {
     }
 }
 
+label_enum! {
+    /// Label `kind` of `fedchain_dropped_transactions_total`: the kind of a transaction the
+    /// chain left out of a block (one value per variant of `fedchain_ledger::TxKind`).
+    TransactionKind {
+        Register => "register",
+        CreateJob => "create_job",
+        Join => "join",
+        OpenRound => "open_round",
+        Submit => "submit",
+        DecryptionShare => "decryption_share",
+        CommitRound => "commit_round",
+        VoidRound => "void_round",
+        Transfer => "transfer",
+        Penalty => "penalty",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -188,6 +205,12 @@ mod tests {
         );
         check(
             &WorkerSubmitOutcome::ALL
+                .iter()
+                .map(|p| p.as_str())
+                .collect::<Vec<_>>(),
+        );
+        check(
+            &TransactionKind::ALL
                 .iter()
                 .map(|p| p.as_str())
                 .collect::<Vec<_>>(),
