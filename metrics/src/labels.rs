@@ -151,6 +151,12 @@ label_enum! {
         NoKnowledgeProof => "no_knowledge_proof",
         /// It was asked to sign a second submission for a round it already signed.
         AlreadySubmitted => "already_submitted",
+        /// A round opened with parameters that do not hash to the ones it must start from.
+        TrapParams => "trap_params",
+        /// A nonce or round number out of range.
+        OutOfRange => "out_of_range",
+        /// A result for a round the hospital never saw.
+        UnknownRound => "unknown_round",
     }
 }
 

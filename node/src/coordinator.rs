@@ -494,10 +494,44 @@ impl Loop {
         if enrolled.len() < self.c.members.len() {
             return Ok(());
         }
+        // dry-run against the chain rules first: a bad enrollment is refused alone and the
+        // bootstrap waits for that member to enroll again
+        let txs: Vec<_> = enrolled.values().cloned().collect();
+        let rejects = match ledger.as_ref() {
+            Some(l) => self.c.enrollment_rejects(l, &txs)?,
+            None => Vec::new(),
+        };
+        if !rejects.is_empty() {
+            let keys: Vec<usize> = enrolled.keys().copied().collect();
+            let mut refused = Vec::new();
+            for (pos, reason) in rejects {
+                if let Some(i) = keys.get(pos) {
+                    enrolled.remove(i);
+                    refused.push((*i, reason));
+                }
+            }
+            for (i, reason) in refused {
+                let Some(who) = self.c.members.get(i).copied() else {
+                    continue;
+                };
+                let peer = self
+                    .conns
+                    .get(&who)
+                    .map(|c| c.name.clone())
+                    .unwrap_or_default();
+                warn!(peer = %peer, %reason, "coordinator: enrollment refused by the chain rules");
+                self.send(
+                    &who,
+                    Down::Msg(CoordinatorMsg::Refused {
+                        reason: Refusal::Chain(format!("enrollment refused: {reason}")),
+                    }),
+                );
+            }
+            return Ok(());
+        }
         let mut l = ledger
             .take()
             .ok_or_else(|| NodeError::Runtime("ledger already bootstrapped".into()))?;
-        let txs: Vec<_> = enrolled.values().cloned().collect();
         let job = self.c.bootstrap_enrolled(&mut l, &txs)?;
         drop(l);
         let (s, _) = CoordinatorService::open(&self.cfg.ledger, &self.c)?;

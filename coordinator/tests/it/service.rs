@@ -729,10 +729,10 @@ fn a08_equivocation_while_decrypting_commits_consistently() {
         let out = net.coord().on_message(from, msg, now).unwrap();
         net.send(out);
     }
-    assert!(net
-        .to_workers
-        .iter()
-        .any(|(_, b)| matches!(bincode::deserialize(b).unwrap(), CoordinatorMsg::ShareRequest(_))));
+    assert!(net.to_workers.iter().any(|(_, b)| matches!(
+        bincode::deserialize(b).unwrap(),
+        CoordinatorMsg::ShareRequest(_)
+    )));
     // now, while decrypting, hospital 0's second, different submission arrives
     let a0 = net.order[0];
     let job = net.coord().job();
