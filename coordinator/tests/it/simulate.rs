@@ -237,3 +237,28 @@ fn a05_overflowing_plaintexts_end_each_round_chain_validly() {
     let genesis = stored_genesis(&store).unwrap();
     verify_chain_with(&store, &genesis, Some(&FedchainVerifier)).unwrap();
 }
+
+/// Issue #19: theta_r is re-hashed. Flipping the lowest bit of theta_0[0] in the stored
+/// payload (f32 rounding would absorb it in theta_1) fails the audit: the payload no longer
+/// hashes to the `params_hash` that names it.
+#[test]
+fn a17_flipped_bit_in_theta_zero_fails_the_audit() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ledger");
+    let out = run(&small(1), &path);
+    assert!(out.audit.starts_with("ok"));
+    let store = RocksStore::open(&path).unwrap();
+    let genesis = stored_genesis(&store).unwrap();
+    let g = fedchain_ledger::Chain::open_existing(store).unwrap();
+    let theta0 = g.state().jobs[&0].history[0].params_hash;
+    let store = g.into_store();
+    let mut p = store.payload(&theta0).unwrap().unwrap();
+    p[0] ^= 1; // the lowest mantissa bit of theta_0[0] (little-endian f32)
+    store.raw_put(Column::Payloads, &theta0.0, &p).unwrap();
+    match verify_chain_with(&store, &genesis, Some(&FedchainVerifier)).unwrap_err() {
+        AuditError::Crypto { reason, .. } => {
+            assert!(reason.contains("does not hash to its digest"), "{reason}")
+        }
+        other => panic!("unexpected {other}"),
+    }
+}
