@@ -57,8 +57,15 @@ pub enum Action {
         tx: Box<SignedTx>,
         payload: Option<Vec<u8>>,
     },
-    /// Put a Penalty transaction (signed by the aggregator) in the next block.
-    Penalize { offender: Address, offence: Offence },
+    /// Put a Penalty transaction (signed by the aggregator) in the next block, or, when
+    /// `after_round`, in the first block after the round is committed or voided: evidence that
+    /// arrives while the round decrypts must not change the valid set its aggregate, shares and
+    /// commit are about (THREAT-MODEL A8).
+    Penalize {
+        offender: Address,
+        offence: Offence,
+        after_round: bool,
+    },
     /// Tell the sender its message was refused.
     Reject { from: Address, reason: RejectReason },
     /// Submissions are closed: ask the key holders for decryption shares of this aggregate,
@@ -70,8 +77,9 @@ pub enum Action {
     },
     /// The round is complete: commit it.
     Complete(RoundResult),
-    /// Too few valid submissions by the deadline: void the round on chain.
-    Void { round: u32 },
+    /// Void the round on chain: too few valid submissions by the deadline, or
+    /// (`unpackable`) verified shares that decrypt to an aggregate that does not unpack.
+    Void { round: u32, unpackable: bool },
 }
 
 /// A completed round.
@@ -120,6 +128,8 @@ struct Accepted {
     update: Update,
     /// Excluded from the aggregate (equivocation or an invalid payload).
     excluded: bool,
+    /// An equivocation of it was penalized (evidence counts once).
+    equivocated: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -269,14 +279,18 @@ impl RoundEngine {
                     reason: RejectReason::Duplicate,
                 }];
             }
-            if prev.excluded {
+            if prev.excluded || prev.equivocated {
                 self.rejected += 1;
                 return vec![Action::Reject {
                     from,
                     reason: RejectReason::Equivocation,
                 }];
             }
-            prev.excluded = true;
+            // while collecting, the equivocator leaves the valid set now; once the round is
+            // closed its aggregate is fixed, so the penalty waits until the round is on chain
+            let after_round = !matches!(self.phase, Phase::Collecting);
+            prev.excluded |= !after_round;
+            prev.equivocated = true;
             let offence = Offence::Equivocation {
                 first: Box::new(prev.tx.clone()),
                 second: Box::new(m.tx),
@@ -286,6 +300,7 @@ impl RoundEngine {
                 Action::Penalize {
                     offender: from,
                     offence,
+                    after_round,
                 },
                 Action::Reject {
                     from,
@@ -327,6 +342,7 @@ impl RoundEngine {
                     round,
                     digest: payload,
                 },
+                after_round: false,
             });
             actions.push(Action::Reject {
                 from,
@@ -341,6 +357,7 @@ impl RoundEngine {
                 samples,
                 update,
                 excluded: invalid,
+                equivocated: false,
             },
         );
         if self.submissions.len() == self.cfg.committee.len() {
@@ -385,7 +402,10 @@ impl RoundEngine {
             .collect();
         if (valid.len() as u32) < self.cfg.min_participants {
             self.phase = Phase::Done;
-            return vec![Action::Void { round }];
+            return vec![Action::Void {
+                round,
+                unpackable: false,
+            }];
         }
         let accepted: Vec<Address> = valid.iter().map(|(a, _)| **a).collect();
         let total_weight: u64 = valid.iter().map(|(_, a)| a.samples).sum();
@@ -423,7 +443,10 @@ impl RoundEngine {
                     // unreachable for decoded vectors of the checked length; void rather than panic
                     Err(_) => {
                         self.phase = Phase::Done;
-                        vec![Action::Void { round }]
+                        vec![Action::Void {
+                            round,
+                            unpackable: false,
+                        }]
                     }
                 }
             }
@@ -529,6 +552,7 @@ impl RoundEngine {
                         round,
                         digest: payload,
                     },
+                    after_round: false,
                 });
                 actions.push(Action::Reject {
                     from,
@@ -568,9 +592,13 @@ impl RoundEngine {
                 average,
                 total_weight,
             })),
-            // verified shares that still do not decode mean the sum overflowed its slots: the
-            // packing checks make this unreachable; void instead of committing garbage
-            Err(_) => actions.push(Action::Void { round }),
+            // verified shares that do not unpack: some submission overflowed its slots
+            // (in range of Paillier and of its proof, out of range of the packing); the round
+            // is voided at once with the shares on chain as evidence (THREAT-MODEL A5)
+            Err(_) => actions.push(Action::Void {
+                round,
+                unpackable: true,
+            }),
         }
         actions
     }

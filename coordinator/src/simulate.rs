@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use fedchain_crypto::threshold::VectorDecryptionShare;
-use fedchain_ledger::{verify_chain_with, Address, Hash, JobId, SignedTx, TxKind};
+use fedchain_ledger::{verify_chain_with, Address, Hash, JobId, SignedTx, TxKind, TxTag};
 use fedchain_worker::{
     encode_plain, round_seed, Hospital, Protection, ShareMsg, SubmissionMsg, WorkerError,
 };
@@ -15,7 +15,7 @@ use serde::Serialize;
 
 use crate::config::{Behaviour, SimulateConfig};
 use crate::engine::{Action, Event, RoundEngine, RoundResult};
-use crate::ledger::Ledger;
+use crate::ledger::{Dropped, Ledger};
 use crate::report::RoundRow;
 use crate::setup::Consortium;
 use crate::strategy::{params_hash, Strategy};
@@ -161,7 +161,7 @@ pub fn run_one(
             params_hash: params,
             deadline,
         });
-        ledger.block(vec![open])?;
+        ledger.block_all(vec![open])?;
         engine.open(round, deadline);
         engine.handle(Event::Height(ledger.height()));
 
@@ -227,6 +227,22 @@ pub fn run_one(
                     msgs[i] = Some(signed_submission(h, job, round, u.samples, garbage));
                 }
             }
+            if behaviour(cfg, i, Behaviour::Overflow) {
+                if let (Protection::Encrypted(e), Some(table)) =
+                    (&protection, consortium.table.as_ref())
+                {
+                    let payload = overflowing_payload(
+                        e,
+                        table,
+                        &consortium.genesis.chain_id,
+                        job,
+                        round,
+                        &h.address(),
+                        ciphertexts,
+                    )?;
+                    msgs[i] = Some(signed_submission(h, job, round, u.samples, payload));
+                }
+            }
             if behaviour(cfg, i, Behaviour::Late) {
                 if let Some(m) = msgs[i].take() {
                     late.push((i, m));
@@ -259,7 +275,7 @@ pub fn run_one(
                 i,
             )?;
         }
-        ledger.block(std::mem::take(&mut io.pending))?;
+        left_out(ledger.block(std::mem::take(&mut io.pending))?, obs, round)?;
         // wait for the deadline when not everybody submitted
         while io.outcome.is_none() {
             feed(
@@ -280,7 +296,7 @@ pub fn run_one(
                     "round did not close at its deadline".into(),
                 ));
             }
-            ledger.block(std::mem::take(&mut io.pending))?;
+            left_out(ledger.block(std::mem::take(&mut io.pending))?, obs, round)?;
         }
         for (i, m) in late {
             feed(
@@ -331,7 +347,7 @@ pub fn run_one(
                     i,
                 )?;
             }
-            ledger.block(std::mem::take(&mut io.pending))?;
+            left_out(ledger.block(std::mem::take(&mut io.pending))?, obs, round)?;
         }
         let decrypt_s = t.elapsed().as_secs_f64();
 
@@ -358,8 +374,17 @@ pub fn run_one(
                     share_providers,
                 });
                 io.pending.push(commit);
-                ledger.block(std::mem::take(&mut io.pending))?;
+                left_out(ledger.block(std::mem::take(&mut io.pending))?, obs, round)?;
                 (n, false)
+            }
+            Some(Action::Void {
+                unpackable: true, ..
+            }) => {
+                // the shares decrypt to an aggregate that does not unpack: void at once
+                let void = ledger.sign(TxKind::VoidUnpackable { job, round });
+                io.pending.push(void);
+                left_out(ledger.block(std::mem::take(&mut io.pending))?, obs, round)?;
+                (0, true)
             }
             _ => {
                 // too few submissions: void after the deadline; a decryption that could not
@@ -370,11 +395,11 @@ pub fn run_one(
                     deadline.saturating_add(fedchain_ledger::state::DECRYPTION_WINDOW)
                 };
                 while ledger.height() < wait {
-                    ledger.block(std::mem::take(&mut io.pending))?;
+                    left_out(ledger.block(std::mem::take(&mut io.pending))?, obs, round)?;
                 }
                 let void = ledger.sign(TxKind::VoidRound { job, round });
                 io.pending.push(void);
-                ledger.block(std::mem::take(&mut io.pending))?;
+                left_out(ledger.block(std::mem::take(&mut io.pending))?, obs, round)?;
                 (0, true)
             }
         };
@@ -446,6 +471,62 @@ pub fn run_one(
         audit,
         setup_s,
     })
+}
+
+/// Report what a block left out; the simulation's own round transactions must never be.
+fn left_out(dropped: Vec<Dropped>, obs: &mut dyn Observer, round: u32) -> Result<()> {
+    for d in dropped {
+        if matches!(
+            d.kind,
+            TxTag::OpenRound | TxTag::CommitRound | TxTag::VoidRound | TxTag::VoidUnpackable
+        ) {
+            return Err(SimError::Refused(format!(
+                "{:?} refused by the chain: {}",
+                d.kind, d.reason
+            )));
+        }
+        obs.progress(Progress::Rejected {
+            round,
+            hospital: usize::MAX,
+            reason: format!("{:?} left out of the block: {}", d.kind, d.reason),
+        });
+    }
+    Ok(())
+}
+
+/// A well-formed, proven submission whose plaintexts have every slot bit set: in range of
+/// Paillier and of its proof, out of range of the packing, so the round's aggregate cannot be
+/// unpacked (the misbehaviour `overflow`).
+fn overflowing_payload(
+    e: &fedchain_worker::EncryptedJob,
+    table: &std::sync::Arc<fedchain_crypto::FixedBaseTable>,
+    chain_id: &str,
+    job: JobId,
+    round: u32,
+    sender: &Address,
+    ciphertexts: usize,
+) -> Result<Vec<u8>> {
+    let pk = e.key.public_key();
+    let bits = (e.packer.slots() as u32 * e.packer.slot_bits()).min(pk.bits() - 2);
+    let full = fedchain_crypto::Integer::from(fedchain_crypto::Integer::u_pow_u(2, bits)) - 1u32;
+    let plaintexts = vec![full; ciphertexts];
+    let enc = fedchain_crypto::Encryptor::with_table(pk.clone(), std::sync::Arc::clone(table));
+    let mut rng = rand::rngs::OsRng;
+    let w = enc.encrypt_all_with_witness(&plaintexts, &mut rng)?;
+    let context = fedchain_worker::submission_context(chain_id, job, round, sender);
+    let proof = fedchain_crypto::knowledge::prove(
+        pk,
+        &w.ciphertexts,
+        &plaintexts,
+        &w.exponents,
+        &context,
+        &mut rng,
+    )?;
+    Ok(fedchain_crypto::ProvenVector {
+        ciphertexts: fedchain_crypto::CiphertextVector(w.ciphertexts),
+        proof,
+    }
+    .to_bytes(pk))
 }
 
 /// A submission signed by `h` for any payload (the harness's misbehaving hospitals).
@@ -539,7 +620,11 @@ fn feed(
                 }
                 pending.push(*tx);
             }
-            Action::Penalize { offender, offence } => {
+            // the harness delivers every submission before the round closes: no penalty of
+            // the simulation has to wait for the round (the services handle `after_round`)
+            Action::Penalize {
+                offender, offence, ..
+            } => {
                 let job = ledger.chain.state().next_job - 1;
                 pending.push(ledger.sign(TxKind::Penalty {
                     job,

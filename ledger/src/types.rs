@@ -259,6 +259,11 @@ pub enum TxKind {
     },
     /// Declare a round void (deadline passed with too few submissions).
     VoidRound { job: JobId, round: u32 },
+    /// Declare a round void because its decrypted aggregate cannot be unpacked (a submission
+    /// overflowed its slots): at least t valid decryption shares are on chain, and the
+    /// verifier re-checks that their combination does not unpack (THREAT-MODEL A5). Allowed
+    /// as soon as the shares are there, so the job moves on.
+    VoidUnpackable { job: JobId, round: u32 },
     /// Move tokens.
     Transfer { to: Address, amount: u64 },
     /// Forfeit part of an offender's deposit (redistributed to the job's honest members).
@@ -267,6 +272,41 @@ pub enum TxKind {
         offender: Address,
         offence: Offence,
     },
+}
+
+/// The kind of a transaction without its fields (for logs and metrics).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum TxTag {
+    Register,
+    CreateJob,
+    Join,
+    OpenRound,
+    Submit,
+    DecryptionShare,
+    CommitRound,
+    VoidRound,
+    VoidUnpackable,
+    Transfer,
+    Penalty,
+}
+
+impl TxKind {
+    /// The kind without its fields.
+    pub fn tag(&self) -> TxTag {
+        match self {
+            TxKind::Register { .. } => TxTag::Register,
+            TxKind::CreateJob(_) => TxTag::CreateJob,
+            TxKind::Join { .. } => TxTag::Join,
+            TxKind::OpenRound { .. } => TxTag::OpenRound,
+            TxKind::Submit { .. } => TxTag::Submit,
+            TxKind::DecryptionShare { .. } => TxTag::DecryptionShare,
+            TxKind::CommitRound { .. } => TxTag::CommitRound,
+            TxKind::VoidRound { .. } => TxTag::VoidRound,
+            TxKind::VoidUnpackable { .. } => TxTag::VoidUnpackable,
+            TxKind::Transfer { .. } => TxTag::Transfer,
+            TxKind::Penalty { .. } => TxTag::Penalty,
+        }
+    }
 }
 
 /// A transaction before signing.

@@ -24,7 +24,7 @@ use super::{
     PROTOCOL_VERSION,
 };
 use crate::engine::{Action, Event, RejectReason, RoundEngine, RoundResult};
-use crate::ledger::Ledger;
+use crate::ledger::{Dropped, Ledger};
 use crate::setup::Consortium;
 use crate::simulate::{Result, SimError};
 use crate::strategy::{ServerStep, Strategy};
@@ -93,6 +93,11 @@ pub struct CoordinatorService {
     phase: Phase,
     /// Transactions for the next block.
     txs: Vec<SignedTx>,
+    /// Penalties whose evidence came while the round decrypted: signed and committed right
+    /// after the round's commit or void (THREAT-MODEL A8).
+    after_round: Vec<(Address, Offence)>,
+    /// Transactions the chain left out of blocks, for the process to log and count.
+    dropped: Vec<Dropped>,
     /// Pending records of the open round.
     seqs: Vec<u64>,
     next_seq: u64,
@@ -211,6 +216,8 @@ impl CoordinatorService {
             phase: Phase::Idle,
             txs: Vec::new(),
             seqs: Vec::new(),
+            after_round: Vec::new(),
+            dropped: Vec::new(),
             next_seq: 0,
             submitted: BTreeMap::new(),
             shared: BTreeMap::new(),
@@ -332,7 +339,7 @@ impl CoordinatorService {
                 self.commit_block(txs, now_ms)?;
                 // too few valid shares within the decryption window: void the round
                 if self.ledger.height() >= deadline.saturating_add(DECRYPTION_WINDOW) {
-                    return self.void(round, now_ms);
+                    return self.void(round, false, now_ms);
                 }
                 Ok(Vec::new())
             }
@@ -561,7 +568,11 @@ impl CoordinatorService {
                     }
                     outcome.get_or_insert(Outcome::Accepted);
                 }
-                Action::Penalize { offender, offence } => {
+                Action::Penalize {
+                    offender,
+                    offence,
+                    after_round,
+                } => {
                     if let (Mode::Live, Some(o)) = (mode, &origin) {
                         if let Some(payload) = &o.evidence {
                             let seq = self.next_seq;
@@ -574,7 +585,11 @@ impl CoordinatorService {
                             self.seqs.push(seq);
                         }
                     }
-                    if !on_chain && !self.punished(&offender, &offence) {
+                    if on_chain || self.punished(&offender, &offence) {
+                    } else if after_round {
+                        // signed once the round is on chain (nonces go up in block order)
+                        self.after_round.push((offender, offence));
+                    } else {
                         let tx = self.ledger.sign(TxKind::Penalty {
                             job: self.job,
                             offender,
@@ -613,7 +628,9 @@ impl CoordinatorService {
                     out.push(Outbound::All(CoordinatorMsg::ShareRequest(request)));
                 }
                 Action::Complete(result) => out.extend(self.complete(result, now_ms)?),
-                Action::Void { round } => out.extend(self.void(round, now_ms)?),
+                Action::Void { round, unpackable } => {
+                    out.extend(self.void(round, unpackable, now_ms)?)
+                }
             }
         }
         if let (Some(o), Some(outcome), Mode::Live) = (origin, outcome, mode) {
@@ -656,19 +673,66 @@ impl CoordinatorService {
             accepted: r.accepted.clone(),
             share_providers: r.share_providers.clone(),
         });
-        self.commit_block(vec![commit], now_ms)?;
+        if !self.commit_one(commit, now_ms)? {
+            // refused by the chain (logged by the process): the round stays open and is voided
+            // at the end of its decryption window
+            return Ok(Vec::new());
+        }
         self.theta = theta;
+        self.penalize_after_round(now_ms)?;
         self.finish(r.round, true, r.accepted, r.share_providers, Some(next))
     }
 
-    fn void(&mut self, round: u32, now_ms: u64) -> Result<Vec<Outbound>> {
-        let mut txs = std::mem::take(&mut self.txs);
-        txs.push(self.ledger.sign(TxKind::VoidRound {
-            job: self.job,
-            round,
-        }));
-        self.commit_block(txs, now_ms)?;
+    fn void(&mut self, round: u32, unpackable: bool, now_ms: u64) -> Result<Vec<Outbound>> {
+        let txs = std::mem::take(&mut self.txs);
+        if !txs.is_empty() {
+            self.commit_block(txs, now_ms)?;
+        }
+        let job = self.job;
+        let void = self.ledger.sign(if unpackable {
+            TxKind::VoidUnpackable { job, round }
+        } else {
+            TxKind::VoidRound { job, round }
+        });
+        if !self.commit_one(void, now_ms)? {
+            // not voidable yet (logged by the process): tried again at the next tick
+            return Ok(Vec::new());
+        }
+        self.penalize_after_round(now_ms)?;
         self.finish(round, false, Vec::new(), Vec::new(), None)
+    }
+
+    /// Commit a block holding `tx` alone; whether the chain took it.
+    fn commit_one(&mut self, tx: SignedTx, now_ms: u64) -> Result<bool> {
+        let h = tx.hash();
+        let before = self.dropped.len();
+        self.commit_block(vec![tx], now_ms)?;
+        Ok(!self.dropped[before..].iter().any(|d| d.tx == h))
+    }
+
+    /// The penalties that waited for the round, in a block of their own.
+    fn penalize_after_round(&mut self, now_ms: u64) -> Result<()> {
+        let mut waiting = std::mem::take(&mut self.after_round);
+        waiting.retain(|(offender, offence)| !self.punished(offender, offence));
+        let txs: Vec<SignedTx> = waiting
+            .into_iter()
+            .map(|(offender, offence)| {
+                self.ledger.sign(TxKind::Penalty {
+                    job: self.job,
+                    offender,
+                    offence,
+                })
+            })
+            .collect();
+        if !txs.is_empty() {
+            self.commit_block(txs, now_ms)?;
+        }
+        Ok(())
+    }
+
+    /// What the chain left out of blocks since the last call (the process logs and counts it).
+    pub fn take_dropped(&mut self) -> Vec<Dropped> {
+        std::mem::take(&mut self.dropped)
     }
 
     fn finish(
@@ -716,7 +780,9 @@ impl CoordinatorService {
             }
         }
         // a block is stamped at least 1 ms after the previous one
-        self.ledger.block_at(txs, now_ms)
+        let dropped = self.ledger.block_at(txs, now_ms)?;
+        self.dropped.extend(dropped);
+        Ok(())
     }
 }
 
