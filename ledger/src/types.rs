@@ -158,6 +158,10 @@ pub struct JobSpec {
     /// [`MIN_PARTICIPANTS`] and at least the threshold, fixed for the job's lifetime (an
     /// aggregate of fewer would let a colluder subtract its own update from it).
     pub min_participants: u32,
+    /// Largest sample count a member may declare when it joins (at least 1). For an encrypted
+    /// job it equals the packing's `max_samples` in `packing` (the verifier checks it): a
+    /// weight above it would not fit the packing's headroom.
+    pub max_samples: u64,
     /// Incentive rules.
     pub incentives: Incentives,
 }
@@ -225,8 +229,14 @@ pub enum TxKind {
     Register { role: Role, pseudonym: String },
     /// Create a job; the sender becomes its aggregator.
     CreateJob(JobSpec),
-    /// Join a job, locking a deposit.
-    Join { job: JobId, deposit: u64 },
+    /// Join a job, locking a deposit and declaring, once, the number of samples the member
+    /// trains on (1..=the job's `max_samples`): no submission of it may claim more, so its
+    /// share of the rewards and its weight in the average are bounded by this declaration.
+    Join {
+        job: JobId,
+        deposit: u64,
+        samples: u64,
+    },
     /// Open the next round of a job (its minimum of participants is the job's).
     OpenRound {
         job: JobId,
