@@ -82,6 +82,14 @@ impl RoundVerifier for FedchainVerifier {
                 avg
             }
             Some(packing) => {
+                // the chain bounds declared sample counts by the job's max_samples; the
+                // weights are folded in against the packing's
+                if packing.max_samples != c.spec.max_samples {
+                    return Err(format!(
+                        "job max_samples {} differs from the packing's {}",
+                        c.spec.max_samples, packing.max_samples
+                    ));
+                }
                 let tpk = ThresholdPublicKey::from_bytes(&c.spec.threshold_key)
                     .map_err(|e| format!("threshold key: {e}"))?;
                 let pk = tpk.public_key();

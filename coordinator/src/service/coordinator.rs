@@ -200,9 +200,10 @@ impl CoordinatorService {
     }
 
     fn with(ledger: Ledger, c: &Consortium, job: JobId, theta: Vec<f32>, dir: &Path) -> Self {
+        let declared = crate::simulate::declared_samples(&ledger, job);
         Self {
             ledger,
-            engine: RoundEngine::new(c.engine_config(job)),
+            engine: RoundEngine::new(c.engine_config(job, declared)),
             job,
             server: c.cfg.server,
             deadline_blocks: c.cfg.deadline_blocks,
@@ -648,17 +649,20 @@ impl CoordinatorService {
         }
         let theta = self.server.apply(&self.theta, &r.average);
         let next = self.ledger.put_payload(&encode_plain(&theta))?;
+        // every valid share on chain is paid, not only the t the engine combined
+        let share_providers =
+            crate::simulate::valid_share_providers(&self.ledger, self.job, r.round);
         let commit = self.ledger.sign(TxKind::CommitRound {
             job: self.job,
             round: r.round,
             aggregate: r.aggregate,
             new_params_hash: next,
             accepted: r.accepted.clone(),
-            share_providers: r.share_providers.clone(),
+            share_providers: share_providers.clone(),
         });
         self.commit_block(vec![commit], now_ms)?;
         self.theta = theta;
-        self.finish(r.round, true, r.accepted, r.share_providers, Some(next))
+        self.finish(r.round, true, r.accepted, share_providers, Some(next))
     }
 
     fn void(&mut self, round: u32, now_ms: u64) -> Result<Vec<Outbound>> {
