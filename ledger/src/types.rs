@@ -50,9 +50,34 @@ impl fmt::Debug for Hash {
     }
 }
 
-/// A participant's address: the hash of its BLS public key.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+/// A participant's address: the hash of its BLS public key. Canonical (bincode) bytes are the
+/// 20 bytes; human-readable formats (genesis.json) get 40 hex digits.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Address(pub [u8; 20]);
+
+impl Serialize for Address {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        if s.is_human_readable() {
+            s.serialize_str(&hex::encode(self.0))
+        } else {
+            s.serialize_newtype_struct("Address", &self.0)
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Address {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        use serde::de::Error as _;
+        if d.is_human_readable() {
+            let text = String::deserialize(d)?;
+            let mut a = [0u8; 20];
+            hex::decode_to_slice(&text, &mut a).map_err(D::Error::custom)?;
+            Ok(Address(a))
+        } else {
+            <[u8; 20]>::deserialize(d).map(Address)
+        }
+    }
+}
 
 impl Address {
     /// The address of a public key.

@@ -243,6 +243,37 @@ mod tests {
     }
 
     #[test]
+    fn the_genesis_file_reads_back_with_its_id_and_a_forged_id_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let key = SigningKey::from_seed(&[3; 32]).verifying_key();
+        let g = Genesis::new("c", 7, 1, vec![key], vec![(Address::of(&key), 5)]);
+        let json = serde_json::to_string_pretty(&g).expect("json");
+        // addresses in hex, as identity.json and committee.json show them
+        assert!(json.contains(&hex::encode(Address::of(&key).0)), "{json}");
+        std::fs::write(dir.path().join(GENESIS), &json).expect("write");
+        assert_eq!(load_genesis(dir.path()).expect("genesis"), g);
+        assert_eq!(
+            chain_id_for(&g, &Address::of(&key), dir.path()).expect("allocated"),
+            g.chain_id
+        );
+        assert!(chain_id_for(&g, &Address([9; 20]), dir.path()).is_err());
+        let mut forged = g.clone();
+        forged.nonce = 8;
+        std::fs::write(
+            dir.path().join(GENESIS),
+            serde_json::to_string(&forged).expect("json"),
+        )
+        .expect("write");
+        match load_genesis(dir.path()) {
+            Err(NodeError::Ledger(LedgerError::GenesisId { stated, derived })) => {
+                assert_eq!(stated, g.chain_id);
+                assert_eq!(derived, forged.derived_id());
+            }
+            other => panic!("a genesis whose id is not its hash was loaded: {other:?}"),
+        }
+    }
+
+    #[test]
     fn a_peer_must_be_the_hospital_registered_under_its_key() {
         let key = SigningKey::from_seed(&[1; 32]).verifying_key();
         let other = SigningKey::from_seed(&[2; 32]).verifying_key();
