@@ -446,6 +446,16 @@ fn run_inspect(dir: &PathBuf) -> anyhow::Result<()> {
         for (m, d) in &j.members {
             w!("  member {:<14} deposit {d}", a_name(s, m));
         }
+        let declared: Vec<String> = j
+            .samples
+            .iter()
+            .map(|(m, n)| format!("{} {n}", a_name(s, m)))
+            .collect();
+        w!(
+            "  declared samples (max {}): {}",
+            j.spec.max_samples,
+            declared.join(", ")
+        );
         w!("  round  height  outcome    accepted  shares  minted  params -> next params");
         for r in &j.history {
             match &r.outcome {
