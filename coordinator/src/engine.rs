@@ -57,8 +57,15 @@ pub enum Action {
         tx: Box<SignedTx>,
         payload: Option<Vec<u8>>,
     },
-    /// Put a Penalty transaction (signed by the aggregator) in the next block.
-    Penalize { offender: Address, offence: Offence },
+    /// Put a Penalty transaction (signed by the aggregator) in the next block, or, when
+    /// `after_round`, in the first block after the round is committed or voided: evidence that
+    /// arrives while the round decrypts must not change the valid set its aggregate, shares and
+    /// commit are about (THREAT-MODEL A8).
+    Penalize {
+        offender: Address,
+        offence: Offence,
+        after_round: bool,
+    },
     /// Tell the sender its message was refused.
     Reject { from: Address, reason: RejectReason },
     /// Submissions are closed: ask the key holders for decryption shares of this aggregate,
@@ -134,6 +141,8 @@ struct Accepted {
     update: Update,
     /// Excluded from the aggregate (equivocation or an invalid payload).
     excluded: bool,
+    /// An equivocation of it was penalized (evidence counts once).
+    equivocated: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -283,14 +292,18 @@ impl RoundEngine {
                     reason: RejectReason::Duplicate,
                 }];
             }
-            if prev.excluded {
+            if prev.excluded || prev.equivocated {
                 self.rejected += 1;
                 return vec![Action::Reject {
                     from,
                     reason: RejectReason::Equivocation,
                 }];
             }
-            prev.excluded = true;
+            // while collecting, the equivocator leaves the valid set now; once the round is
+            // closed its aggregate is fixed, so the penalty waits until the round is on chain
+            let after_round = !matches!(self.phase, Phase::Collecting);
+            prev.excluded |= !after_round;
+            prev.equivocated = true;
             let offence = Offence::Equivocation {
                 first: Box::new(prev.tx.clone()),
                 second: Box::new(m.tx),
@@ -300,6 +313,7 @@ impl RoundEngine {
                 Action::Penalize {
                     offender: from,
                     offence,
+                    after_round,
                 },
                 Action::Reject {
                     from,
@@ -336,6 +350,7 @@ impl RoundEngine {
                     round,
                     digest: payload,
                 },
+                after_round: false,
             });
             actions.push(Action::Reject {
                 from,
@@ -350,6 +365,7 @@ impl RoundEngine {
                 samples,
                 update,
                 excluded: invalid,
+                equivocated: false,
             },
         );
         if self.submissions.len() == self.cfg.committee.len() {
@@ -538,6 +554,7 @@ impl RoundEngine {
                         round,
                         digest: payload,
                     },
+                    after_round: false,
                 });
                 actions.push(Action::Reject {
                     from,

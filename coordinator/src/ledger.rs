@@ -7,8 +7,8 @@ use fedchain_crypto::identity::SigningKey;
 use fedchain_ledger::state::{assemble_qc, vote, Genesis};
 use fedchain_ledger::types::{encode, Block};
 use fedchain_ledger::{
-    claims_of_block, Address, Chain, Hash, MemoryStore, RocksStore, RoundVerifier, SignedTx, Store,
-    Transaction, TxKind,
+    claims_of_block, Address, Chain, Hash, MemoryStore, RocksStore, SignedTx, Store, Transaction,
+    TxKind, TxTag,
 };
 use rayon::prelude::*;
 
@@ -26,6 +26,7 @@ pub struct Ledger {
     time_ms: u64,
     /// Bytes written to the chain so far (payloads, headers, bodies).
     pub bytes: u64,
+    dropped_total: u64,
 }
 
 impl Ledger {
@@ -70,6 +71,7 @@ impl Ledger {
             aggregator_nonce,
             time_ms,
             bytes: 0,
+            dropped_total: 0,
         })
     }
 
@@ -102,22 +104,57 @@ impl Ledger {
     }
 
     /// A block one second after the previous one (the simulation's clock).
-    pub fn block(&mut self, txs: Vec<SignedTx>) -> Result<()> {
+    pub fn block(&mut self, txs: Vec<SignedTx>) -> Result<Vec<Dropped>> {
         let t = self.time_ms + 1000;
         self.block_at(txs, t)
     }
 
     /// Propose a block stamped `time_ms` (at least one millisecond after the previous block),
-    /// have every validator re-execute it (state transition and the cryptography of committed
-    /// rounds) and vote, then commit it with its certificate on the aggregator's RocksDB ledger
-    /// and on every replica.
-    pub fn block_at(&mut self, txs: Vec<SignedTx>, time_ms: u64) -> Result<()> {
+    /// have every validator re-execute it (state transition, the cryptography of committed
+    /// rounds and the evidence of penalties) and vote, then commit it with its certificate on
+    /// the aggregator's RocksDB ledger and on every replica.
+    ///
+    /// A candidate the chain rules refuse, or whose claim the verifier refutes, is left out of
+    /// the block and returned as [`Dropped`] (the caller logs and counts it): no transaction
+    /// stops the ledger. Also counted in [`Self::dropped_total`].
+    pub fn block_at(&mut self, txs: Vec<SignedTx>, time_ms: u64) -> Result<Vec<Dropped>> {
         self.time_ms = time_ms.max(self.time_ms + 1);
-        let p = self.chain.propose(txs, self.time_ms, &self.validators[0]);
-        if let Some((_, e)) = p.rejected.first() {
-            return Err(SimError::Refused(e.to_string()));
-        }
-        let mut block = p.block;
+        let mut candidates = txs;
+        let mut dropped = Vec::new();
+        let mut block = loop {
+            let p = self
+                .chain
+                .propose(candidates.clone(), self.time_ms, &self.validators[0]);
+            dropped.extend(p.rejected.iter().map(|(t, e)| Dropped {
+                tx: t.hash(),
+                kind: t.tx.kind.tag(),
+                reason: e.to_string(),
+            }));
+            // what only the cryptography can check, before any validator sees the block
+            let mut claims = Vec::new();
+            claims_of_block(self.chain.state(), &p.block, &mut claims);
+            let store = self.chain.store();
+            let get = |d: &Hash| store.payload(d).ok().flatten();
+            let refuted: Vec<(Hash, String)> = claims
+                .par_iter()
+                .filter_map(|c| c.verify(&FedchainVerifier, &get).err().map(|e| (c.tx(), e)))
+                .collect();
+            if refuted.is_empty() {
+                break p.block;
+            }
+            candidates = p.block.txs;
+            for (h, reason) in refuted {
+                if let Some(t) = candidates.iter().find(|t| t.hash() == h) {
+                    dropped.push(Dropped {
+                        tx: h,
+                        kind: t.tx.kind.tag(),
+                        reason,
+                    });
+                }
+                candidates.retain(|t| t.hash() != h);
+            }
+        };
+        self.dropped_total += dropped.len() as u64;
         let payloads = payloads_of(&self.chain, &block);
         let height = block.header.height;
         let header_hash = block.header.hash();
@@ -138,8 +175,7 @@ impl Ledger {
                 claims_of_block(replica.state(), &block, &mut claims);
                 let get = |d: &Hash| replica.store().payload(d).ok().flatten();
                 for c in &claims {
-                    FedchainVerifier
-                        .verify_round(c, &get)
+                    c.verify(&FedchainVerifier, &get)
                         .map_err(|reason| SimError::Validator { height, reason })?;
                 }
                 Ok((i as u32, vote(&validators[i], i as u32, &header_hash)))
@@ -157,8 +193,26 @@ impl Ledger {
         for r in &mut self.replicas {
             r.commit(&block)?;
         }
-        Ok(())
+        Ok(dropped)
     }
+
+    /// [`Self::block`] where every transaction must be included (a bootstrap, the simulation's
+    /// own round transactions): a dropped one is an error naming it.
+    pub fn block_all(&mut self, txs: Vec<SignedTx>) -> Result<()> {
+        match self.block(txs)?.first() {
+            None => Ok(()),
+            Some(d) => Err(SimError::Refused(format!(
+                "{:?} refused by the chain: {}",
+                d.kind, d.reason
+            ))),
+        }
+    }
+
+    /// Transactions left out of blocks since this ledger was opened.
+    pub fn dropped_total(&self) -> u64 {
+        self.dropped_total
+    }
+
     /// Height of the last committed block.
     pub fn height(&self) -> u64 {
         self.chain.head().height
@@ -167,6 +221,14 @@ impl Ledger {
 
 /// The payloads validators need for `block`: referenced by its transactions or by parameter
 /// hashes (those present in the aggregator's store).
+/// A transaction a block left out, and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Dropped {
+    pub tx: Hash,
+    pub kind: TxTag,
+    pub reason: String,
+}
+
 fn payloads_of(chain: &Chain<RocksStore>, block: &Block) -> Vec<Vec<u8>> {
     let mut digests: Vec<Hash> = Vec::new();
     for t in &block.txs {

@@ -499,9 +499,9 @@ impl Consortium {
                 pseudonym: format!("hospital-{i}"),
             }));
         }
-        ledger.block(txs)?;
+        ledger.block_all(txs)?;
         let create = ledger.sign(TxKind::CreateJob(self.job_spec()?));
-        ledger.block(vec![create])?;
+        ledger.block_all(vec![create])?;
         let job = ledger.chain.state().next_job - 1;
         let joins: Vec<SignedTx> = hospitals
             .iter_mut()
@@ -514,7 +514,7 @@ impl Consortium {
                 })
             })
             .collect();
-        ledger.block(joins)?;
+        ledger.block_all(joins)?;
         Ok(job)
     }
 
@@ -594,6 +594,81 @@ impl Consortium {
         })
     }
 
+    /// Dry-run of [`Self::bootstrap_enrolled`] against the chain rules, writing nothing: the
+    /// members (committee positions) whose own registration or join the chain would refuse,
+    /// with the reason. Each registration is applied to a scratch copy of the state, the job
+    /// is put there as `CreateJob` would make it, then each join is applied, so one member's
+    /// bad enrollment never hides or causes another's. THREAT-MODEL A9: a bad enrollment is
+    /// refused alone and the bootstrap waits for a good one.
+    pub fn enrollment_rejects(
+        &self,
+        ledger: &Ledger,
+        enrolled: &[(SignedTx, SignedTx)],
+    ) -> Result<Vec<(usize, String)>> {
+        let state = ledger.chain().state();
+        let height = state.height + 1;
+        let stored = |_: &Hash| true;
+        let mut scratch = state.clone();
+        let me = self.aggregator.verifying_key();
+        let aggregator = Address::of(&me);
+        if !scratch.participants.contains_key(&aggregator) {
+            let nonce = scratch.nonces.get(&aggregator).copied().unwrap_or(0) + 1;
+            let register = fedchain_ledger::Transaction {
+                chain_id: self.genesis.chain_id.clone(),
+                sender: me,
+                nonce,
+                kind: TxKind::Register {
+                    role: Role::Aggregator,
+                    pseudonym: "aggregator".into(),
+                },
+            }
+            .sign(&self.aggregator);
+            scratch
+                .apply_tx(&register, height, &stored)
+                .map_err(|e| SimError::Refused(format!("the aggregator's registration: {e}")))?;
+        }
+        let apply = |scratch: &mut fedchain_ledger::State, tx: &SignedTx| {
+            if !tx.verify() {
+                return Err("bad signature".to_string());
+            }
+            scratch
+                .apply_tx(tx, height, &stored)
+                .map_err(|e| e.to_string())
+        };
+        let mut out = Vec::new();
+        for (i, (register, _)) in enrolled.iter().enumerate() {
+            if let Err(e) = apply(&mut scratch, register) {
+                out.push((i, format!("registration: {e}")));
+            }
+        }
+        let job = scratch.next_job;
+        scratch.next_job += 1;
+        scratch.jobs.insert(
+            job,
+            fedchain_ledger::state::Job {
+                spec: self.job_spec()?,
+                aggregator,
+                members: Default::default(),
+                samples: Default::default(),
+                next_round: 0,
+                open: None,
+                history: Vec::new(),
+                current_params: None,
+                punished: Default::default(),
+            },
+        );
+        for (i, (_, join)) in enrolled.iter().enumerate() {
+            if out.iter().any(|(k, _)| *k == i) {
+                continue;
+            }
+            if let Err(e) = apply(&mut scratch, join) {
+                out.push((i, format!("join: {e}")));
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
     /// The bootstrap of a deployment in ONE block (so a crash leaves all or nothing): the
     /// aggregator's registration, each hospital's own signed registration, the job, and each
     /// hospital's own signed join, in committee order. `enrolled[i]` is member i's
@@ -611,18 +686,6 @@ impl Consortium {
             )));
         }
         let job = ledger.chain.state().next_job;
-        for (i, (_, join)) in enrolled.iter().enumerate() {
-            let samples = match &join.tx.kind {
-                TxKind::Join { samples, .. } => *samples,
-                _ => 0,
-            };
-            if samples == 0 || samples > self.max_samples {
-                return Err(SimError::Refused(format!(
-                    "member {i} declares {samples} samples, the job allows 1..={}",
-                    self.max_samples
-                )));
-            }
-        }
         let mut txs = vec![ledger.sign(TxKind::Register {
             role: Role::Aggregator,
             pseudonym: "aggregator".into(),
@@ -630,7 +693,7 @@ impl Consortium {
         txs.extend(enrolled.iter().map(|(r, _)| r.clone()));
         txs.push(ledger.sign(TxKind::CreateJob(self.job_spec()?)));
         txs.extend(enrolled.iter().map(|(_, j)| j.clone()));
-        ledger.block(txs)?;
+        ledger.block_all(txs)?;
         Ok(job)
     }
 }

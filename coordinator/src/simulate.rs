@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use fedchain_crypto::threshold::VectorDecryptionShare;
-use fedchain_ledger::{verify_chain_with, Address, Hash, JobId, SignedTx, TxKind};
+use fedchain_ledger::{verify_chain_with, Address, Hash, JobId, SignedTx, TxKind, TxTag};
 use fedchain_worker::{
     encode_plain, round_seed, Hospital, Protection, ShareMsg, SubmissionMsg, WorkerError,
 };
@@ -16,7 +16,7 @@ use serde::Serialize;
 
 use crate::config::{Behaviour, SimulateConfig};
 use crate::engine::{Action, Event, RoundEngine, RoundResult};
-use crate::ledger::Ledger;
+use crate::ledger::{Dropped, Ledger};
 use crate::report::RoundRow;
 use crate::setup::Consortium;
 use crate::strategy::{params_hash, Strategy};
@@ -163,7 +163,7 @@ pub fn run_one(
             params_hash: params,
             deadline,
         });
-        ledger.block(vec![open])?;
+        ledger.block_all(vec![open])?;
         engine.open(round, deadline);
         engine.handle(Event::Height(ledger.height()));
 
@@ -261,7 +261,7 @@ pub fn run_one(
                 i,
             )?;
         }
-        ledger.block(std::mem::take(&mut io.pending))?;
+        left_out(ledger.block(std::mem::take(&mut io.pending))?, obs, round)?;
         // wait for the deadline when not everybody submitted
         while io.outcome.is_none() {
             feed(
@@ -282,7 +282,7 @@ pub fn run_one(
                     "round did not close at its deadline".into(),
                 ));
             }
-            ledger.block(std::mem::take(&mut io.pending))?;
+            left_out(ledger.block(std::mem::take(&mut io.pending))?, obs, round)?;
         }
         for (i, m) in late {
             feed(
@@ -333,7 +333,7 @@ pub fn run_one(
                     i,
                 )?;
             }
-            ledger.block(std::mem::take(&mut io.pending))?;
+            left_out(ledger.block(std::mem::take(&mut io.pending))?, obs, round)?;
         }
         let decrypt_s = t.elapsed().as_secs_f64();
 
@@ -361,7 +361,7 @@ pub fn run_one(
                     share_providers,
                 });
                 io.pending.push(commit);
-                ledger.block(std::mem::take(&mut io.pending))?;
+                left_out(ledger.block(std::mem::take(&mut io.pending))?, obs, round)?;
                 (n, false)
             }
             _ => {
@@ -373,11 +373,11 @@ pub fn run_one(
                     deadline.saturating_add(fedchain_ledger::state::DECRYPTION_WINDOW)
                 };
                 while ledger.height() < wait {
-                    ledger.block(std::mem::take(&mut io.pending))?;
+                    left_out(ledger.block(std::mem::take(&mut io.pending))?, obs, round)?;
                 }
                 let void = ledger.sign(TxKind::VoidRound { job, round });
                 io.pending.push(void);
-                ledger.block(std::mem::take(&mut io.pending))?;
+                left_out(ledger.block(std::mem::take(&mut io.pending))?, obs, round)?;
                 (0, true)
             }
         };
@@ -476,6 +476,27 @@ pub(crate) fn valid_share_providers(ledger: &Ledger, job: JobId, round: u32) -> 
         .unwrap_or_default()
 }
 
+/// Report what a block left out; the simulation's own round transactions must never be.
+fn left_out(dropped: Vec<Dropped>, obs: &mut dyn Observer, round: u32) -> Result<()> {
+    for d in dropped {
+        if matches!(
+            d.kind,
+            TxTag::OpenRound | TxTag::CommitRound | TxTag::VoidRound
+        ) {
+            return Err(SimError::Refused(format!(
+                "{:?} refused by the chain: {}",
+                d.kind, d.reason
+            )));
+        }
+        obs.progress(Progress::Rejected {
+            round,
+            hospital: usize::MAX,
+            reason: format!("{:?} left out of the block: {}", d.kind, d.reason),
+        });
+    }
+    Ok(())
+}
+
 /// A submission signed by `h` for any payload (the harness's misbehaving hospitals).
 fn signed_submission(
     h: &mut Hospital,
@@ -567,7 +588,11 @@ fn feed(
                 }
                 pending.push(*tx);
             }
-            Action::Penalize { offender, offence } => {
+            // the harness delivers every submission before the round closes: no penalty of
+            // the simulation has to wait for the round (the services handle `after_round`)
+            Action::Penalize {
+                offender, offence, ..
+            } => {
                 let job = ledger.chain.state().next_job - 1;
                 pending.push(ledger.sign(TxKind::Penalty {
                     job,

@@ -10,8 +10,10 @@
 use fedchain_crypto::threshold::{ThresholdPublicKey, VectorDecryptionShare};
 use fedchain_crypto::vector::aggregate;
 use fedchain_crypto::{CiphertextVector, Decode, Packer, PackingParams, ProvenVector};
-use fedchain_ledger::{Hash, RoundClaim, RoundVerifier};
-use fedchain_worker::{decode_plain, encode_plain, submission_context};
+use fedchain_ledger::{Hash, JobSpec, PenaltyClaim, RoundClaim, RoundVerifier};
+use fedchain_worker::{
+    check_submission, decode_plain, encode_plain, submission_context, EncryptedJob,
+};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -44,14 +46,96 @@ fn payload(get: Payloads<'_>, d: &Hash, what: &str) -> Result<Vec<u8>, String> {
     Ok(bytes)
 }
 
+/// The job's parameters and, for an encrypted job, its threshold key and packer, as read from
+/// its spec on chain.
+fn job_crypto(spec: &JobSpec) -> Result<(JobParams, Option<EncryptedJob>), String> {
+    let params: JobParams =
+        serde_json::from_str(&spec.packing).map_err(|e| format!("job parameters: {e}"))?;
+    let n = params.num_params;
+    if n == 0 || n > 1 << 28 {
+        return Err(format!("job parameters: {n} parameters"));
+    }
+    let Some(packing) = &params.packing else {
+        return Ok((params, None));
+    };
+    // the chain bounds declared sample counts by the job's max_samples; the weights are folded
+    // in against the packing's
+    if packing.max_samples != spec.max_samples {
+        return Err(format!(
+            "job max_samples {} differs from the packing's {}",
+            spec.max_samples, packing.max_samples
+        ));
+    }
+    let key = ThresholdPublicKey::from_bytes(&spec.threshold_key)
+        .map_err(|e| format!("threshold key: {e}"))?;
+    let packer = Packer::new(packing.clone(), key.public_key().plaintext_bits())
+        .map_err(|e| e.to_string())?;
+    Ok((params, Some(EncryptedJob { key, packer })))
+}
+
 impl RoundVerifier for FedchainVerifier {
-    fn verify_round(&self, c: &RoundClaim, get: Payloads<'_>) -> Result<(), String> {
-        let params: JobParams =
-            serde_json::from_str(&c.spec.packing).map_err(|e| format!("job parameters: {e}"))?;
+    /// The evidence of an `InvalidPayload` penalty is the offender's signed submission and its
+    /// payload: the payload must fail the checks every submission passes (decoding, the
+    /// ciphertext count, the proof of plaintext knowledge for the offender). The evidence of an
+    /// `InvalidShare` penalty is the share: it must fail to verify against the product of the
+    /// round's valid submissions, for the offender's holder index.
+    fn verify_penalty(&self, c: &PenaltyClaim, get: Payloads<'_>) -> Result<(), String> {
+        let (params, crypto) = job_crypto(&c.spec)?;
         let n = params.num_params;
-        if n == 0 || n > 1 << 28 {
-            return Err(format!("job parameters: {n} parameters"));
+        let bytes = payload(get, &c.digest, if c.share { "share" } else { "submission" })?;
+        let proven = if c.share {
+            let Some(e) = &crypto else {
+                return Err("a plaintext job has no decryption shares".into());
+            };
+            let pk = e.key.public_key();
+            let vectors = c
+                .submissions
+                .par_iter()
+                .map(|(who, d, _)| {
+                    ProvenVector::from_bytes(pk, &payload(get, d, "submission")?)
+                        .map(|v| v.ciphertexts)
+                        .map_err(|e| format!("{who}: {e}"))
+                })
+                .collect::<Result<Vec<CiphertextVector>, String>>()?;
+            let product = aggregate(pk, &vectors).map_err(|e| e.to_string())?;
+            let holder = c
+                .spec
+                .committee
+                .iter()
+                .position(|a| *a == c.offender)
+                .map(|i| i as u32 + 1);
+            match VectorDecryptionShare::from_bytes(pk, &bytes) {
+                Err(_) => true,
+                Ok(s) => Some(s.holder) != holder || e.key.verify_share(&product.0, &s).is_err(),
+            }
+        } else {
+            match &crypto {
+                None => decode_plain(&bytes, n).is_none(),
+                Some(e) => check_submission(
+                    e,
+                    &c.chain_id,
+                    c.job,
+                    c.round,
+                    &c.offender,
+                    &bytes,
+                    e.packer.plaintexts_for(n),
+                )
+                .is_err(),
+            }
+        };
+        if proven {
+            Ok(())
+        } else {
+            Err(format!(
+                "the evidence does not prove the offence: the {} is valid",
+                if c.share { "share" } else { "submission" }
+            ))
         }
+    }
+
+    fn verify_round(&self, c: &RoundClaim, get: Payloads<'_>) -> Result<(), String> {
+        let (params, crypto) = job_crypto(&c.spec)?;
+        let n = params.num_params;
         let theta = decode_plain(&payload(get, &c.params_hash, "round parameters")?, n)
             .ok_or("round parameters malformed")?;
         let total_weight = c
@@ -59,7 +143,7 @@ impl RoundVerifier for FedchainVerifier {
             .iter()
             .try_fold(0u64, |acc, (_, _, s)| acc.checked_add(*s))
             .ok_or("sample counts overflow")?;
-        let average = match &params.packing {
+        let average = match &crypto {
             None => {
                 let mut sum = vec![0f64; n];
                 for (who, d, samples) in &c.accepted {
@@ -81,20 +165,8 @@ impl RoundVerifier for FedchainVerifier {
                 }
                 avg
             }
-            Some(packing) => {
-                // the chain bounds declared sample counts by the job's max_samples; the
-                // weights are folded in against the packing's
-                if packing.max_samples != c.spec.max_samples {
-                    return Err(format!(
-                        "job max_samples {} differs from the packing's {}",
-                        c.spec.max_samples, packing.max_samples
-                    ));
-                }
-                let tpk = ThresholdPublicKey::from_bytes(&c.spec.threshold_key)
-                    .map_err(|e| format!("threshold key: {e}"))?;
+            Some(EncryptedJob { key: tpk, packer }) => {
                 let pk = tpk.public_key();
-                let packer =
-                    Packer::new(packing.clone(), pk.plaintext_bits()).map_err(|e| e.to_string())?;
                 let vectors = c
                     .accepted
                     .par_iter()

@@ -11,6 +11,8 @@ use crate::types::*;
 /// Everything a committed round claims, extracted during replay for crypto re-verification.
 #[derive(Debug, Clone)]
 pub struct RoundClaim {
+    /// Hash of the CommitRound transaction.
+    pub tx: Hash,
     /// The chain's id (submissions' knowledge proofs are bound to it).
     pub chain_id: String,
     /// Height of the block holding the commit.
@@ -29,14 +31,90 @@ pub struct RoundClaim {
     pub new_params_hash: Hash,
 }
 
+/// What an `InvalidPayload` or `InvalidShare` penalty claims, with its evidence on chain: the
+/// offender's submission (its signed `Submit` names `digest`) is not a valid payload of the
+/// job, or its decryption share (`digest`) does not verify against the product of the round's
+/// valid submissions. The chain rules check that the offender sent that digest in that round;
+/// a [`RoundVerifier`] re-checks that the payload really is invalid.
+#[derive(Debug, Clone)]
+pub struct PenaltyClaim {
+    /// Hash of the Penalty transaction.
+    pub tx: Hash,
+    pub chain_id: String,
+    /// Height of the block holding the penalty.
+    pub height: u64,
+    pub job: JobId,
+    pub round: u32,
+    pub spec: JobSpec,
+    pub offender: Address,
+    /// The payload the penalty is about (the offender's submission, or its share).
+    pub digest: Hash,
+    /// `true` for `InvalidShare`, `false` for `InvalidPayload`.
+    pub share: bool,
+    /// The round's valid (non-rejected) submissions just before the penalty: (hospital,
+    /// payload digest, samples); a share is checked against their product.
+    pub submissions: Vec<(Address, Hash, u64)>,
+}
+
+/// A claim of a block that only the cryptography can check.
+#[derive(Debug, Clone)]
+pub enum Claim {
+    Round(RoundClaim),
+    Penalty(PenaltyClaim),
+}
+
+impl Claim {
+    /// Hash of the transaction that makes the claim.
+    pub fn tx(&self) -> Hash {
+        match self {
+            Claim::Round(c) => c.tx,
+            Claim::Penalty(c) => c.tx,
+        }
+    }
+
+    /// Height of the block holding the claim.
+    pub fn height(&self) -> u64 {
+        match self {
+            Claim::Round(c) => c.height,
+            Claim::Penalty(c) => c.height,
+        }
+    }
+
+    /// Check it with `v`; the error names the job, round and (for a penalty) the offender.
+    pub fn verify(
+        &self,
+        v: &dyn RoundVerifier,
+        payload: &(dyn Fn(&Hash) -> Option<Vec<u8>> + Sync),
+    ) -> Result<(), String> {
+        match self {
+            Claim::Round(c) => v
+                .verify_round(c, payload)
+                .map_err(|e| format!("job {} round {}: {e}", c.job, c.round)),
+            Claim::Penalty(c) => v.verify_penalty(c, payload).map_err(|e| {
+                format!(
+                    "job {} round {}: penalty of {}: {e}",
+                    c.job, c.round, c.offender
+                )
+            }),
+        }
+    }
+}
+
 /// Re-verifies the cryptography of committed rounds (the ciphertext product, decryption-share
-/// proofs, the combined result). The ledger knows no payload formats: the coordinator's rules
-/// plug in here. Claims are checked in parallel across cores.
+/// proofs, the combined result) and the evidence of penalties. The ledger knows no payload
+/// formats: the coordinator's rules plug in here. Claims are checked in parallel across cores.
 pub trait RoundVerifier: Sync {
     /// Ok, or what is wrong with this round.
     fn verify_round(
         &self,
         claim: &RoundClaim,
+        payload: &(dyn Fn(&Hash) -> Option<Vec<u8>> + Sync),
+    ) -> Result<(), String>;
+
+    /// Ok if the evidence proves the offence, or why it does not.
+    fn verify_penalty(
+        &self,
+        claim: &PenaltyClaim,
         payload: &(dyn Fn(&Hash) -> Option<Vec<u8>> + Sync),
     ) -> Result<(), String>;
 }
@@ -51,46 +129,86 @@ pub struct AuditReport {
     pub supply: u128,
     /// Rounds whose cryptography a [`RoundVerifier`] re-checked.
     pub rounds_verified: u64,
+    /// Penalties whose evidence a [`RoundVerifier`] re-checked.
+    pub penalties_verified: u64,
 }
 
-/// The claims of the CommitRound transactions in `block`, each read against the state just
-/// before it (the block's earlier transactions are applied to a scratch copy first).
-pub fn claims_of_block(before: &State, block: &Block, out: &mut Vec<RoundClaim>) {
+/// The claims of the CommitRound and evidence-carrying Penalty transactions in `block`, each
+/// read against the state just before it (the block's earlier transactions are applied to a
+/// scratch copy first).
+pub fn claims_of_block(before: &State, block: &Block, out: &mut Vec<Claim>) {
     let mut s = before.clone();
     for t in &block.txs {
-        if let TxKind::CommitRound {
-            job,
-            round,
-            aggregate,
-            new_params_hash,
-            accepted,
-            share_providers,
-        } = &t.tx.kind
-        {
-            if let Some(j) = s.jobs.get(job) {
-                if let Some(open) = j.open.as_ref().filter(|o| o.round == *round) {
-                    out.push(RoundClaim {
-                        chain_id: s.chain_id.clone(),
-                        height: block.header.height,
-                        job: *job,
-                        round: *round,
-                        spec: j.spec.clone(),
-                        accepted: accepted
-                            .iter()
-                            .filter_map(|a| {
-                                open.submissions.get(a).map(|x| (*a, x.payload, x.samples))
-                            })
-                            .collect(),
-                        shares: share_providers
-                            .iter()
-                            .filter_map(|a| open.shares.get(a).map(|x| (*a, x.0)))
-                            .collect(),
-                        params_hash: open.params_hash,
-                        aggregate: *aggregate,
-                        new_params_hash: *new_params_hash,
-                    });
+        match &t.tx.kind {
+            TxKind::CommitRound {
+                job,
+                round,
+                aggregate,
+                new_params_hash,
+                accepted,
+                share_providers,
+            } => {
+                if let Some(j) = s.jobs.get(job) {
+                    if let Some(open) = j.open.as_ref().filter(|o| o.round == *round) {
+                        out.push(Claim::Round(RoundClaim {
+                            tx: t.hash(),
+                            chain_id: s.chain_id.clone(),
+                            height: block.header.height,
+                            job: *job,
+                            round: *round,
+                            spec: j.spec.clone(),
+                            accepted: accepted
+                                .iter()
+                                .filter_map(|a| {
+                                    open.submissions.get(a).map(|x| (*a, x.payload, x.samples))
+                                })
+                                .collect(),
+                            shares: share_providers
+                                .iter()
+                                .filter_map(|a| open.shares.get(a).map(|x| (*a, x.0)))
+                                .collect(),
+                            params_hash: open.params_hash,
+                            aggregate: *aggregate,
+                            new_params_hash: *new_params_hash,
+                        }));
+                    }
                 }
             }
+            TxKind::Penalty {
+                job,
+                offender,
+                offence,
+            } => {
+                // an equivocation's evidence (both signed messages) is checked by the chain
+                // rules; invalid payloads and shares need the cryptography
+                let evidence = match offence {
+                    Offence::InvalidPayload { round, digest, .. } => Some((*round, *digest, false)),
+                    Offence::InvalidShare { round, digest, .. } => Some((*round, *digest, true)),
+                    Offence::Equivocation { .. } => None,
+                };
+                if let (Some((round, digest, share)), Some(j)) = (evidence, s.jobs.get(job)) {
+                    if let Some(open) = j.open.as_ref().filter(|o| o.round == round) {
+                        out.push(Claim::Penalty(PenaltyClaim {
+                            tx: t.hash(),
+                            chain_id: s.chain_id.clone(),
+                            height: block.header.height,
+                            job: *job,
+                            round,
+                            spec: j.spec.clone(),
+                            offender: *offender,
+                            digest,
+                            share,
+                            submissions: open
+                                .submissions
+                                .iter()
+                                .filter(|(_, x)| !x.rejected)
+                                .map(|(a, x)| (*a, x.payload, x.samples))
+                                .collect(),
+                        }));
+                    }
+                }
+            }
+            _ => {}
         }
         // invalid transactions make apply_block fail right after; ignore them here
         let _ = s.apply_tx(t, block.header.height, &|_: &Hash| true);
@@ -158,7 +276,7 @@ pub fn verify_chain_with<S: Store>(
     genesis: &Genesis,
     verifier: Option<&dyn RoundVerifier>,
 ) -> Result<AuditReport, AuditError> {
-    let mut claims: Vec<RoundClaim> = Vec::new();
+    let mut claims: Vec<Claim> = Vec::new();
     let head = store
         .head()
         .map_err(store_err)?
@@ -263,16 +381,16 @@ pub fn verify_chain_with<S: Store>(
             height: head.height,
         });
     }
-    let rounds_verified = claims.len() as u64;
+    let rounds_verified = claims
+        .iter()
+        .filter(|c| matches!(c, Claim::Round(_)))
+        .count() as u64;
+    let penalties_verified = claims.len() as u64 - rounds_verified;
     if let Some(v) = verifier {
         let get = |d: &Hash| store.payload(d).ok().flatten();
         let mut failures: Vec<(u64, String)> = claims
             .par_iter()
-            .filter_map(|c| {
-                v.verify_round(c, &get)
-                    .err()
-                    .map(|e| (c.height, format!("job {} round {}: {e}", c.job, c.round)))
-            })
+            .filter_map(|c| c.verify(v, &get).err().map(|e| (c.height(), e)))
             .collect();
         failures.sort();
         if let Some((height, reason)) = failures.into_iter().next() {
@@ -281,6 +399,7 @@ pub fn verify_chain_with<S: Store>(
     }
     Ok(AuditReport {
         rounds_verified,
+        penalties_verified,
         blocks: head.height + 1,
         transactions: txs,
         payloads_checked: payloads,

@@ -15,14 +15,14 @@ pub mod types;
 
 pub use audit::audit_ledger;
 pub use audit::{
-    claims_of_block, stored_genesis, verify_chain, verify_chain_with, AuditReport, RoundClaim,
-    RoundVerifier,
+    claims_of_block, stored_genesis, verify_chain, verify_chain_with, AuditReport, Claim,
+    PenaltyClaim, RoundClaim, RoundVerifier,
 };
 pub use chain::{Chain, Proposal};
 pub use error::{AuditError, BlockError, LedgerError, Result, TxError};
 pub use state::{Genesis, State};
 pub use store::{Column, MemoryStore, RocksStore, Store};
 pub use types::{
-    Address, Block, BlockHeader, Hash, JobId, JobSpec, Role, SignedTx, Transaction, TxKind,
+    Address, Block, BlockHeader, Hash, JobId, JobSpec, Role, SignedTx, Transaction, TxKind, TxTag,
     MIN_PARTICIPANTS,
 };

@@ -304,6 +304,39 @@ pub enum TxKind {
     },
 }
 
+/// The kind of a transaction without its fields (for logs and metrics).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum TxTag {
+    Register,
+    CreateJob,
+    Join,
+    OpenRound,
+    Submit,
+    DecryptionShare,
+    CommitRound,
+    VoidRound,
+    Transfer,
+    Penalty,
+}
+
+impl TxKind {
+    /// The kind without its fields.
+    pub fn tag(&self) -> TxTag {
+        match self {
+            TxKind::Register { .. } => TxTag::Register,
+            TxKind::CreateJob(_) => TxTag::CreateJob,
+            TxKind::Join { .. } => TxTag::Join,
+            TxKind::OpenRound { .. } => TxTag::OpenRound,
+            TxKind::Submit { .. } => TxTag::Submit,
+            TxKind::DecryptionShare { .. } => TxTag::DecryptionShare,
+            TxKind::CommitRound { .. } => TxTag::CommitRound,
+            TxKind::VoidRound { .. } => TxTag::VoidRound,
+            TxKind::Transfer { .. } => TxTag::Transfer,
+            TxKind::Penalty { .. } => TxTag::Penalty,
+        }
+    }
+}
+
 /// A transaction before signing.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Transaction {

@@ -9,7 +9,7 @@ use prometheus::{
 use crate::build::{
     gauge, histogram_vec, int_counter, int_counter_vec, int_gauge, int_gauge_vec, saturating_i64,
 };
-use crate::labels::{PenaltyReason, Phase, RejectReason, ShareOutcome};
+use crate::labels::{PenaltyReason, Phase, RejectReason, ShareOutcome, TransactionKind};
 use crate::{MetricsError, Result};
 
 /// Buckets of the round phase histograms, in seconds: 10 ms to 30 min. A phase is anything
@@ -39,6 +39,7 @@ pub const PHASE_BUCKETS: &[f64] = &[
 /// | `token_balance` | gauge | `account` (hex address or pseudonym) |
 /// | `penalties_total` | counter | `reason` ([`PenaltyReason`]) |
 /// | `decryption_shares_total` | counter | `outcome` ([`ShareOutcome`]) |
+/// | `dropped_transactions_total` | counter | `kind` ([`TransactionKind`]): left out of a block by the chain rules or the verifier |
 #[derive(Clone, Debug)]
 pub struct CoordinatorMetrics {
     registry: Registry,
@@ -55,6 +56,7 @@ pub struct CoordinatorMetrics {
     token_balance: IntGaugeVec,
     penalties: IntCounterVec,
     decryption_shares: IntCounterVec,
+    dropped_transactions: IntCounterVec,
 }
 
 const ACCEPTED: &str = "accepted";
@@ -138,8 +140,17 @@ impl CoordinatorMetrics {
                 "Decryption shares received, by outcome.",
                 &["outcome"],
             )?,
+            dropped_transactions: int_counter_vec(
+                &r,
+                "fedchain_dropped_transactions_total",
+                "Transactions the chain rules or the verifier left out of a block, by kind.",
+                &["kind"],
+            )?,
             registry: r,
         };
+        for kind in TransactionKind::ALL {
+            m.dropped_transactions.with_label_values(&[kind.as_str()]);
+        }
         for phase in Phase::ALL {
             m.phase_seconds.with_label_values(&[phase.as_str()]);
         }
@@ -224,6 +235,13 @@ impl CoordinatorMetrics {
     /// A penalty was committed.
     pub fn penalty(&self, reason: PenaltyReason) {
         self.penalties.with_label_values(&[reason.as_str()]).inc();
+    }
+
+    /// The chain left a transaction of `kind` out of a block.
+    pub fn dropped_transaction(&self, kind: TransactionKind) {
+        self.dropped_transactions
+            .with_label_values(&[kind.as_str()])
+            .inc();
     }
 
     /// A decryption share was received and handled with `outcome`.

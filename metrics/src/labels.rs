@@ -151,6 +151,29 @@ label_enum! {
         NoKnowledgeProof => "no_knowledge_proof",
         /// It was asked to sign a second submission for a round it already signed.
         AlreadySubmitted => "already_submitted",
+        /// A round opened with parameters that do not hash to the ones it must start from.
+        TrapParams => "trap_params",
+        /// A nonce or round number out of range.
+        OutOfRange => "out_of_range",
+        /// A result for a round the hospital never saw.
+        UnknownRound => "unknown_round",
+    }
+}
+
+label_enum! {
+    /// Label `kind` of `fedchain_dropped_transactions_total`: the kind of a transaction the
+    /// chain left out of a block (one value per variant of `fedchain_ledger::TxKind`).
+    TransactionKind {
+        Register => "register",
+        CreateJob => "create_job",
+        Join => "join",
+        OpenRound => "open_round",
+        Submit => "submit",
+        DecryptionShare => "decryption_share",
+        CommitRound => "commit_round",
+        VoidRound => "void_round",
+        Transfer => "transfer",
+        Penalty => "penalty",
     }
 }
 
@@ -188,6 +211,12 @@ mod tests {
         );
         check(
             &WorkerSubmitOutcome::ALL
+                .iter()
+                .map(|p| p.as_str())
+                .collect::<Vec<_>>(),
+        );
+        check(
+            &TransactionKind::ALL
                 .iter()
                 .map(|p| p.as_str())
                 .collect::<Vec<_>>(),

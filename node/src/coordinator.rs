@@ -24,8 +24,8 @@ use fedchain_coordinator::service::{
 };
 use fedchain_coordinator::setup::DeploymentKeys;
 use fedchain_coordinator::{Consortium, Ledger};
-use fedchain_ledger::{Address, Hash, Role, SignedTx, TxKind};
-use fedchain_metrics::labels::{PenaltyReason, Phase, RejectReason, ShareOutcome};
+use fedchain_ledger::{Address, Hash, Role, SignedTx, TxKind, TxTag};
+use fedchain_metrics::labels::{PenaltyReason, Phase, RejectReason, ShareOutcome, TransactionKind};
 use fedchain_metrics::CoordinatorMetrics;
 use fedchain_net::{Incoming, NetError, Peer, PeerIdentity, Server};
 use tokio::sync::{mpsc, oneshot};
@@ -334,6 +334,7 @@ impl Loop {
                     tokio::task::block_in_place(|| self.on_tick())?;
                 }
             }
+            self.report_dropped();
             if let Some(t) = self.finished_at {
                 if self.cfg.exit_when_done && t.elapsed() >= Duration::from_millis(500) {
                     return Ok(());
@@ -368,6 +369,28 @@ impl Loop {
             .jobs
             .get(&s.job())
             .and_then(|j| j.current_params)
+    }
+
+    /// Transactions the chain left out of blocks: logged and counted, never fatal.
+    fn report_dropped(&mut self) {
+        let Stage::Running(s) = &mut self.stage else {
+            return;
+        };
+        for d in s.take_dropped() {
+            warn!(tx = %d.tx, kind = ?d.kind, reason = %d.reason, "coordinator: transaction left out of the block");
+            self.metrics.dropped_transaction(match d.kind {
+                TxTag::Register => TransactionKind::Register,
+                TxTag::CreateJob => TransactionKind::CreateJob,
+                TxTag::Join => TransactionKind::Join,
+                TxTag::OpenRound => TransactionKind::OpenRound,
+                TxTag::Submit => TransactionKind::Submit,
+                TxTag::DecryptionShare => TransactionKind::DecryptionShare,
+                TxTag::CommitRound => TransactionKind::CommitRound,
+                TxTag::VoidRound => TransactionKind::VoidRound,
+                TxTag::Transfer => TransactionKind::Transfer,
+                TxTag::Penalty => TransactionKind::Penalty,
+            });
+        }
     }
 
     fn member_index(&self, a: &Address) -> Option<usize> {
@@ -473,10 +496,44 @@ impl Loop {
         if enrolled.len() < self.c.members.len() {
             return Ok(());
         }
+        // dry-run against the chain rules first: a bad enrollment is refused alone and the
+        // bootstrap waits for that member to enroll again
+        let txs: Vec<_> = enrolled.values().cloned().collect();
+        let rejects = match ledger.as_ref() {
+            Some(l) => self.c.enrollment_rejects(l, &txs)?,
+            None => Vec::new(),
+        };
+        if !rejects.is_empty() {
+            let keys: Vec<usize> = enrolled.keys().copied().collect();
+            let mut refused = Vec::new();
+            for (pos, reason) in rejects {
+                if let Some(i) = keys.get(pos) {
+                    enrolled.remove(i);
+                    refused.push((*i, reason));
+                }
+            }
+            for (i, reason) in refused {
+                let Some(who) = self.c.members.get(i).copied() else {
+                    continue;
+                };
+                let peer = self
+                    .conns
+                    .get(&who)
+                    .map(|c| c.name.clone())
+                    .unwrap_or_default();
+                warn!(peer = %peer, %reason, "coordinator: enrollment refused by the chain rules");
+                self.send(
+                    &who,
+                    Down::Msg(CoordinatorMsg::Refused {
+                        reason: Refusal::Chain(format!("enrollment refused: {reason}")),
+                    }),
+                );
+            }
+            return Ok(());
+        }
         let mut l = ledger
             .take()
             .ok_or_else(|| NodeError::Runtime("ledger already bootstrapped".into()))?;
-        let txs: Vec<_> = enrolled.values().cloned().collect();
         let job = self.c.bootstrap_enrolled(&mut l, &txs)?;
         drop(l);
         let (s, _) = CoordinatorService::open(&self.cfg.ledger, &self.c)?;

@@ -273,6 +273,25 @@ impl Worker {
         self.cfg.state_dir.join(format!("round-{round}.{kind}"))
     }
 
+    /// Remove the stored messages (`round-<r>.submit`, `round-<r>.share`) of rounds <= `round`.
+    fn remove_stored_up_to(&self, round: u32) -> Result<()> {
+        let dir = &self.cfg.state_dir;
+        for entry in std::fs::read_dir(dir).map_err(io_err(dir))? {
+            let path = entry.map_err(io_err(dir))?.path();
+            let stored_round = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(|n| n.strip_prefix("round-"))
+                .and_then(|n| n.split_once('.'))
+                .filter(|(_, kind)| matches!(*kind, "submit" | "share"))
+                .and_then(|(r, _)| r.parse::<u32>().ok());
+            if stored_round.is_some_and(|r| r <= round) {
+                std::fs::remove_file(&path).map_err(io_err(&path))?;
+            }
+        }
+        Ok(())
+    }
+
     /// Let the service react; persist the hospital's marks if they moved (before anything
     /// that moved them is stored or sent). A refusal is logged and counted, not fatal.
     fn react(&mut self, msg: CoordinatorMsg) -> Result<Vec<WorkerMsg>> {
@@ -351,14 +370,10 @@ impl Worker {
             }
             CoordinatorMsg::RoundResult(r) => {
                 info!(hospital = %self.name, round = r.round, committed = r.committed, "worker: round result");
-                // nothing of this round or before will be resent (the marks stay)
-                for kind in ["submit", "share"] {
-                    for round in 0..=r.round {
-                        let p = self.path(kind, round);
-                        if p.exists() {
-                            std::fs::remove_file(&p).map_err(io_err(&p))?;
-                        }
-                    }
+                // nothing of this round or before will be resent (the marks stay); the
+                // directory is listed, never scanned by round number
+                if r.round <= fedchain_worker::MAX_ROUND {
+                    self.remove_stored_up_to(r.round)?;
                 }
             }
         }
@@ -373,6 +388,9 @@ const MARKS: &str = "marks.bin";
 fn refusal(e: &WorkerError) -> Option<WorkerRefusal> {
     Some(match e {
         WorkerError::AlreadySubmitted { .. } => WorkerRefusal::AlreadySubmitted,
+        WorkerError::TrapParams { .. } => WorkerRefusal::TrapParams,
+        WorkerError::OutOfRange { .. } => WorkerRefusal::OutOfRange,
+        WorkerError::UnknownRound { .. } => WorkerRefusal::UnknownRound,
         WorkerError::ShareRefused(r) => match r {
             ShareRefusal::AlreadyShared { .. } => WorkerRefusal::AlreadyShared,
             ShareRefusal::TooFew { .. } => WorkerRefusal::TooFew,

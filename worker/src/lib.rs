@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 pub mod service;
 pub use service::{
     Ack, CoordinatorMsg, Outcome, Refusal, RoundOpen, RoundSummary, ShareRequest, WorkerMsg,
-    WorkerService, PROTOCOL_VERSION,
+    WorkerService, MAX_NONCE, MAX_ROUND, PROTOCOL_VERSION,
 };
 
 /// Errors of a hospital node.
@@ -38,6 +38,16 @@ pub enum WorkerError {
     ShareRefused(#[from] ShareRefusal),
     #[error("refusing to sign a second submission for job {job} round {round} (last signed: round {last})")]
     AlreadySubmitted { job: JobId, round: u32, last: u32 },
+    #[error("round {round} opened with parameters hashing to {got}, not {expected} (the parameters it must start from)")]
+    TrapParams {
+        round: u32,
+        expected: Hash,
+        got: Hash,
+    },
+    #[error("{what} {value} is out of range")]
+    OutOfRange { what: &'static str, value: u64 },
+    #[error("a result for round {round}, which this hospital never saw")]
+    UnknownRound { round: u32 },
     #[error("global parameters of length {got}, the model has {want}")]
     ParamLength { got: usize, want: usize },
 }
@@ -261,6 +271,8 @@ pub struct Hospital {
     committee: Vec<Address>,
     min_participants: u32,
     marks: Marks,
+    /// SHA-256 of theta_0 as this hospital's own model starts (the parameters of round 0).
+    initial_params: Hash,
     rng: ChaCha20Rng,
 }
 
@@ -289,6 +301,7 @@ pub struct HospitalSetup {
 
 impl Hospital {
     pub fn new(s: HospitalSetup) -> Self {
+        let initial_params = Hash::sha256(&encode_plain(&s.model.params()));
         Self {
             key: s.key,
             chain_id: s.chain_id,
@@ -303,6 +316,7 @@ impl Hospital {
             committee: s.committee,
             min_participants: s.min_participants,
             marks: s.marks,
+            initial_params,
             rng: ChaCha20Rng::from_seed(os_seed()),
         }
     }
@@ -327,6 +341,11 @@ impl Hospital {
         self.nonce
     }
 
+    /// SHA-256 of theta_0 as its own model starts.
+    pub fn initial_params_hash(&self) -> Hash {
+        self.initial_params
+    }
+
     /// Its high-water marks (persist them before sending what advanced them).
     pub fn marks(&self) -> &Marks {
         &self.marks
@@ -345,7 +364,8 @@ impl Hospital {
 
     /// Sign a transaction with the next nonce.
     pub fn sign(&mut self, kind: TxKind) -> SignedTx {
-        self.nonce += 1;
+        // resume_nonce is bounded by the service (MAX_NONCE): no overflow here
+        self.nonce = self.nonce.saturating_add(1);
         Transaction {
             chain_id: self.chain_id.clone(),
             sender: self.key.verifying_key(),

@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use fedchain_ledger::{Address, Hash, JobId};
 use serde::{Deserialize, Serialize};
 
-use crate::{round_seed, Hospital, Protection, Result, ShareMsg, SubmissionMsg};
+use crate::{round_seed, Hospital, Protection, Result, ShareMsg, SubmissionMsg, WorkerError};
 
 /// Version of the messages below; a peer speaking another one is refused at `Hello`.
 pub const PROTOCOL_VERSION: u16 = 1;
@@ -148,7 +148,28 @@ pub struct WorkerService {
     results: Vec<RoundSummary>,
     /// What the coordinator said it holds from us (from `Welcome`).
     held: Held,
+    /// The parameters the next round must start from, as far as this hospital knows: theta_0
+    /// of its own model, then the `new_params_hash` of each committed round it saw end.
+    expected: Expected,
 }
+
+/// The round and parameter hash a `RoundOpen` must match (`round` is the next one).
+#[derive(Debug, Clone, Copy)]
+struct Expected {
+    round: u32,
+    /// `None` after a gap (a round ended without this hospital seeing its result).
+    params: Option<Hash>,
+    /// The highest round this service saw opened or asked to decrypt.
+    highest: Option<u32>,
+}
+
+/// The largest round number a worker acts on (a million rounds; keeps `round + 1` and every
+/// scan by round bounded).
+pub const MAX_ROUND: u32 = 1 << 20;
+
+/// The largest nonce a coordinator may tell a worker to continue after (far above any real
+/// use; keeps `nonce + 1` from overflowing).
+pub const MAX_NONCE: u64 = 1 << 48;
 
 #[derive(Debug, Default)]
 struct Held {
@@ -160,6 +181,7 @@ impl WorkerService {
     /// A service for `hospital`, member number `index` of `job`'s committee, training round r
     /// with [`round_seed`]`(seed, r, index)`.
     pub fn new(hospital: Hospital, job: JobId, seed: u64, index: usize) -> Self {
+        let hospital_params = hospital.initial_params_hash();
         Self {
             hospital,
             job,
@@ -170,6 +192,11 @@ impl WorkerService {
             acks: Vec::new(),
             results: Vec::new(),
             held: Held::default(),
+            expected: Expected {
+                round: 0,
+                params: Some(hospital_params),
+                highest: None,
+            },
         }
     }
 
@@ -205,6 +232,38 @@ impl WorkerService {
         &self.results
     }
 
+    /// Note that round `round` was opened or asked about (refused beyond [`MAX_ROUND`]).
+    fn seen(&mut self, round: u32) -> Result<()> {
+        if round > MAX_ROUND {
+            return Err(WorkerError::OutOfRange {
+                what: "round",
+                value: round as u64,
+            });
+        }
+        self.expected.highest = Some(self.expected.highest.map_or(round, |h| h.max(round)));
+        Ok(())
+    }
+
+    /// `RoundOpen.params` must hash to the parameters the round must start from, where this
+    /// hospital knows them (theta_0 for round 0; after a result it saw, the committed hash).
+    /// A round it has no knowledge of (it missed results while away) is taken as announced
+    /// until hospitals follow the chain themselves.
+    fn check_params(&self, open: &RoundOpen) -> Result<()> {
+        let (true, Some(expected)) = (open.round == self.expected.round, self.expected.params)
+        else {
+            return Ok(());
+        };
+        let got = Hash::sha256(&crate::encode_plain(&open.params));
+        if got != expected {
+            return Err(WorkerError::TrapParams {
+                round: open.round,
+                expected,
+                got,
+            });
+        }
+        Ok(())
+    }
+
     /// React to one coordinator message; gives the replies.
     pub fn on_message(&mut self, msg: CoordinatorMsg) -> Result<Vec<WorkerMsg>> {
         match msg {
@@ -214,12 +273,20 @@ impl WorkerService {
                 submitted,
                 shared,
             } if job == self.job => {
+                if nonce > MAX_NONCE {
+                    return Err(WorkerError::OutOfRange {
+                        what: "Welcome nonce",
+                        value: nonce,
+                    });
+                }
                 self.hospital.resume_nonce(nonce);
                 self.held.submitted = submitted;
                 self.held.shared = shared;
                 Ok(Vec::new())
             }
             CoordinatorMsg::RoundOpen(open) if open.job == self.job => {
+                self.seen(open.round)?;
+                self.check_params(&open)?;
                 if let Some(m) = self.submitted.get(&open.round) {
                     return Ok(vec![WorkerMsg::Submit(m.clone())]);
                 }
@@ -238,6 +305,7 @@ impl WorkerService {
                 Ok(vec![WorkerMsg::Submit(m)])
             }
             CoordinatorMsg::ShareRequest(req) if req.job == self.job => {
+                self.seen(req.round)?;
                 if let Some(m) = self.shared.get(&req.round) {
                     return Ok(vec![WorkerMsg::Share(m.clone())]);
                 }
@@ -255,6 +323,19 @@ impl WorkerService {
                 Ok(Vec::new())
             }
             CoordinatorMsg::RoundResult(r) if r.job == self.job => {
+                if self.expected.highest.is_none_or(|h| r.round > h) {
+                    // a result for a round this hospital never saw: nothing to act on
+                    return Err(WorkerError::UnknownRound { round: r.round });
+                }
+                if r.round >= self.expected.round {
+                    let gap = r.round > self.expected.round;
+                    self.expected.params = match (r.committed, r.new_params_hash) {
+                        (true, Some(h)) => Some(h),
+                        _ if gap => None,
+                        _ => self.expected.params,
+                    };
+                    self.expected.round = r.round + 1;
+                }
                 // nothing of an earlier round will be asked for again
                 self.submitted.retain(|round, _| *round > r.round);
                 self.shared.retain(|round, _| *round > r.round);

@@ -24,7 +24,7 @@ use super::{
     PROTOCOL_VERSION,
 };
 use crate::engine::{Action, Event, RejectReason, RoundEngine, RoundResult};
-use crate::ledger::Ledger;
+use crate::ledger::{Dropped, Ledger};
 use crate::setup::Consortium;
 use crate::simulate::{Result, SimError};
 use crate::strategy::{ServerStep, Strategy};
@@ -93,6 +93,11 @@ pub struct CoordinatorService {
     phase: Phase,
     /// Transactions for the next block.
     txs: Vec<SignedTx>,
+    /// Penalties whose evidence came while the round decrypted: signed and committed right
+    /// after the round's commit or void (THREAT-MODEL A8).
+    after_round: Vec<(Address, Offence)>,
+    /// Transactions the chain left out of blocks, for the process to log and count.
+    dropped: Vec<Dropped>,
     /// Pending records of the open round.
     seqs: Vec<u64>,
     next_seq: u64,
@@ -212,6 +217,8 @@ impl CoordinatorService {
             phase: Phase::Idle,
             txs: Vec::new(),
             seqs: Vec::new(),
+            after_round: Vec::new(),
+            dropped: Vec::new(),
             next_seq: 0,
             submitted: BTreeMap::new(),
             shared: BTreeMap::new(),
@@ -562,7 +569,11 @@ impl CoordinatorService {
                     }
                     outcome.get_or_insert(Outcome::Accepted);
                 }
-                Action::Penalize { offender, offence } => {
+                Action::Penalize {
+                    offender,
+                    offence,
+                    after_round,
+                } => {
                     if let (Mode::Live, Some(o)) = (mode, &origin) {
                         if let Some(payload) = &o.evidence {
                             let seq = self.next_seq;
@@ -575,7 +586,11 @@ impl CoordinatorService {
                             self.seqs.push(seq);
                         }
                     }
-                    if !on_chain && !self.punished(&offender, &offence) {
+                    if on_chain || self.punished(&offender, &offence) {
+                    } else if after_round {
+                        // signed once the round is on chain (nonces go up in block order)
+                        self.after_round.push((offender, offence));
+                    } else {
                         let tx = self.ledger.sign(TxKind::Penalty {
                             job: self.job,
                             offender,
@@ -660,19 +675,64 @@ impl CoordinatorService {
             accepted: r.accepted.clone(),
             share_providers: share_providers.clone(),
         });
-        self.commit_block(vec![commit], now_ms)?;
+        if !self.commit_one(commit, now_ms)? {
+            // refused by the chain (logged by the process): the round stays open and is voided
+            // at the end of its decryption window
+            return Ok(Vec::new());
+        }
         self.theta = theta;
+        self.penalize_after_round(now_ms)?;
         self.finish(r.round, true, r.accepted, share_providers, Some(next))
     }
 
     fn void(&mut self, round: u32, now_ms: u64) -> Result<Vec<Outbound>> {
-        let mut txs = std::mem::take(&mut self.txs);
-        txs.push(self.ledger.sign(TxKind::VoidRound {
+        let txs = std::mem::take(&mut self.txs);
+        if !txs.is_empty() {
+            self.commit_block(txs, now_ms)?;
+        }
+        let void = self.ledger.sign(TxKind::VoidRound {
             job: self.job,
             round,
-        }));
-        self.commit_block(txs, now_ms)?;
+        });
+        if !self.commit_one(void, now_ms)? {
+            // not voidable yet (logged by the process): tried again at the next tick
+            return Ok(Vec::new());
+        }
+        self.penalize_after_round(now_ms)?;
         self.finish(round, false, Vec::new(), Vec::new(), None)
+    }
+
+    /// Commit a block holding `tx` alone; whether the chain took it.
+    fn commit_one(&mut self, tx: SignedTx, now_ms: u64) -> Result<bool> {
+        let h = tx.hash();
+        let before = self.dropped.len();
+        self.commit_block(vec![tx], now_ms)?;
+        Ok(!self.dropped[before..].iter().any(|d| d.tx == h))
+    }
+
+    /// The penalties that waited for the round, in a block of their own.
+    fn penalize_after_round(&mut self, now_ms: u64) -> Result<()> {
+        let mut waiting = std::mem::take(&mut self.after_round);
+        waiting.retain(|(offender, offence)| !self.punished(offender, offence));
+        let txs: Vec<SignedTx> = waiting
+            .into_iter()
+            .map(|(offender, offence)| {
+                self.ledger.sign(TxKind::Penalty {
+                    job: self.job,
+                    offender,
+                    offence,
+                })
+            })
+            .collect();
+        if !txs.is_empty() {
+            self.commit_block(txs, now_ms)?;
+        }
+        Ok(())
+    }
+
+    /// What the chain left out of blocks since the last call (the process logs and counts it).
+    pub fn take_dropped(&mut self) -> Vec<Dropped> {
+        std::mem::take(&mut self.dropped)
     }
 
     fn finish(
@@ -720,7 +780,9 @@ impl CoordinatorService {
             }
         }
         // a block is stamped at least 1 ms after the previous one
-        self.ledger.block_at(txs, now_ms)
+        let dropped = self.ledger.block_at(txs, now_ms)?;
+        self.dropped.extend(dropped);
+        Ok(())
     }
 }
 

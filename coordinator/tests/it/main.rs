@@ -3,5 +3,6 @@
 
 mod confidentiality;
 mod engine;
+mod integrity;
 mod service;
 mod simulate;

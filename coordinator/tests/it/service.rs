@@ -701,3 +701,71 @@ fn a_submission_signed_by_another_hospital_is_refused() {
         [Outbound::To(_, CoordinatorMsg::Ack(a))] if a.outcome == Outcome::Accepted
     ));
 }
+
+/// A8: an equivocation that arrives while the round decrypts does not change the valid set the
+/// aggregate and the shares are about: the round commits with every submission it closed with,
+/// and the penalty (with both signed messages) lands in the block right after the commit.
+#[test]
+fn a08_equivocation_while_decrypting_commits_consistently() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("svc");
+    let c = Consortium::new(&small(1), &mut Quiet).unwrap();
+    let mut net = Net::new(&c, &path);
+    net.pump();
+    net.start_round();
+    // every worker answers the RoundOpen; every submission reaches the coordinator, which
+    // closes the round and queues its share requests
+    while let Some((a, bytes)) = net.to_workers.pop_front() {
+        let msg: CoordinatorMsg = bincode::deserialize(&bytes).unwrap();
+        let w = net.workers.get_mut(&a).unwrap().as_mut().unwrap();
+        for reply in w.on_message(msg).unwrap() {
+            net.to_coord.push_back((a, wire(&reply)));
+        }
+    }
+    while let Some((from, bytes)) = net.to_coord.pop_front() {
+        let msg: WorkerMsg = bincode::deserialize(&bytes).unwrap();
+        net.now_ms += 10;
+        let now = net.now_ms;
+        let out = net.coord().on_message(from, msg, now).unwrap();
+        net.send(out);
+    }
+    assert!(net.to_workers.iter().any(|(_, b)| matches!(
+        bincode::deserialize(b).unwrap(),
+        CoordinatorMsg::ShareRequest(_)
+    )));
+    // now, while decrypting, hospital 0's second, different submission arrives
+    let a0 = net.order[0];
+    let job = net.coord().job();
+    let mut h = c.hospital(0).unwrap();
+    h.resume_nonce(1_000);
+    let mut u = h.train(&c.initial_params, 7, c.ciphertexts()).unwrap();
+    u.update[0] += 0.01;
+    let second = h.submission(job, 0, &u).unwrap();
+    let now = net.now_ms + 10;
+    let out = net
+        .coord()
+        .on_message(a0, WorkerMsg::Submit(second), now)
+        .unwrap();
+    assert!(matches!(
+        &out[..],
+        [Outbound::To(_, CoordinatorMsg::Ack(a))]
+            if a.outcome == Outcome::Rejected { reason: Refusal::Equivocation }
+    ));
+    net.pump();
+    for _ in 0..3 {
+        if !net.coord().results().is_empty() {
+            break;
+        }
+        net.tick();
+    }
+    let r = net.coord().results()[0].clone();
+    assert!(r.committed, "the round commits");
+    assert_eq!(r.accepted.len(), 4, "with the set it closed with");
+    assert!(net.coord().take_dropped().is_empty(), "nothing was refused");
+    let state = net.coord().ledger().chain().state();
+    assert_eq!(
+        state.jobs[&job].members[&a0], 1000,
+        "the equivocator forfeits half its deposit after the commit"
+    );
+    net.audit(&c);
+}

@@ -4,7 +4,8 @@
 use fedchain_crypto::vector::aggregate;
 use fedchain_crypto::{CiphertextVector, Integer, PrivateKey, PublicKey};
 use fedchain_ledger::{
-    verify_chain_with, AuditError, Chain, Hash, MemoryStore, RoundClaim, RoundVerifier, TxKind,
+    verify_chain_with, AuditError, Chain, Hash, MemoryStore, PenaltyClaim, RoundClaim,
+    RoundVerifier, TxKind,
 };
 use rand::SeedableRng;
 
@@ -33,6 +34,14 @@ impl RoundVerifier for ProductVerifier {
             );
         }
         Ok(())
+    }
+
+    fn verify_penalty(
+        &self,
+        _: &PenaltyClaim,
+        _: &(dyn Fn(&Hash) -> Option<Vec<u8>> + Sync),
+    ) -> Result<(), String> {
+        Err("this test's chains hold no penalty".into())
     }
 }
 
