@@ -115,14 +115,15 @@ fn scenario(
         hs.iter()
             .map(|h| (Address::of(&h.verifying_key()), 10_000u64)),
     );
-    let genesis = Genesis {
-        chain_id: "bench".into(),
-        timestamp_ms: 0,
-        validators: validators.iter().map(SigningKey::verifying_key).collect(),
+    let genesis = Genesis::new(
+        "bench",
+        0,
+        0,
+        validators.iter().map(SigningKey::verifying_key).collect(),
         allocations,
-    };
+    );
     let mut net = Net {
-        chain_id: "bench".into(),
+        chain_id: genesis.chain_id.clone(),
         validators,
         nonces: Default::default(),
         time: 0,
@@ -152,6 +153,7 @@ fn scenario(
         threshold: (hospitals as u32 / 3) + 1,
         committee: hs.iter().map(|h| Address::of(&h.verifying_key())).collect(),
         min_participants: (hospitals as u32 / 3 + 1).max(fedchain_ledger::MIN_PARTICIPANTS),
+        max_samples: 1_000,
         incentives: Incentives {
             min_deposit: 100,
             submit_reward: 1000,
@@ -170,6 +172,7 @@ fn scenario(
                 TxKind::Join {
                     job: 0,
                     deposit: 1000,
+                    samples: 1_000,
                 },
             )
         })
@@ -274,14 +277,15 @@ fn small_blocks(count: u64) -> anyhow::Result<serde_json::Value> {
     let validators: Vec<SigningKey> = (0..4).map(|i| key(1, i)).collect();
     let sender = key(2, 0);
     let to = Address::of(&key(3, 0).verifying_key());
-    let genesis = Genesis {
-        chain_id: "bench".into(),
-        timestamp_ms: 0,
-        validators: validators.iter().map(SigningKey::verifying_key).collect(),
-        allocations: vec![(Address::of(&sender.verifying_key()), 1_000_000)],
-    };
+    let genesis = Genesis::new(
+        "bench",
+        0,
+        0,
+        validators.iter().map(SigningKey::verifying_key).collect(),
+        vec![(Address::of(&sender.verifying_key()), 1_000_000)],
+    );
     let mut net = Net {
-        chain_id: "bench".into(),
+        chain_id: genesis.chain_id.clone(),
         validators,
         nonces: Default::default(),
         time: 0,

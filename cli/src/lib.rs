@@ -15,7 +15,7 @@ use fedchain_crypto::Rounding;
 use fedchain_datasets::builtin::Builtin;
 use fedchain_datasets::Partitioner;
 use fedchain_ledger::state::RoundOutcome;
-use fedchain_ledger::{stored_genesis, verify_chain_with, Chain, RocksStore};
+use fedchain_ledger::{audit_ledger, stored_genesis, Chain, RocksStore};
 use indicatif::{ProgressBar, ProgressStyle};
 
 /// Privacy-preserving federated learning across hospitals with threshold Paillier encryption
@@ -43,10 +43,16 @@ enum Command {
     /// training on real data, every round committed to a RocksDB ledger. Defaults need no config.
     Simulate(SimulateArgs),
     /// Re-verify a ledger from genesis (signatures, certificates, state, payloads and every
-    /// round's cryptography); exits non-zero naming the first bad block.
+    /// round's cryptography); exits non-zero naming the first bad block. The result holds
+    /// relative to the genesis the ledger holds: pass --genesis with the published chain id
+    /// to refuse a ledger of another chain.
     Audit {
         /// The ledger directory (e.g. fedchain-out/ledger).
         ledger: PathBuf,
+        /// The expected genesis hash (the chain id, 64 hex digits, as `fedchain genesis`
+        /// printed it): a ledger holding another genesis fails.
+        #[arg(long)]
+        genesis: Option<String>,
     },
     /// Print a ledger's jobs, rounds, balances and parameter-hash history.
     Inspect {
@@ -65,6 +71,10 @@ enum Command {
     /// the public key, the committee order and each share sealed to its hospital's X25519 key
     /// into the job directory.
     Keygen(fedchain_net::pki::KeygenArgs),
+    /// Write the deployment's genesis (validators, allocations to the aggregator and the
+    /// committee, time, a nonce) into the job directory as genesis.json, from certified public
+    /// files only; prints the chain id, which is its hash. Hand it out with the job directory.
+    Genesis(GenesisArgs),
     /// Run the aggregator of a job over QUIC (mutual TLS), with its ledger and metrics.
     Coordinator(CoordinatorArgs),
     /// Run a hospital: train on its partition, submit, publish decryption shares.
@@ -90,6 +100,31 @@ enum CaCommand {
     Issue(fedchain_net::pki::CaIssueArgs),
     /// Revoke a participant and re-sign the CRL.
     Revoke(fedchain_net::pki::CaRevokeArgs),
+}
+
+#[derive(Args, Debug)]
+struct GenesisArgs {
+    /// The job directory (`keygen` wrote its committee.json; genesis.json goes there).
+    #[arg(long)]
+    job_dir: PathBuf,
+    /// The consortium CA certificate the certificates must verify against.
+    #[arg(long)]
+    ca_cert: PathBuf,
+    /// The CA's current CRL (`crl.pem`): a revoked participant is refused.
+    #[arg(long)]
+    crl: Option<PathBuf>,
+    /// The aggregator's public files (a `ca issue --out` directory or its bundle).
+    #[arg(long)]
+    aggregator: PathBuf,
+    /// Each validator's public files, in validator order.
+    #[arg(long = "validator", required = true)]
+    validators: Vec<PathBuf>,
+    /// Deployment nonce (default: random): two geneses of one consortium differ by it.
+    #[arg(long)]
+    nonce: Option<u64>,
+    /// Genesis time in ms since the Unix epoch (default: now).
+    #[arg(long)]
+    timestamp_ms: Option<u64>,
 }
 
 #[derive(Args, Debug)]
@@ -340,21 +375,25 @@ fn emit(text: &str) -> anyhow::Result<()> {
     }
 }
 
-fn run_audit(dir: &PathBuf) -> anyhow::Result<()> {
+fn run_audit(dir: &PathBuf, expected: Option<&str>) -> anyhow::Result<()> {
     let store =
         RocksStore::open_existing(dir).with_context(|| format!("opening {}", dir.display()))?;
     let genesis = stored_genesis(&store)?;
-    let g = fedchain_ledger::state::genesis_block(&genesis)
-        .header
-        .hash();
-    println!(
-        "genesis {} ({}), {} validators",
-        hex::encode(g.0),
+    let about = format!(
+        "genesis {} (consortium {}, {} validators)",
         genesis.chain_id,
+        genesis.consortium,
         genesis.validators.len()
     );
+    match expected {
+        Some(e) => println!("{about}, expected {e}"),
+        None => println!(
+            "{about}: the result holds relative to this genesis; pass --genesis <hash> to check \
+             that it is the published one"
+        ),
+    }
     let t = std::time::Instant::now();
-    let r = verify_chain_with(&store, &genesis, Some(&FedchainVerifier))?;
+    let (_, r) = audit_ledger(&store, expected, Some(&FedchainVerifier))?;
     println!(
         "audit ok: {} blocks, {} transactions, {} payloads, {} rounds re-verified (ciphertext products, share proofs, next parameters), supply {} tokens, head {}, {:.2} s",
         r.blocks, r.transactions, r.payloads_checked, r.rounds_verified, r.supply, hex::encode(r.head.0), t.elapsed().as_secs_f64()
@@ -407,6 +446,16 @@ fn run_inspect(dir: &PathBuf) -> anyhow::Result<()> {
         for (m, d) in &j.members {
             w!("  member {:<14} deposit {d}", a_name(s, m));
         }
+        let declared: Vec<String> = j
+            .samples
+            .iter()
+            .map(|(m, n)| format!("{} {n}", a_name(s, m)))
+            .collect();
+        w!(
+            "  declared samples (max {}): {}",
+            j.spec.max_samples,
+            declared.join(", ")
+        );
         w!("  round  height  outcome    accepted  shares  minted  params -> next params");
         for r in &j.history {
             match &r.outcome {
@@ -615,6 +664,32 @@ fn run_ca(c: &CaCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn run_genesis(a: &GenesisArgs) -> anyhow::Result<()> {
+    let g = fedchain_node::material::write_genesis(&fedchain_node::material::GenesisInput {
+        job_dir: a.job_dir.clone(),
+        ca_cert: a.ca_cert.clone(),
+        crl: a.crl.clone(),
+        aggregator: a.aggregator.clone(),
+        validators: a.validators.clone(),
+        nonce: a.nonce,
+        timestamp_ms: a.timestamp_ms,
+    })?;
+    println!(
+        "genesis of consortium {} (nonce {}, {} validators, {} allocations) in {}",
+        g.consortium,
+        g.nonce,
+        g.validators.len(),
+        g.allocations.len(),
+        a.job_dir.join(fedchain_node::material::GENESIS).display()
+    );
+    println!("chain id (genesis hash) {}", g.chain_id);
+    println!(
+        "publish it: `fedchain audit <ledger> --genesis {}` checks a ledger against it",
+        g.chain_id
+    );
+    Ok(())
+}
+
 fn run_keygen(a: &fedchain_net::pki::KeygenArgs) -> anyhow::Result<()> {
     eprintln!(
         "warning: keygen is a trusted dealer: this process sees the whole decryption key. Run it \
@@ -650,11 +725,12 @@ impl Cli {
         init_logs(self.log_format);
         let r = match &self.cmd {
             Command::Simulate(a) => run_simulate(a),
-            Command::Audit { ledger } => run_audit(ledger),
+            Command::Audit { ledger, genesis } => run_audit(ledger, genesis.as_deref()),
             Command::Inspect { ledger } => run_inspect(ledger),
             Command::Keys(c) => run_keys(c),
             Command::Ca(c) => run_ca(c),
             Command::Keygen(a) => run_keygen(a),
+            Command::Genesis(a) => run_genesis(a),
             Command::Coordinator(a) => run_coordinator(a),
             Command::Worker(a) => run_worker(a),
         };

@@ -41,7 +41,7 @@ pub enum RejectReason {
     PayloadMismatch(String),
     #[error("invalid payload: {0}")]
     InvalidPayload(String),
-    #[error("sample count {got} outside 1..={max}")]
+    #[error("sample count {got} outside 1..={max} (the count declared at join)")]
     Samples { got: u64, max: u64 },
     #[error("invalid decryption share: {0}")]
     InvalidShare(String),
@@ -115,8 +115,22 @@ pub struct EngineConfig {
     /// The committee in key-holder order: member i holds key share i + 1.
     pub committee: Vec<Address>,
     pub min_participants: u32,
-    /// Largest sample count one submission may claim.
+    /// Largest sample count one submission may claim (the job's `max_samples`).
     pub max_samples: u64,
+    /// Each member's sample count as declared on chain when it joined: its submissions may
+    /// claim no more (THREAT-MODEL A15). A member missing here may claim nothing.
+    pub declared: BTreeMap<Address, u64>,
+}
+
+impl EngineConfig {
+    /// The largest sample count a submission of `member` may claim.
+    pub fn samples_bound(&self, member: &Address) -> u64 {
+        self.declared
+            .get(member)
+            .copied()
+            .unwrap_or(0)
+            .min(self.max_samples)
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -318,14 +332,9 @@ impl RoundEngine {
                 },
             );
         }
-        if samples == 0 || samples > self.cfg.max_samples {
-            return self.reject(
-                from,
-                RejectReason::Samples {
-                    got: samples,
-                    max: self.cfg.max_samples,
-                },
-            );
+        let max = self.cfg.samples_bound(&from);
+        if samples == 0 || samples > max {
+            return self.reject(from, RejectReason::Samples { got: samples, max });
         }
         let update = self.decode_update(&m.payload, round, &from);
         let mut actions = vec![Action::Include {

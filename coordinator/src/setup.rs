@@ -4,6 +4,7 @@
 //! all from the operating system's generator, never from the seed), the genesis configuration,
 //! the job spec, and the bootstrap blocks (registration, job, deposits).
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use fedchain_crypto::identity::{SigningKey, VerifyingKey};
@@ -13,7 +14,7 @@ use fedchain_crypto::{deal, Encode, Encryptor, FixedBaseTable, Packer, PackingPa
 use fedchain_datasets::{train_test_split, Dataset, Split};
 use fedchain_ledger::state::Genesis;
 use fedchain_ledger::types::Incentives;
-use fedchain_ledger::{Address, Hash, JobId, JobSpec, Role, SignedTx, TxKind};
+use fedchain_ledger::{Address, Hash, JobId, JobSpec, LedgerError, Role, SignedTx, TxKind};
 use fedchain_models::ModelSpec;
 use fedchain_worker::Marks;
 use fedchain_worker::{EncryptedJob, Hospital, HospitalSetup, Protection};
@@ -108,6 +109,9 @@ impl ExperimentData {
     }
 }
 
+/// The deposit a hospital locks when it joins (the job's minimum is 1000).
+pub const JOIN_DEPOSIT: u64 = 2_000;
+
 /// The packing layout of a job (value bits, clipping, headroom for the committee and the
 /// largest partition).
 pub fn packing_params(cfg: &SimulateConfig, max_samples: u64) -> PackingParams {
@@ -120,12 +124,41 @@ pub fn packing_params(cfg: &SimulateConfig, max_samples: u64) -> PackingParams {
     }
 }
 
-/// The public material of a deployed job (written by `ca issue` and `keygen`), as the
-/// coordinator loads it: it holds its own and the validators' keys, but only the hospitals'
-/// public keys.
+/// Tokens the genesis gives the aggregator.
+pub const AGGREGATOR_ALLOCATION: u64 = 1_000_000;
+/// Tokens the genesis gives each hospital (enough for its deposit).
+pub const HOSPITAL_ALLOCATION: u64 = 10_000;
+/// The simulation's genesis time.
+pub const SIMULATION_GENESIS_MS: u64 = 1_700_000_000_000;
+
+/// The genesis of a consortium: its validators, and allocations to the aggregator and every
+/// committee member. The one derivation of a chain's genesis (and so of its id) for both the
+/// simulation and a deployment (`fedchain genesis` writes its result to the job directory;
+/// the coordinator recomputes it from its own keys and refuses a genesis that differs).
+pub fn consortium_genesis(
+    consortium: &str,
+    nonce: u64,
+    timestamp_ms: u64,
+    aggregator: &VerifyingKey,
+    validators: Vec<VerifyingKey>,
+    committee: &[VerifyingKey],
+) -> Genesis {
+    let mut allocations = vec![(Address::of(aggregator), AGGREGATOR_ALLOCATION)];
+    allocations.extend(
+        committee
+            .iter()
+            .map(|k| (Address::of(k), HOSPITAL_ALLOCATION)),
+    );
+    Genesis::new(consortium, nonce, timestamp_ms, validators, allocations)
+}
+
+/// The public material of a deployed job (written by `ca issue`, `keygen` and `genesis`), as
+/// the coordinator loads it: it holds its own and the validators' keys, but only the
+/// hospitals' public keys.
 #[derive(Debug)]
 pub struct DeploymentKeys {
-    pub chain_id: String,
+    /// The genesis every participant was given (`genesis.json` of the job directory).
+    pub genesis: Genesis,
     pub aggregator: SigningKey,
     /// The validators' keys (the coordinator runs their replicas in process).
     pub validators: Vec<SigningKey>,
@@ -299,19 +332,18 @@ impl Consortium {
             (Protection::Plaintext, vec![None; cfg.hospitals], None)
         };
 
-        let chain_id = format!("fedchain-sim-{}", cfg.seed);
-        let mut allocations = vec![(Address::of(&aggregator.verifying_key()), 1_000_000u64)];
-        allocations.extend(
-            hospital_keys
-                .iter()
-                .map(|k| (Address::of(&k.verifying_key()), 10_000u64)),
+        let committee: Vec<VerifyingKey> = hospital_keys
+            .iter()
+            .map(SigningKey::verifying_key)
+            .collect();
+        let genesis = consortium_genesis(
+            &format!("fedchain-sim-{}", cfg.seed),
+            0,
+            SIMULATION_GENESIS_MS,
+            &aggregator.verifying_key(),
+            validators.iter().map(SigningKey::verifying_key).collect(),
+            &committee,
         );
-        let genesis = Genesis {
-            chain_id,
-            timestamp_ms: 1_700_000_000_000,
-            validators: validators.iter().map(SigningKey::verifying_key).collect(),
-            allocations,
-        };
         let members = hospital_keys
             .iter()
             .map(|k| Address::of(&k.verifying_key()))
@@ -410,6 +442,7 @@ impl Consortium {
             },
             committee: self.committee(),
             min_participants: self.cfg.min_participants(),
+            max_samples: self.max_samples,
             incentives: Incentives {
                 min_deposit: 1_000,
                 submit_reward: 1_000,
@@ -428,8 +461,9 @@ impl Consortium {
         }
     }
 
-    /// The round engine's configuration for `job`.
-    pub fn engine_config(&self, job: JobId) -> EngineConfig {
+    /// The round engine's configuration for `job`, with the members' sample counts as
+    /// declared on chain when they joined (`Job::samples`).
+    pub fn engine_config(&self, job: JobId, declared: BTreeMap<Address, u64>) -> EngineConfig {
         EngineConfig {
             chain_id: self.genesis.chain_id.clone(),
             job,
@@ -438,11 +472,22 @@ impl Consortium {
             committee: self.committee(),
             min_participants: self.cfg.min_participants(),
             max_samples: self.max_samples,
+            declared,
         }
     }
 
+    /// Each committee member's partition size: what an honest member declares at join.
+    pub fn partition_samples(&self) -> BTreeMap<Address, u64> {
+        self.members
+            .iter()
+            .zip(&self.parts)
+            .map(|(a, p)| (*a, p.len() as u64))
+            .collect()
+    }
+
     /// The first blocks of a fresh ledger: registrations (aggregator and hospitals), the job,
-    /// the hospitals' deposits. The hospitals sign their own transactions. Gives the job id.
+    /// the hospitals' deposits with their declared sample counts. The hospitals sign their own
+    /// transactions. Gives the job id.
     pub fn bootstrap(&self, ledger: &mut Ledger, hospitals: &mut [Hospital]) -> Result<JobId> {
         let mut txs = vec![ledger.sign(TxKind::Register {
             role: Role::Aggregator,
@@ -461,9 +506,11 @@ impl Consortium {
         let joins: Vec<SignedTx> = hospitals
             .iter_mut()
             .map(|h| {
+                let samples = h.samples();
                 h.sign(TxKind::Join {
                     job,
-                    deposit: 2_000,
+                    deposit: JOIN_DEPOSIT,
+                    samples,
                 })
             })
             .collect();
@@ -472,8 +519,9 @@ impl Consortium {
     }
 
     /// A consortium of a deployment: the experiment's data, the coordinator's keys and the
-    /// committee's public keys (nobody's hospital key). The genesis allocations are those of
-    /// the simulation.
+    /// committee's public keys (nobody's hospital key), on the genesis it was given. The
+    /// genesis must be [`consortium_genesis`] of exactly these keys (its name, nonce and time
+    /// aside): its id is its hash, and its validators are the ones whose keys we hold.
     pub fn deployment(cfg: &SimulateConfig, keys: DeploymentKeys) -> Result<Self> {
         cfg.validate()?;
         if keys.committee.len() != cfg.hospitals {
@@ -502,18 +550,28 @@ impl Consortium {
         } = ExperimentData::prepare(cfg)?;
         let (protection, table) = protection_for(cfg, keys.threshold_key, max_samples)?;
         let members: Vec<Address> = keys.committee.iter().map(Address::of).collect();
-        let mut allocations = vec![(Address::of(&keys.aggregator.verifying_key()), 1_000_000u64)];
-        allocations.extend(members.iter().map(|a| (*a, 10_000u64)));
-        let genesis = Genesis {
-            chain_id: keys.chain_id,
-            timestamp_ms: 1_700_000_000_000,
-            validators: keys
-                .validators
+        let genesis = keys.genesis;
+        genesis
+            .check_id()
+            .map_err(|(stated, derived)| LedgerError::GenesisId { stated, derived })?;
+        let expected = consortium_genesis(
+            &genesis.consortium,
+            genesis.nonce,
+            genesis.timestamp_ms,
+            &keys.aggregator.verifying_key(),
+            keys.validators
                 .iter()
                 .map(SigningKey::verifying_key)
                 .collect(),
-            allocations,
-        };
+            &keys.committee,
+        );
+        if expected != genesis {
+            return Err(SimError::Refused(format!(
+                "the genesis of chain {} is not this deployment's: its validators, aggregator or \
+                 committee allocations differ from the keys loaded",
+                genesis.chain_id
+            )));
+        }
         let mut cfg = cfg.clone();
         cfg.validators = keys.validators.len();
         Ok(Self {
@@ -591,6 +649,7 @@ impl Consortium {
                 spec: self.job_spec()?,
                 aggregator,
                 members: Default::default(),
+                samples: Default::default(),
                 next_round: 0,
                 open: None,
                 history: Vec::new(),

@@ -2,6 +2,7 @@
 //! same round engine, worker and validator code as a deployment (only the transport differs:
 //! here messages are handed over in memory, in a fixed order, so a seeded run is reproducible).
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -143,7 +144,8 @@ pub fn run_one(
 
     // registration, the job, deposits
     let job = consortium.bootstrap(&mut ledger, &mut hospitals)?;
-    let mut engine = RoundEngine::new(consortium.engine_config(job));
+    let declared = declared_samples(&ledger, job);
+    let mut engine = RoundEngine::new(consortium.engine_config(job, declared));
     let ciphertexts = consortium.ciphertexts();
     let setup_s = setup_start.elapsed().as_secs_f64();
 
@@ -356,11 +358,12 @@ pub fn run_one(
         let (accepted, void) = match io.outcome {
             Some(Action::Complete(RoundResult {
                 accepted,
-                share_providers,
                 aggregate,
                 average,
                 ..
             })) => {
+                // every valid share on chain is paid, not only the t the engine combined
+                let share_providers = valid_share_providers(&ledger, job, round);
                 theta = cfg.server.apply(&theta, &average);
                 let next = ledger.put_payload(&encode_plain(&theta))?;
                 debug_assert_eq!(next, params_hash(&theta));
@@ -471,6 +474,31 @@ pub fn run_one(
         audit,
         setup_s,
     })
+}
+
+/// The members' sample counts of `job` as declared on chain when they joined.
+pub(crate) fn declared_samples(ledger: &Ledger, job: JobId) -> BTreeMap<Address, u64> {
+    ledger
+        .chain
+        .state()
+        .jobs
+        .get(&job)
+        .map(|j| j.samples.clone())
+        .unwrap_or_default()
+}
+
+/// The providers of the valid decryption shares of `job`'s open round `round` on chain: the
+/// ones a commit must pay (THREAT-MODEL A13).
+pub(crate) fn valid_share_providers(ledger: &Ledger, job: JobId, round: u32) -> Vec<Address> {
+    ledger
+        .chain
+        .state()
+        .jobs
+        .get(&job)
+        .and_then(|j| j.open.as_ref())
+        .filter(|o| o.round == round)
+        .map(|o| o.valid_share_providers())
+        .unwrap_or_default()
 }
 
 /// Report what a block left out; the simulation's own round transactions must never be.

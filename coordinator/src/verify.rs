@@ -58,6 +58,14 @@ fn job_crypto(spec: &JobSpec) -> Result<(JobParams, Option<EncryptedJob>), Strin
     let Some(packing) = &params.packing else {
         return Ok((params, None));
     };
+    // the chain bounds declared sample counts by the job's max_samples; the weights are folded
+    // in against the packing's
+    if packing.max_samples != spec.max_samples {
+        return Err(format!(
+            "job max_samples {} differs from the packing's {}",
+            spec.max_samples, packing.max_samples
+        ));
+    }
     let key = ThresholdPublicKey::from_bytes(&spec.threshold_key)
         .map_err(|e| format!("threshold key: {e}"))?;
     let packer = Packer::new(packing.clone(), key.public_key().plaintext_bits())

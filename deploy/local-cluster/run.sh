@@ -13,10 +13,12 @@
 # secrets never leave it), its request.json travels to requests/, the CA runs `ca issue
 # --request` into issued/<name> (public files only), the participant runs `keys install`;
 # the dealer runs `fedchain keygen` with t = floor(N/3) + 1 on the hospitals' issued/ files
-# (public), sealing each share to its hospital into job/shares/; write coordinator.toml and
+# (public), sealing each share to its hospital into job/shares/; `fedchain genesis` writes
+# job/genesis.json from the aggregator's and validators' issued/ files (its hash is the chain
+# id every participant signs with); write coordinator.toml and
 # one worker-i.toml per hospital from the templates next to this script; start everything with
-# metrics on 9464 (coordinator) and 9465.. (workers); wait for the rounds; `fedchain audit` the
-# coordinator's ledger; stop everything on exit (trap). On one machine the directories stand
+# metrics on 9464 (coordinator) and 9465.. (workers); wait for the rounds; `fedchain audit
+# --genesis <chain id>` the coordinator's ledger; stop everything on exit (trap). On one machine the directories stand
 # for the parties' machines: bundles/<name> is the participant's, ca/ the CA's, job/ is what
 # the dealer hands everyone.
 set -euo pipefail
@@ -75,6 +77,13 @@ done
 # the dealer reads only public files and seals each share to its hospital (job/shares/)
 "$FEDCHAIN" keygen --job-dir job --threshold "$T" --key-bits "$KEY_BITS" \
   --ca-cert ca/ca.cert.pem --crl ca/crl.pem "${hospitals[@]}"
+# the genesis (validators, allocations, time, a random nonce), from public files only: its hash
+# is the chain id; it travels with the job directory
+genesis=$("$FEDCHAIN" genesis --job-dir job --ca-cert ca/ca.cert.pem --crl ca/crl.pem \
+  --aggregator issued/aggregator --validator issued/validator-0 --validator issued/validator-1 \
+  --validator issued/validator-2)
+echo "$genesis"
+chain=$(awk '/^chain id/ { print $NF }' <<<"$genesis")
 
 experiment() {
   sed -e "s/^hospitals = .*/hospitals = $N/" -e "s/^threshold = .*/threshold = $T/" \
@@ -108,5 +117,5 @@ fi
 echo "== coordinator finished after $(($(date +%s) - start)) s"
 cat logs/coordinator.out
 echo "== audit"
-"$FEDCHAIN" audit coordinator/ledger
+"$FEDCHAIN" audit coordinator/ledger --genesis "$chain"
 "$FEDCHAIN" inspect coordinator/ledger

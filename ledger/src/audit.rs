@@ -338,6 +338,9 @@ pub fn verify_chain_with<S: Store>(
         .map_err(store_err)?
         .ok_or(AuditError::Store("empty store".into()))?;
     let g = genesis_block(genesis);
+    genesis
+        .check_id()
+        .map_err(|(stated, derived)| AuditError::GenesisId { stated, derived })?;
     let mut state = State::genesis(genesis);
     let mut prev = g.header.hash();
     let (mut txs, mut payloads) = (0u64, 0u64);
@@ -462,4 +465,27 @@ pub fn verify_chain_with<S: Store>(
         head: prev,
         supply: state.total_tokens(),
     })
+}
+
+/// What `fedchain audit` runs: read the genesis stored in the ledger, refuse it unless its
+/// chain id (the hash of its content) is `expected` when one is given (a ledger replaced by
+/// another chain's is `OtherGenesis`, THREAT-MODEL A17), then [`verify_chain_with`]. Without
+/// `expected` the result holds relative to the returned genesis only: compare its chain id
+/// with the published one.
+pub fn audit_ledger<S: Store>(
+    store: &S,
+    expected: Option<&str>,
+    verifier: Option<&dyn RoundVerifier>,
+) -> Result<(Genesis, AuditReport), AuditError> {
+    let genesis = stored_genesis(store)?;
+    if let Some(expected) = expected {
+        if !expected.eq_ignore_ascii_case(&genesis.chain_id) {
+            return Err(AuditError::OtherGenesis {
+                expected: expected.to_string(),
+                found: genesis.chain_id,
+            });
+        }
+    }
+    let report = verify_chain_with(store, &genesis, verifier)?;
+    Ok((genesis, report))
 }

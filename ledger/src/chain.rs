@@ -50,8 +50,13 @@ impl<S: Store> Chain<S> {
     }
 
     /// Open a chain: create the genesis block in an empty store, or recover the last committed
-    /// state from a non-empty one (checking it descends from this genesis).
+    /// state from a non-empty one (checking it descends from this genesis). A genesis whose
+    /// chain id is not the hash of its content is refused (`LedgerError::GenesisId`), and so
+    /// is a store holding another chain (`LedgerError::OtherChain`).
     pub fn open(store: S, genesis: &Genesis) -> Result<Self> {
+        genesis
+            .check_id()
+            .map_err(|(stated, derived)| LedgerError::GenesisId { stated, derived })?;
         let g = genesis_block(genesis);
         let genesis_hash = g.header.hash();
         match store.head()? {
@@ -81,8 +86,12 @@ impl<S: Store> Chain<S> {
                 let h0 = store.header(0)?.ok_or_else(|| {
                     LedgerError::Genesis("store has a head but no genesis".into())
                 })?;
-                if decode::<BlockHeader>("genesis header", &h0)?.hash() != genesis_hash {
-                    return Err(LedgerError::Genesis("store holds another chain".into()));
+                let stored = decode::<BlockHeader>("genesis header", &h0)?;
+                if stored.hash() != genesis_hash {
+                    return Err(LedgerError::OtherChain {
+                        expected: genesis.chain_id.clone(),
+                        found: stored.chain_id,
+                    });
                 }
                 let bytes = store
                     .state()?

@@ -72,6 +72,34 @@ pub enum TxError {
         floor: u32,
         committee: u32,
     },
+    #[error("{hospital} declares {got} samples for job {job}: must be in 1..={max} (the job's max_samples)")]
+    BadDeclaration {
+        job: JobId,
+        hospital: Address,
+        got: u64,
+        max: u64,
+    },
+    #[error("{hospital} claims {got} samples in job {job} round {round}: must be in 1..={declared}, the count it declared when it joined")]
+    Samples {
+        job: JobId,
+        round: u32,
+        hospital: Address,
+        got: u64,
+        declared: u64,
+    },
+    #[error("job {job} round {round} has {shares} valid decryption shares on chain (threshold {threshold}) and enough valid submissions: it must be committed, it cannot be voided")]
+    Decryptable {
+        job: JobId,
+        round: u32,
+        shares: u32,
+        threshold: u32,
+    },
+    #[error("job {job} round {round}: {provider}'s valid decryption share is on chain but the commit does not list it (every valid share provider is paid)")]
+    UnpaidShare {
+        job: JobId,
+        round: u32,
+        provider: Address,
+    },
     #[error("invalid evidence: {0}")]
     InvalidEvidence(String),
     #[error("payload {digest} is missing or does not hash to its digest")]
@@ -122,6 +150,10 @@ pub enum AuditError {
     StateMismatch { height: u64 },
     #[error("token supply {actual} differs from genesis plus minting {expected}")]
     Supply { expected: u128, actual: u128 },
+    #[error("the stored genesis states chain id {stated} but its content hashes to {derived}")]
+    GenesisId { stated: String, derived: String },
+    #[error("the ledger's genesis is {found}, expected {expected}: it holds another chain")]
+    OtherGenesis { expected: String, found: String },
     #[error("store: {0}")]
     Store(String),
 }
@@ -139,6 +171,10 @@ pub enum LedgerError {
     Decode { what: &'static str, reason: String },
     #[error("genesis: {0}")]
     Genesis(String),
+    #[error("genesis states chain id {stated} but its content hashes to {derived}")]
+    GenesisId { stated: String, derived: String },
+    #[error("the store holds chain {found}, not {expected}")]
+    OtherChain { expected: String, found: String },
 }
 
 impl From<rocksdb::Error> for LedgerError {

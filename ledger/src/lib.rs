@@ -13,6 +13,7 @@ pub mod state;
 pub mod store;
 pub mod types;
 
+pub use audit::audit_ledger;
 pub use audit::{
     claims_of_block, stored_genesis, verify_chain, verify_chain_with, AuditReport, Claim,
     PenaltyClaim, RoundClaim, RoundVerifier, VoidClaim,

@@ -30,12 +30,71 @@ impl<F: Fn(&Hash) -> bool> Payloads for F {
 }
 
 /// The genesis configuration: the chain's identity, validators and initial balances.
+///
+/// The chain id is not chosen: it is the hash of the rest ([`Genesis::derived_id`]), so two
+/// deployments (other validators, allocations, time or nonce) never share one and a
+/// transaction signed for one is refused by every other (THREAT-MODEL A12). [`Genesis::new`]
+/// derives it; a chain refuses to open a genesis whose id is not its hash.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Genesis {
+    /// Hex SHA-256 of the other fields (see [`Genesis::derived_id`]): the id every transaction
+    /// and block header carries.
     pub chain_id: String,
+    /// The consortium's name (free text, part of the hash).
+    pub consortium: String,
+    /// Distinguishes two deployments of one consortium with the same keys and time.
+    pub nonce: u64,
     pub timestamp_ms: u64,
     pub validators: Vec<VerifyingKey>,
     pub allocations: Vec<(Address, u64)>,
+}
+
+/// Domain tag of the chain id's hash.
+pub const GENESIS_ID_DOMAIN: &[u8] = b"fedchain/genesis-id/v1";
+
+impl Genesis {
+    /// A genesis configuration with its derived chain id.
+    pub fn new(
+        consortium: impl Into<String>,
+        nonce: u64,
+        timestamp_ms: u64,
+        validators: Vec<VerifyingKey>,
+        allocations: Vec<(Address, u64)>,
+    ) -> Self {
+        let mut g = Genesis {
+            chain_id: String::new(),
+            consortium: consortium.into(),
+            nonce,
+            timestamp_ms,
+            validators,
+            allocations,
+        };
+        g.chain_id = g.derived_id();
+        g
+    }
+
+    /// Hex of the SHA-256, under [`GENESIS_ID_DOMAIN`], of the canonical encoding of
+    /// everything but the id: (consortium, nonce, timestamp, validators, allocations).
+    pub fn derived_id(&self) -> String {
+        let content = encode(&(
+            &self.consortium,
+            self.nonce,
+            self.timestamp_ms,
+            &self.validators,
+            &self.allocations,
+        ));
+        hex::encode(Hash::of(GENESIS_ID_DOMAIN, &[&content]).0)
+    }
+
+    /// Ok if the stated chain id is the hash of the content, else both ids.
+    pub fn check_id(&self) -> Result<(), (String, String)> {
+        let derived = self.derived_id();
+        if derived == self.chain_id {
+            Ok(())
+        } else {
+            Err((self.chain_id.clone(), derived))
+        }
+    }
 }
 
 /// A registered participant.
@@ -64,7 +123,25 @@ pub struct OpenRound {
     pub opened_at: u64,
     pub deadline: u64,
     pub submissions: BTreeMap<Address, Submission>,
+    /// Decryption shares on chain: provider -> (payload digest, taken out by a penalty).
     pub shares: BTreeMap<Address, (Hash, bool)>,
+}
+
+impl OpenRound {
+    /// Submissions not taken out by a penalty.
+    pub fn valid_submissions(&self) -> usize {
+        self.submissions.values().filter(|s| !s.rejected).count()
+    }
+
+    /// The providers of decryption shares on chain not taken out by a penalty, in address
+    /// order: a commit must pay exactly these (THREAT-MODEL A13).
+    pub fn valid_share_providers(&self) -> Vec<Address> {
+        self.shares
+            .iter()
+            .filter(|(_, (_, out))| !out)
+            .map(|(a, _)| *a)
+            .collect()
+    }
 }
 
 /// How a finished round ended.
@@ -96,6 +173,8 @@ pub struct Job {
     pub aggregator: Address,
     /// member -> locked deposit
     pub members: BTreeMap<Address, u64>,
+    /// member -> the sample count it declared when it joined (its submissions' bound)
+    pub samples: BTreeMap<Address, u64>,
     pub next_round: u32,
     pub open: Option<OpenRound>,
     pub history: Vec<RoundRecord>,
@@ -332,6 +411,9 @@ impl State {
                 for h in &spec.committee {
                     self.require_role(h, Role::Hospital)?;
                 }
+                if spec.max_samples == 0 {
+                    return Err(TxError::InvalidJob("max_samples must be at least 1".into()));
+                }
                 let i = &spec.incentives;
                 if i.missed_deadline_permille > 1000 || i.misbehaviour_permille > 1000 {
                     return Err(TxError::InvalidJob("penalties above 1000 per mille".into()));
@@ -344,6 +426,7 @@ impl State {
                         spec: spec.clone(),
                         aggregator: sender,
                         members: BTreeMap::new(),
+                        samples: BTreeMap::new(),
                         next_round: 0,
                         open: None,
                         history: Vec::new(),
@@ -352,7 +435,11 @@ impl State {
                     },
                 );
             }
-            TxKind::Join { job, deposit } => {
+            TxKind::Join {
+                job,
+                deposit,
+                samples,
+            } => {
                 self.require_role(&sender, Role::Hospital)?;
                 let j = self.jobs.get(job).ok_or(TxError::UnknownJob(*job))?;
                 if !j.spec.committee.contains(&sender) {
@@ -374,8 +461,18 @@ impl State {
                         need: j.spec.incentives.min_deposit,
                     });
                 }
+                if *samples == 0 || *samples > j.spec.max_samples {
+                    return Err(TxError::BadDeclaration {
+                        job: *job,
+                        hospital: sender,
+                        got: *samples,
+                        max: j.spec.max_samples,
+                    });
+                }
                 self.debit(sender, *deposit)?;
-                self.job_mut(*job)?.members.insert(sender, *deposit);
+                let j = self.job_mut(*job)?;
+                j.members.insert(sender, *deposit);
+                j.samples.insert(sender, *samples);
             }
             TxKind::OpenRound {
                 job,
@@ -420,7 +517,9 @@ impl State {
                 samples,
                 payload_bytes,
             } => {
-                let open = member_round(self.job_mut(*job)?, sender, *job, *round)?;
+                let j = self.job_mut(*job)?;
+                let declared = j.samples.get(&sender).copied().unwrap_or(0);
+                let open = member_round(j, sender, *job, *round)?;
                 if height > open.deadline {
                     return Err(TxError::Late {
                         job: *job,
@@ -442,6 +541,15 @@ impl State {
                             round: *round,
                             hospital: sender,
                         }
+                    });
+                }
+                if *samples == 0 || *samples > declared {
+                    return Err(TxError::Samples {
+                        job: *job,
+                        round: *round,
+                        hospital: sender,
+                        got: *samples,
+                        declared,
                     });
                 }
                 if !payloads.has_valid(payload) {
@@ -515,9 +623,20 @@ impl State {
                 if j.aggregator != sender {
                     return Err(TxError::NotAggregator { job: *job });
                 }
-                let min = j.spec.min_participants;
+                let (min, threshold) = (j.spec.min_participants, j.spec.threshold);
                 let open = open_round(j, *job, *round)?;
-                let valid = open.submissions.values().filter(|s| !s.rejected).count() as u32;
+                let valid = open.valid_submissions() as u32;
+                // a round that can be committed (enough valid submissions, t valid shares on
+                // chain) must be: voiding it would withhold the share providers' pay
+                let shares = open.valid_share_providers().len() as u32;
+                if threshold >= 1 && valid >= min && shares >= threshold {
+                    return Err(TxError::Decryptable {
+                        job: *job,
+                        round: *round,
+                        shares,
+                        threshold,
+                    });
+                }
                 // too few submissions by the deadline, or no commit within the decryption window
                 let stuck = height > open.deadline.saturating_add(DECRYPTION_WINDOW);
                 if height <= open.deadline || (valid >= min && !stuck) {
@@ -628,6 +747,18 @@ impl State {
                 Some((_, false)) => {}
                 _ => return Err(bad(format!("{p} has no valid decryption share"))),
             }
+        }
+        // every valid share on chain is paid: an aggregator may not choose whom to pay
+        if let Some(provider) = open
+            .valid_share_providers()
+            .into_iter()
+            .find(|p| !prov.contains(p))
+        {
+            return Err(TxError::UnpaidShare {
+                job,
+                round,
+                provider,
+            });
         }
         // rewards: minted, split by samples among accepted and evenly among share providers
         let inc = j.spec.incentives.clone();

@@ -50,9 +50,34 @@ impl fmt::Debug for Hash {
     }
 }
 
-/// A participant's address: the hash of its BLS public key.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+/// A participant's address: the hash of its BLS public key. Canonical (bincode) bytes are the
+/// 20 bytes; human-readable formats (genesis.json) get 40 hex digits.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Address(pub [u8; 20]);
+
+impl Serialize for Address {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        if s.is_human_readable() {
+            s.serialize_str(&hex::encode(self.0))
+        } else {
+            s.serialize_newtype_struct("Address", &self.0)
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Address {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        use serde::de::Error as _;
+        if d.is_human_readable() {
+            let text = String::deserialize(d)?;
+            let mut a = [0u8; 20];
+            hex::decode_to_slice(&text, &mut a).map_err(D::Error::custom)?;
+            Ok(Address(a))
+        } else {
+            <[u8; 20]>::deserialize(d).map(Address)
+        }
+    }
+}
 
 impl Address {
     /// The address of a public key.
@@ -158,6 +183,10 @@ pub struct JobSpec {
     /// [`MIN_PARTICIPANTS`] and at least the threshold, fixed for the job's lifetime (an
     /// aggregate of fewer would let a colluder subtract its own update from it).
     pub min_participants: u32,
+    /// Largest sample count a member may declare when it joins (at least 1). For an encrypted
+    /// job it equals the packing's `max_samples` in `packing` (the verifier checks it): a
+    /// weight above it would not fit the packing's headroom.
+    pub max_samples: u64,
     /// Incentive rules.
     pub incentives: Incentives,
 }
@@ -225,8 +254,14 @@ pub enum TxKind {
     Register { role: Role, pseudonym: String },
     /// Create a job; the sender becomes its aggregator.
     CreateJob(JobSpec),
-    /// Join a job, locking a deposit.
-    Join { job: JobId, deposit: u64 },
+    /// Join a job, locking a deposit and declaring, once, the number of samples the member
+    /// trains on (1..=the job's `max_samples`): no submission of it may claim more, so its
+    /// share of the rewards and its weight in the average are bounded by this declaration.
+    Join {
+        job: JobId,
+        deposit: u64,
+        samples: u64,
+    },
     /// Open the next round of a job (its minimum of participants is the job's).
     OpenRound {
         job: JobId,

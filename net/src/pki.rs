@@ -1375,6 +1375,49 @@ fn check_keygen(args: &KeygenArgs) -> Result<()> {
     Ok(())
 }
 
+/// A participant's public files in `dir` (a `ca issue --out` directory or its bundle: only
+/// `tls.cert.pem` and `identity.json` are read, never a secret), checked: the certificate
+/// verifies against the CA certificate in `ca_cert` (and is not on the CRL in `crl`), and
+/// identity.json names the certificate's name, role, BLS key and address. `fedchain genesis`
+/// reads the aggregator's and the validators' keys this way.
+pub fn load_certified(
+    dir: &Path,
+    ca_cert: &Path,
+    crl: Option<&Path>,
+) -> Result<(PeerIdentity, IdentityFile)> {
+    let bad = |reason: String| NetError::Bundle {
+        path: dir.to_path_buf(),
+        reason,
+    };
+    let ca = CertificateDer::from_pem_slice(&read_public(ca_cert)?)
+        .map_err(|e| bad(format!("{}: {e}", ca_cert.display())))?;
+    let crls = match crl {
+        Some(path) => vec![
+            CertificateRevocationListDer::from_pem_slice(&read_public(path)?)
+                .map_err(|e| bad(format!("{}: {e}", path.display())))?,
+        ],
+        None => Vec::new(),
+    };
+    let cert_path = dir.join(TLS_CERT);
+    let cert = CertificateDer::from_pem_slice(&read_public(&cert_path)?)
+        .map_err(|e| bad(format!("{TLS_CERT}: {e}")))?;
+    crate::tls::verify_certificate(&ca, &crls, &cert).map_err(|reason| NetError::Untrusted {
+        path: cert_path.clone(),
+        reason,
+    })?;
+    let identity: IdentityFile = serde_json::from_slice(&read_public(&dir.join(IDENTITY))?)
+        .map_err(|e| bad(format!("{IDENTITY}: {e}")))?;
+    let id = identity_from_cert(&cert)?;
+    if id.name != identity.name
+        || id.role != identity.role
+        || hex::encode(id.bls_key.to_bytes()) != identity.bls_public_key
+        || hex::encode(id.address().0) != identity.address
+    {
+        return Err(bad("identity.json does not match the certificate".into()));
+    }
+    Ok((id, identity))
+}
+
 /// A hospital as the dealer knows it: public files only, checked against the CA.
 struct HospitalPublic {
     identity: IdentityFile,

@@ -179,12 +179,11 @@ pub struct CoordinatorConfig {
     pub bundle: PathBuf,
     /// The validators' bundles; their replicas run inside the coordinator process.
     pub validators: Vec<PathBuf>,
-    /// The job directory written by `fedchain keygen` (threshold key, committee order).
+    /// The job directory written by `fedchain keygen` (threshold key, committee order) and
+    /// `fedchain genesis` (`genesis.json`: the chain id is its hash).
     pub job_dir: PathBuf,
     /// The RocksDB ledger (created on first start, recovered afterwards).
     pub ledger: PathBuf,
-    /// Chain id; default `fedchain-<consortium name>`.
-    pub chain_id: Option<String>,
     /// Wall-clock time per block while a round is open (the services count deadlines in
     /// blocks).
     pub tick_ms: u64,
@@ -209,7 +208,6 @@ impl Default for CoordinatorConfig {
             validators: Vec::new(),
             job_dir: PathBuf::from("job"),
             ledger: PathBuf::from("ledger"),
-            chain_id: None,
             tick_ms: 1000,
             wait_for_members_ms: 30_000,
             exit_when_done: true,
@@ -273,14 +271,13 @@ pub struct WorkerConfig {
     /// This hospital's bundle (`fedchain keys new`, then `keys install`).
     pub bundle: PathBuf,
     /// The job directory written by `fedchain keygen` (threshold key, committee order, and
-    /// this hospital's share sealed to its X25519 key in `shares/<name>.share.enc`).
+    /// this hospital's share sealed to its X25519 key in `shares/<name>.share.enc`) and
+    /// `fedchain genesis` (`genesis.json`, the source of the chain id).
     pub job_dir: PathBuf,
     /// Where the worker keeps what it sent for the open round (resent after a restart).
     pub state_dir: PathBuf,
     /// Address of the Prometheus endpoint; none: not served.
     pub metrics: Option<SocketAddr>,
-    /// Chain id; default `fedchain-<consortium name>` (must equal the coordinator's).
-    pub chain_id: Option<String>,
     /// The job id on the coordinator's chain (the first job of a fresh chain is 0).
     pub job: u64,
     /// Deposit put down when joining.
@@ -306,7 +303,6 @@ impl Default for WorkerConfig {
                 [127, 0, 0, 1],
                 fedchain_metrics::http::DEFAULT_WORKER_PORT,
             ))),
-            chain_id: None,
             job: 0,
             deposit: 2_000,
             backoff_initial_ms: 200,

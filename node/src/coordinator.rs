@@ -43,7 +43,7 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, error, info, warn};
 
 use crate::config::{CoordinatorConfig, NetConfig};
-use crate::material::{chain_id, check_registered, load_bundle, load_committee};
+use crate::material::{check_registered, load_bundle, load_committee, load_genesis};
 use crate::proto::{Down, Up};
 use crate::{now_ms, NodeError, Result};
 
@@ -296,7 +296,7 @@ pub async fn run(
     let threshold_key =
         crate::material::load_threshold_key(&cfg.job_dir, cfg.experiment.plaintext)?;
     let keys = DeploymentKeys {
-        chain_id: chain_id(&cfg.chain_id, &bundle),
+        genesis: load_genesis(&cfg.job_dir)?,
         aggregator,
         validators,
         committee: committee.iter().map(|(_, k)| *k).collect(),
@@ -748,15 +748,17 @@ impl Loop {
             && register.verify()
             && join.verify()
             && matches!(&register.tx.kind, TxKind::Register { role: Role::Hospital, pseudonym } if *pseudonym == name)
-            && matches!(&join.tx.kind, TxKind::Join { job: 0, deposit } if *deposit >= 1_000);
+            && matches!(&join.tx.kind, TxKind::Join { job: 0, deposit, samples }
+                if *deposit >= 1_000 && (1..=self.c.max_samples).contains(samples));
         if !ok {
             warn!(peer = %name, "coordinator: malformed enrollment refused");
             self.send(
                 &from,
                 Down::Msg(CoordinatorMsg::Refused {
-                    reason: Refusal::Chain(
-                        "malformed enrollment (register + join of job 0)".into(),
-                    ),
+                    reason: Refusal::Chain(format!(
+                        "malformed enrollment (register + join of job 0 declaring 1..={} samples)",
+                        self.c.max_samples
+                    )),
                 }),
             );
             return Ok(());

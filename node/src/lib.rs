@@ -35,6 +35,8 @@ pub enum NodeError {
     Material { path: PathBuf, reason: String },
     #[error("network: {0}")]
     Net(#[from] fedchain_net::NetError),
+    #[error("ledger: {0}")]
+    Ledger(#[from] fedchain_ledger::LedgerError),
     #[error("coordinator service: {0}")]
     Service(#[from] fedchain_coordinator::simulate::SimError),
     #[error("worker service: {0}")]

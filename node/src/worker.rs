@@ -30,7 +30,7 @@ use tokio::sync::oneshot;
 use tracing::{info, warn};
 
 use crate::config::WorkerConfig;
-use crate::material::{chain_id, load_bundle, load_committee};
+use crate::material::{chain_id_for, load_bundle, load_committee, load_genesis};
 use crate::proto::{Down, Up};
 use crate::{io_err, NodeError, Result};
 
@@ -81,12 +81,32 @@ pub async fn run(cfg: WorkerConfig, mut shutdown: oneshot::Receiver<()>) -> Resu
         Some(tpk) => Some(bundle.key_share(&cfg.job_dir, tpk)?),
         None => None,
     };
-    let chain = chain_id(&cfg.chain_id, &bundle);
+    // the chain id is the hash of the genesis in the job directory, the one the coordinator
+    // was given too
+    let genesis = load_genesis(&cfg.job_dir)?;
+    let chain = chain_id_for(&genesis, &Address::of(&me), &cfg.job_dir)?;
     let name = bundle.identity.name.clone();
     std::fs::create_dir_all(&cfg.state_dir).map_err(io_err(&cfg.state_dir))?;
     let marks_path = cfg.state_dir.join(MARKS);
     let marks: Marks = load(&marks_path)?.unwrap_or_default();
-    // the hospital's own enrollment: registration (nonce 1) and join (nonce 2), deterministic
+    let exp = cfg.experiment.clone();
+    let hospital = tokio::task::block_in_place(|| {
+        deployed_hospital(
+            &exp,
+            DeployedHospital {
+                key: key.clone(),
+                chain_id: chain.clone(),
+                index,
+                threshold_key,
+                share,
+                committee: committee.iter().map(|(_, k)| Address::of(k)).collect(),
+                marks,
+            },
+        )
+    })?;
+    info!(hospital = %name, index, samples = hospital.samples(), chain = %chain, "worker: ready");
+    // the hospital's own enrollment: registration (nonce 1) and join (nonce 2, declaring its
+    // sample count once), deterministic
     let signed = |nonce, kind| {
         Transaction {
             chain_id: chain.clone(),
@@ -109,25 +129,10 @@ pub async fn run(cfg: WorkerConfig, mut shutdown: oneshot::Receiver<()>) -> Resu
             TxKind::Join {
                 job: cfg.job,
                 deposit: cfg.deposit,
+                samples: hospital.samples(),
             },
         ),
     };
-    let exp = cfg.experiment.clone();
-    let hospital = tokio::task::block_in_place(|| {
-        deployed_hospital(
-            &exp,
-            DeployedHospital {
-                key: key.clone(),
-                chain_id: chain.clone(),
-                index,
-                threshold_key,
-                share,
-                committee: committee.iter().map(|(_, k)| Address::of(k)).collect(),
-                marks,
-            },
-        )
-    })?;
-    info!(hospital = %name, index, samples = hospital.samples(), "worker: ready");
     let service = WorkerService::new(hospital, cfg.job, cfg.experiment.seed, index);
 
     let metrics = WorkerMetrics::new()?;

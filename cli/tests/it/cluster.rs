@@ -149,6 +149,25 @@ impl Cluster {
         }
         let args: Vec<&str> = keygen.iter().map(String::as_str).collect();
         fedchain(d, &args);
+        // the genesis (its hash is the chain id), from the certified public files
+        let mut genesis = vec![
+            "genesis".to_string(),
+            "--job-dir".into(),
+            "job".into(),
+            "--ca-cert".into(),
+            "ca/ca.cert.pem".into(),
+            "--crl".into(),
+            "ca/crl.pem".into(),
+            "--aggregator".into(),
+            "issued/aggregator".into(),
+        ];
+        for v in 0..3 {
+            genesis.push("--validator".into());
+            genesis.push(format!("issued/validator-{v}"));
+        }
+        let args: Vec<&str> = genesis.iter().map(String::as_str).collect();
+        let out = fedchain(d, &args);
+        assert!(out.contains("chain id (genesis hash)"), "{out}");
         fs::create_dir_all(d.join("logs")).expect("logs dir");
         let listen = SocketAddr::from(([127, 0, 0, 1], free_udp_port()));
         let coordinator = CoordinatorConfig {
@@ -338,11 +357,19 @@ impl Cluster {
         }
     }
 
-    /// `fedchain audit` and `fedchain inspect` of the coordinator's ledger.
+    /// The chain id: the hash of the job directory's genesis.
+    pub fn chain_id(&self) -> String {
+        fedchain_node::material::load_genesis(&self.path("job"))
+            .expect("genesis")
+            .chain_id
+    }
+
+    /// `fedchain audit --genesis <chain id>` and `fedchain inspect` of the coordinator's ledger.
     pub fn audit(&self) -> (String, String) {
         let l = self.coordinator.ledger.display().to_string();
+        let chain = self.chain_id();
         (
-            fedchain(self.dir.path(), &["audit", &l]),
+            fedchain(self.dir.path(), &["audit", &l, "--genesis", &chain]),
             fedchain(self.dir.path(), &["inspect", &l]),
         )
     }

@@ -111,6 +111,8 @@ impl Flooder {
                 TxKind::Join {
                     job: 0,
                     deposit: 2000,
+                    // it floods and never submits: any declaration in range will do
+                    samples: 1,
                 },
             ),
         };

@@ -52,6 +52,28 @@ fn four_workers_three_rounds_audit_clean_and_equal_the_simulation() {
         current_params(&sim),
         "the deployment's final parameters differ from the simulation's\n{inspect}\n{sim}"
     );
+    // A17 through the binary: the simulation's ledger is another chain; pinned to the
+    // deployment's genesis, its audit fails (and passes unpinned, relative to its own)
+    let chain = c.chain_id();
+    let out = std::process::Command::new(crate::cluster::bin())
+        .current_dir(c.dir.path())
+        .args(["audit", "sim/ledger", "--genesis", &chain])
+        .output()
+        .expect("run fedchain audit");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "another chain's ledger passed: {err}"
+    );
+    assert!(
+        err.contains("holds another chain") && err.contains(&chain),
+        "{err}"
+    );
+    let own = fedchain(c.dir.path(), &["audit", "sim/ledger"]);
+    assert!(
+        own.contains("holds relative to this genesis") && own.contains("audit ok"),
+        "{own}"
+    );
 }
 
 /// The test itself plays hospital 3: it enrolls and says hello, then stays silent, so round 0
@@ -89,9 +111,10 @@ fn intruders_and_garbage_do_not_disturb_a_running_round() {
     let rogue = fedchain_net::Bundle::load(&c.path("rogue")).expect("rogue bundle");
     let silent = fedchain_net::Bundle::load(&c.path("bundles/hospital-3")).expect("bundle");
     let key = silent.signing_key().expect("key");
+    let chain = c.chain_id();
     let sign = |nonce, kind| {
         Transaction {
-            chain_id: "fedchain-test-consortium".into(),
+            chain_id: chain.clone(),
             sender: key.verifying_key(),
             nonce,
             kind,
@@ -111,6 +134,7 @@ fn intruders_and_garbage_do_not_disturb_a_running_round() {
             TxKind::Join {
                 job: 0,
                 deposit: 2000,
+                samples: 1,
             },
         ),
     };

@@ -205,9 +205,10 @@ impl CoordinatorService {
     }
 
     fn with(ledger: Ledger, c: &Consortium, job: JobId, theta: Vec<f32>, dir: &Path) -> Self {
+        let declared = crate::simulate::declared_samples(&ledger, job);
         Self {
             ledger,
-            engine: RoundEngine::new(c.engine_config(job)),
+            engine: RoundEngine::new(c.engine_config(job, declared)),
             job,
             server: c.cfg.server,
             deadline_blocks: c.cfg.deadline_blocks,
@@ -665,13 +666,16 @@ impl CoordinatorService {
         }
         let theta = self.server.apply(&self.theta, &r.average);
         let next = self.ledger.put_payload(&encode_plain(&theta))?;
+        // every valid share on chain is paid, not only the t the engine combined
+        let share_providers =
+            crate::simulate::valid_share_providers(&self.ledger, self.job, r.round);
         let commit = self.ledger.sign(TxKind::CommitRound {
             job: self.job,
             round: r.round,
             aggregate: r.aggregate,
             new_params_hash: next,
             accepted: r.accepted.clone(),
-            share_providers: r.share_providers.clone(),
+            share_providers: share_providers.clone(),
         });
         if !self.commit_one(commit, now_ms)? {
             // refused by the chain (logged by the process): the round stays open and is voided
@@ -680,7 +684,7 @@ impl CoordinatorService {
         }
         self.theta = theta;
         self.penalize_after_round(now_ms)?;
-        self.finish(r.round, true, r.accepted, r.share_providers, Some(next))
+        self.finish(r.round, true, r.accepted, share_providers, Some(next))
     }
 
     fn void(&mut self, round: u32, unpackable: bool, now_ms: u64) -> Result<Vec<Outbound>> {

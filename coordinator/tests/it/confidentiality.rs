@@ -347,7 +347,7 @@ fn rerandomise(c: &Consortium, payload: &[u8]) -> Vec<u8> {
 #[test]
 fn a02_the_engine_rejects_and_penalizes_a_resubmitted_copy() {
     let Round { c, subs, .. } = round0();
-    let mut engine = RoundEngine::new(c.engine_config(JOB));
+    let mut engine = RoundEngine::new(c.engine_config(JOB, c.partition_samples()));
     engine.open(0, 10);
     engine.handle(Event::Height(1));
     assert!(engine
@@ -356,7 +356,7 @@ fn a02_the_engine_rejects_and_penalizes_a_resubmitted_copy() {
         .all(|a| !matches!(a, Action::Reject { .. })));
     let colluder_key = &c.hospital_keys[1];
     for payload in [subs[0].payload.clone(), rerandomise(&c, &subs[0].payload)] {
-        let mut e2 = RoundEngine::new(c.engine_config(JOB));
+        let mut e2 = RoundEngine::new(c.engine_config(JOB, c.partition_samples()));
         e2.open(0, 10);
         e2.handle(Event::Height(1));
         let copy = signed(&c, colluder_key, 0, payload);

@@ -12,14 +12,25 @@ fn key(i: u8) -> SigningKey {
 }
 
 fn engine(members: usize, min: u32) -> RoundEngine {
+    engine_declaring(members, min, &vec![100; members])
+}
+
+/// An engine whose member i declared `declared[i]` samples at join (job maximum 100).
+fn engine_declaring(members: usize, min: u32, declared: &[u64]) -> RoundEngine {
+    let committee: Vec<Address> = (0..members)
+        .map(|i| Address::of(&key(i as u8).verifying_key()))
+        .collect();
     let mut e = RoundEngine::new(EngineConfig {
         chain_id: "t".into(),
         job: 0,
         protection: Protection::Plaintext,
         num_params: 3,
-        committee: (0..members)
-            .map(|i| Address::of(&key(i as u8).verifying_key()))
+        declared: committee
+            .iter()
+            .copied()
+            .zip(declared.iter().copied())
             .collect(),
+        committee,
         min_participants: min,
         max_samples: 100,
     });
@@ -216,4 +227,41 @@ fn the_round_completes_with_the_weighted_average_when_all_submitted() {
     assert_eq!(r.total_weight, 40);
     assert_eq!(r.average, vec![3.25, 2.25, 1.25]);
     assert_eq!(r.accepted.len(), 2);
+}
+
+/// A15 at the aggregator: a submission claiming more samples than its sender declared at join
+/// is rejected (even below the job's maximum), and the average weighs each accepted update by
+/// its claimed count, which is within the declaration.
+#[test]
+fn a15_the_engine_bounds_samples_by_the_declaration() {
+    // member 0 declared 20, member 1 declared 100, member 2 declared nothing
+    let mut e = engine_declaring(3, 2, &[20]);
+    assert_eq!(
+        rejection(&e.handle(Event::Submission(submission(&key(0), 1, &[1.0; 3], 21)))),
+        Some(RejectReason::Samples { got: 21, max: 20 })
+    );
+    assert_eq!(
+        rejection(&e.handle(Event::Submission(submission(&key(2), 1, &[1.0; 3], 1)))),
+        Some(RejectReason::Samples { got: 1, max: 0 })
+    );
+    assert!(e.counted().is_empty());
+    let mut e = engine_declaring(2, 2, &[20, 100]);
+    let a = e.handle(Event::Submission(submission(
+        &key(0),
+        1,
+        &[1.0, 0.0, -1.0],
+        20,
+    )));
+    assert!(rejection(&a).is_none());
+    let a = e.handle(Event::Submission(submission(
+        &key(1),
+        1,
+        &[4.0, 3.0, 2.0],
+        60,
+    )));
+    let Some(Action::Complete(r)) = a.iter().find(|a| matches!(a, Action::Complete(_))) else {
+        panic!("not complete: {a:?}")
+    };
+    assert_eq!(r.total_weight, 80);
+    assert_eq!(r.average, vec![3.25, 2.25, 1.25]);
 }

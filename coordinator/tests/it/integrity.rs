@@ -238,7 +238,14 @@ fn a09_bad_enrollment_is_refused_alone() {
                     pseudonym: format!("hospital-{i}"),
                 },
             ),
-            signed(register_nonce + 1, TxKind::Join { job: 0, deposit }),
+            signed(
+                register_nonce + 1,
+                TxKind::Join {
+                    job: 0,
+                    deposit,
+                    samples: c.parts[i].len() as u64,
+                },
+            ),
         )
     };
     let mut enrolled: Vec<_> = (0..4).map(|i| enroll(i, 1, 2_000)).collect();
@@ -379,7 +386,8 @@ fn commits_with_t_plus_one_and_t_plus_two_share_providers_audit_clean() {
             deadline,
         });
         ledger.block_all(vec![open]).unwrap();
-        let mut engine = RoundEngine::new(c.engine_config(job));
+        let declared = ledger.chain().state().jobs[&job].samples.clone();
+        let mut engine = RoundEngine::new(c.engine_config(job, declared));
         engine.open(0, deadline);
         engine.handle(Event::Height(ledger.height()));
         let mut subs = Vec::new();

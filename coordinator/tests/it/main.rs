@@ -3,6 +3,7 @@
 
 mod confidentiality;
 mod engine;
+mod genesis;
 mod integrity;
 mod service;
 mod simulate;

@@ -5,7 +5,11 @@ use fedchain_ledger::state::{assemble_qc, vote, Genesis};
 use fedchain_ledger::types::{Incentives, JobSpec};
 use fedchain_ledger::{Address, Block, Chain, Hash, Role, SignedTx, Store, Transaction, TxKind};
 
-pub const CHAIN: &str = "fedchain-test";
+/// The test consortium's name (the chain id is the hash of the whole genesis).
+pub const CONSORTIUM: &str = "fedchain-test";
+
+/// The largest sample count a member of the test job may declare, and what each declares.
+pub const MAX_SAMPLES: u64 = 1_000;
 
 pub fn key(i: u8) -> SigningKey {
     SigningKey::from_seed(&[i; 32])
@@ -28,12 +32,13 @@ impl Net {
         let hs: Vec<SigningKey> = (0..hospitals).map(|i| key(10 + i as u8)).collect();
         let mut allocations = vec![(addr(&aggregator), 1_000_000)];
         allocations.extend(hs.iter().map(|h| (addr(h), 10_000)));
-        let genesis = Genesis {
-            chain_id: CHAIN.into(),
-            timestamp_ms: 1_700_000_000_000,
-            validators: vks.iter().map(SigningKey::verifying_key).collect(),
+        let genesis = Genesis::new(
+            CONSORTIUM,
+            0,
+            1_700_000_000_000,
+            vks.iter().map(SigningKey::verifying_key).collect(),
             allocations,
-        };
+        );
         Net {
             validators: vks,
             aggregator,
@@ -48,7 +53,7 @@ impl Net {
         let n = self.nonces.entry(addr(who)).or_insert(0);
         *n += 1;
         Transaction {
-            chain_id: CHAIN.into(),
+            chain_id: self.genesis.chain_id.clone(),
             sender: who.verifying_key(),
             nonce: *n,
             kind,
@@ -89,6 +94,7 @@ impl Net {
             threshold,
             committee: self.hospitals.iter().map(addr).collect(),
             min_participants: threshold.max(fedchain_ledger::MIN_PARTICIPANTS),
+            max_samples: MAX_SAMPLES,
             incentives: Incentives {
                 min_deposit: 1000,
                 submit_reward: 900,
@@ -132,6 +138,7 @@ impl Net {
                     TxKind::Join {
                         job: 0,
                         deposit: 2000,
+                        samples: MAX_SAMPLES,
                     },
                 )
             })

@@ -9,7 +9,7 @@ use fedchain_ledger::state::{assemble_qc, vote};
 use fedchain_ledger::{verify_chain, Address, Chain, RocksStore, Role, Transaction, TxKind};
 use rand::{Rng, SeedableRng};
 
-use crate::common::{addr, Net, CHAIN};
+use crate::common::{addr, Net};
 
 const DIR_VAR: &str = "FEDCHAIN_CRASH_DIR";
 
@@ -39,7 +39,7 @@ fn child_commits_forever() {
             }
         };
         let tx = Transaction {
-            chain_id: CHAIN.into(),
+            chain_id: net.genesis.chain_id.clone(),
             sender: from.verifying_key(),
             nonce,
             kind,

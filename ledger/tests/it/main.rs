@@ -4,7 +4,9 @@
 mod common;
 mod crash;
 mod flow;
+mod payment;
 mod props;
+mod replay;
 mod suite;
 mod tamper;
 mod verifier;

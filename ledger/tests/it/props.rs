@@ -4,7 +4,7 @@ use fedchain_ledger::state::State;
 use fedchain_ledger::{MemoryStore, Role, Transaction, TxError, TxKind};
 use proptest::prelude::*;
 
-use crate::common::{addr, key, Net, CHAIN};
+use crate::common::{addr, key, Net};
 
 #[derive(Debug, Clone)]
 struct Op {
@@ -44,7 +44,7 @@ proptest! {
         let mut nonces = [0u64; 4];
         for (i, k) in keys.iter().enumerate() {
             nonces[i] += 1;
-            let t = Transaction { chain_id: CHAIN.into(), sender: k.verifying_key(), nonce: nonces[i], kind: TxKind::Register { role: Role::Hospital, pseudonym: format!("{i}") } }.sign(k);
+            let t = Transaction { chain_id: net.genesis.chain_id.clone(), sender: k.verifying_key(), nonce: nonces[i], kind: TxKind::Register { role: Role::Hospital, pseudonym: format!("{i}") } }.sign(k);
             state.apply_tx(&t, 1, &no_payloads).unwrap();
         }
         let outsider = addr(&key(200));
@@ -54,7 +54,7 @@ proptest! {
             let k = &keys[o.from];
             let to = if o.to == 4 { outsider } else { addr(&keys[o.to]) };
             let nonce = if o.replay { nonces[o.from] } else { nonces[o.from] + 1 };
-            let mut t = Transaction { chain_id: CHAIN.into(), sender: k.verifying_key(), nonce, kind: TxKind::Transfer { to, amount: o.amount } }.sign(k);
+            let mut t = Transaction { chain_id: net.genesis.chain_id.clone(), sender: k.verifying_key(), nonce, kind: TxKind::Transfer { to, amount: o.amount } }.sign(k);
             if o.forge {
                 t.tx.kind = TxKind::Transfer { to, amount: o.amount + 1 };
             }
