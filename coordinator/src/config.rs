@@ -53,6 +53,9 @@ pub enum Behaviour {
     Late,
     /// Drops out: sends nothing this round.
     Dropout,
+    /// Encrypts (with a valid proof of plaintext knowledge) plaintexts whose slots are full, so
+    /// the round's aggregate cannot be unpacked (THREAT-MODEL A5).
+    Overflow,
 }
 
 /// `--byzantine H:behaviour` (hospital index from 0).
@@ -78,7 +81,8 @@ impl FromStr for Byzantine {
             "garbage-ciphertext" => Behaviour::GarbageCiphertext,
             "late" => Behaviour::Late,
             "dropout" => Behaviour::Dropout,
-            _ => return Err(format!("unknown behaviour {b:?} (equivocate, bad-proof, garbage-ciphertext, late, dropout)")),
+            "overflow" => Behaviour::Overflow,
+            _ => return Err(format!("unknown behaviour {b:?} (equivocate, bad-proof, garbage-ciphertext, late, dropout, overflow)")),
         };
         Ok(Self {
             hospital,

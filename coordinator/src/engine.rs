@@ -77,8 +77,9 @@ pub enum Action {
     },
     /// The round is complete: commit it.
     Complete(RoundResult),
-    /// Too few valid submissions by the deadline: void the round on chain.
-    Void { round: u32 },
+    /// Void the round on chain: too few valid submissions by the deadline, or
+    /// (`unpackable`) verified shares that decrypt to an aggregate that does not unpack.
+    Void { round: u32, unpackable: bool },
 }
 
 /// A completed round.
@@ -410,7 +411,10 @@ impl RoundEngine {
             .collect();
         if (valid.len() as u32) < self.cfg.min_participants {
             self.phase = Phase::Done;
-            return vec![Action::Void { round }];
+            return vec![Action::Void {
+                round,
+                unpackable: false,
+            }];
         }
         let accepted: Vec<Address> = valid.iter().map(|(a, _)| **a).collect();
         let total_weight: u64 = valid.iter().map(|(_, a)| a.samples).sum();
@@ -448,7 +452,10 @@ impl RoundEngine {
                     // unreachable for decoded vectors of the checked length; void rather than panic
                     Err(_) => {
                         self.phase = Phase::Done;
-                        vec![Action::Void { round }]
+                        vec![Action::Void {
+                            round,
+                            unpackable: false,
+                        }]
                     }
                 }
             }
@@ -594,9 +601,13 @@ impl RoundEngine {
                 average,
                 total_weight,
             })),
-            // verified shares that still do not decode mean the sum overflowed its slots: the
-            // packing checks make this unreachable; void instead of committing garbage
-            Err(_) => actions.push(Action::Void { round }),
+            // verified shares that do not unpack: some submission overflowed its slots
+            // (in range of Paillier and of its proof, out of range of the packing); the round
+            // is voided at once with the shares on chain as evidence (THREAT-MODEL A5)
+            Err(_) => actions.push(Action::Void {
+                round,
+                unpackable: true,
+            }),
         }
         actions
     }

@@ -229,6 +229,22 @@ pub fn run_one(
                     msgs[i] = Some(signed_submission(h, job, round, u.samples, garbage));
                 }
             }
+            if behaviour(cfg, i, Behaviour::Overflow) {
+                if let (Protection::Encrypted(e), Some(table)) =
+                    (&protection, consortium.table.as_ref())
+                {
+                    let payload = overflowing_payload(
+                        e,
+                        table,
+                        &consortium.genesis.chain_id,
+                        job,
+                        round,
+                        &h.address(),
+                        ciphertexts,
+                    )?;
+                    msgs[i] = Some(signed_submission(h, job, round, u.samples, payload));
+                }
+            }
             if behaviour(cfg, i, Behaviour::Late) {
                 if let Some(m) = msgs[i].take() {
                     late.push((i, m));
@@ -364,6 +380,15 @@ pub fn run_one(
                 left_out(ledger.block(std::mem::take(&mut io.pending))?, obs, round)?;
                 (n, false)
             }
+            Some(Action::Void {
+                unpackable: true, ..
+            }) => {
+                // the shares decrypt to an aggregate that does not unpack: void at once
+                let void = ledger.sign(TxKind::VoidUnpackable { job, round });
+                io.pending.push(void);
+                left_out(ledger.block(std::mem::take(&mut io.pending))?, obs, round)?;
+                (0, true)
+            }
             _ => {
                 // too few submissions: void after the deadline; a decryption that could not
                 // complete: after the decryption window
@@ -481,7 +506,7 @@ fn left_out(dropped: Vec<Dropped>, obs: &mut dyn Observer, round: u32) -> Result
     for d in dropped {
         if matches!(
             d.kind,
-            TxTag::OpenRound | TxTag::CommitRound | TxTag::VoidRound
+            TxTag::OpenRound | TxTag::CommitRound | TxTag::VoidRound | TxTag::VoidUnpackable
         ) {
             return Err(SimError::Refused(format!(
                 "{:?} refused by the chain: {}",
@@ -495,6 +520,41 @@ fn left_out(dropped: Vec<Dropped>, obs: &mut dyn Observer, round: u32) -> Result
         });
     }
     Ok(())
+}
+
+/// A well-formed, proven submission whose plaintexts have every slot bit set: in range of
+/// Paillier and of its proof, out of range of the packing, so the round's aggregate cannot be
+/// unpacked (the misbehaviour `overflow`).
+fn overflowing_payload(
+    e: &fedchain_worker::EncryptedJob,
+    table: &std::sync::Arc<fedchain_crypto::FixedBaseTable>,
+    chain_id: &str,
+    job: JobId,
+    round: u32,
+    sender: &Address,
+    ciphertexts: usize,
+) -> Result<Vec<u8>> {
+    let pk = e.key.public_key();
+    let bits = (e.packer.slots() as u32 * e.packer.slot_bits()).min(pk.bits() - 2);
+    let full = fedchain_crypto::Integer::from(fedchain_crypto::Integer::u_pow_u(2, bits)) - 1u32;
+    let plaintexts = vec![full; ciphertexts];
+    let enc = fedchain_crypto::Encryptor::with_table(pk.clone(), std::sync::Arc::clone(table));
+    let mut rng = rand::rngs::OsRng;
+    let w = enc.encrypt_all_with_witness(&plaintexts, &mut rng)?;
+    let context = fedchain_worker::submission_context(chain_id, job, round, sender);
+    let proof = fedchain_crypto::knowledge::prove(
+        pk,
+        &w.ciphertexts,
+        &plaintexts,
+        &w.exponents,
+        &context,
+        &mut rng,
+    )?;
+    Ok(fedchain_crypto::ProvenVector {
+        ciphertexts: fedchain_crypto::CiphertextVector(w.ciphertexts),
+        proof,
+    }
+    .to_bytes(pk))
 }
 
 /// A submission signed by `h` for any payload (the harness's misbehaving hospitals).

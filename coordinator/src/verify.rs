@@ -10,7 +10,7 @@
 use fedchain_crypto::threshold::{ThresholdPublicKey, VectorDecryptionShare};
 use fedchain_crypto::vector::aggregate;
 use fedchain_crypto::{CiphertextVector, Decode, Packer, PackingParams, ProvenVector};
-use fedchain_ledger::{Hash, JobSpec, PenaltyClaim, RoundClaim, RoundVerifier};
+use fedchain_ledger::{Hash, JobSpec, PenaltyClaim, RoundClaim, RoundVerifier, VoidClaim};
 use fedchain_worker::{
     check_submission, decode_plain, encode_plain, submission_context, EncryptedJob,
 };
@@ -130,6 +130,43 @@ impl RoundVerifier for FedchainVerifier {
                 "the evidence does not prove the offence: the {} is valid",
                 if c.share { "share" } else { "submission" }
             ))
+        }
+    }
+
+    /// The round's aggregate (the product of its valid submissions), decrypted by the canonical
+    /// t of its valid shares (each verified), must fail to unpack.
+    fn verify_void(&self, c: &VoidClaim, get: Payloads<'_>) -> Result<(), String> {
+        let (params, crypto) = job_crypto(&c.spec)?;
+        let Some(EncryptedJob { key: tpk, packer }) = &crypto else {
+            return Err("a plaintext job decrypts nothing".into());
+        };
+        let pk = tpk.public_key();
+        let vectors = c
+            .submissions
+            .par_iter()
+            .map(|(who, d, _)| {
+                ProvenVector::from_bytes(pk, &payload(get, d, "submission")?)
+                    .map(|v| v.ciphertexts)
+                    .map_err(|e| format!("{who}: {e}"))
+            })
+            .collect::<Result<Vec<CiphertextVector>, String>>()?;
+        let product = aggregate(pk, &vectors).map_err(|e| e.to_string())?;
+        let mut shares = c
+            .shares
+            .iter()
+            .map(|(who, d)| {
+                VectorDecryptionShare::from_bytes(pk, &payload(get, d, "decryption share")?)
+                    .map_err(|e| format!("{who}: {e}"))
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+        shares.sort_by_key(|s| s.holder);
+        shares.truncate(tpk.threshold() as usize);
+        let plaintexts = tpk
+            .combine(&product.0, &shares)
+            .map_err(|e| e.to_string())?;
+        match packer.unpack(&plaintexts, params.num_params, vectors.len() as u64) {
+            Err(_) => Ok(()),
+            Ok(_) => Err("the aggregate unpacks: the round can be committed".into()),
         }
     }
 

@@ -56,11 +56,29 @@ pub struct PenaltyClaim {
     pub submissions: Vec<(Address, Hash, u64)>,
 }
 
+/// What a `VoidUnpackable` claims: the canonical t of the round's valid decryption shares
+/// combine into an aggregate that does not unpack.
+#[derive(Debug, Clone)]
+pub struct VoidClaim {
+    /// Hash of the VoidUnpackable transaction.
+    pub tx: Hash,
+    pub chain_id: String,
+    pub height: u64,
+    pub job: JobId,
+    pub round: u32,
+    pub spec: JobSpec,
+    /// The round's valid submissions: (hospital, payload digest, samples).
+    pub submissions: Vec<(Address, Hash, u64)>,
+    /// The round's valid decryption shares: (holder, payload digest).
+    pub shares: Vec<(Address, Hash)>,
+}
+
 /// A claim of a block that only the cryptography can check.
 #[derive(Debug, Clone)]
 pub enum Claim {
     Round(RoundClaim),
     Penalty(PenaltyClaim),
+    Void(VoidClaim),
 }
 
 impl Claim {
@@ -69,6 +87,7 @@ impl Claim {
         match self {
             Claim::Round(c) => c.tx,
             Claim::Penalty(c) => c.tx,
+            Claim::Void(c) => c.tx,
         }
     }
 
@@ -77,6 +96,7 @@ impl Claim {
         match self {
             Claim::Round(c) => c.height,
             Claim::Penalty(c) => c.height,
+            Claim::Void(c) => c.height,
         }
     }
 
@@ -96,6 +116,9 @@ impl Claim {
                     c.job, c.round, c.offender
                 )
             }),
+            Claim::Void(c) => v
+                .verify_void(c, payload)
+                .map_err(|e| format!("job {} round {}: void: {e}", c.job, c.round)),
         }
     }
 }
@@ -115,6 +138,13 @@ pub trait RoundVerifier: Sync {
     fn verify_penalty(
         &self,
         claim: &PenaltyClaim,
+        payload: &(dyn Fn(&Hash) -> Option<Vec<u8>> + Sync),
+    ) -> Result<(), String>;
+
+    /// Ok if the round's decrypted aggregate really does not unpack.
+    fn verify_void(
+        &self,
+        claim: &VoidClaim,
         payload: &(dyn Fn(&Hash) -> Option<Vec<u8>> + Sync),
     ) -> Result<(), String>;
 }
@@ -170,6 +200,32 @@ pub fn claims_of_block(before: &State, block: &Block, out: &mut Vec<Claim>) {
                             params_hash: open.params_hash,
                             aggregate: *aggregate,
                             new_params_hash: *new_params_hash,
+                        }));
+                    }
+                }
+            }
+            TxKind::VoidUnpackable { job, round } => {
+                if let Some(j) = s.jobs.get(job) {
+                    if let Some(open) = j.open.as_ref().filter(|o| o.round == *round) {
+                        out.push(Claim::Void(VoidClaim {
+                            tx: t.hash(),
+                            chain_id: s.chain_id.clone(),
+                            height: block.header.height,
+                            job: *job,
+                            round: *round,
+                            spec: j.spec.clone(),
+                            submissions: open
+                                .submissions
+                                .iter()
+                                .filter(|(_, x)| !x.rejected)
+                                .map(|(a, x)| (*a, x.payload, x.samples))
+                                .collect(),
+                            shares: open
+                                .shares
+                                .iter()
+                                .filter(|(_, (_, bad))| !bad)
+                                .map(|(a, (d, _))| (*a, *d))
+                                .collect(),
                         }));
                     }
                 }
@@ -385,7 +441,10 @@ pub fn verify_chain_with<S: Store>(
         .iter()
         .filter(|c| matches!(c, Claim::Round(_)))
         .count() as u64;
-    let penalties_verified = claims.len() as u64 - rounds_verified;
+    let penalties_verified = claims
+        .iter()
+        .filter(|c| matches!(c, Claim::Penalty(_)))
+        .count() as u64;
     if let Some(v) = verifier {
         let get = |d: &Hash| store.payload(d).ok().flatten();
         let mut failures: Vec<(u64, String)> = claims

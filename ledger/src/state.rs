@@ -647,15 +647,26 @@ impl State {
                             .into(),
                     });
                 }
-                let params_hash = open.params_hash;
-                j.history.push(RoundRecord {
-                    round: *round,
-                    params_hash,
-                    height,
-                    outcome: RoundOutcome::Void,
-                });
-                j.open = None;
-                j.next_round += 1;
+                close_void(j, height);
+            }
+            TxKind::VoidUnpackable { job, round } => {
+                let j = self.job_mut(*job)?;
+                if j.aggregator != sender {
+                    return Err(TxError::NotAggregator { job: *job });
+                }
+                let t = j.spec.threshold;
+                let open = open_round(j, *job, *round)?;
+                let valid_shares = open.shares.values().filter(|(_, bad)| !bad).count() as u32;
+                if t == 0 || valid_shares < t {
+                    return Err(TxError::BadCommit {
+                        job: *job,
+                        round: *round,
+                        reason: format!(
+                            "{valid_shares} valid decryption shares, threshold {t}: nothing was decrypted that could fail to unpack"
+                        ),
+                    });
+                }
+                close_void(j, height);
             }
             TxKind::Transfer { to, amount } => {
                 self.debit(sender, *amount)?;
@@ -945,6 +956,19 @@ impl State {
         let f = (*d as u128 * permille / 1000) as u64;
         *d -= f;
         self.redistribute(f, &honest)
+    }
+}
+
+/// End the open round of `j` as void (recorded in its history) and move to the next round.
+fn close_void(j: &mut Job, height: u64) {
+    if let Some(open) = j.open.take() {
+        j.history.push(RoundRecord {
+            round: open.round,
+            params_hash: open.params_hash,
+            height,
+            outcome: RoundOutcome::Void,
+        });
+        j.next_round += 1;
     }
 }
 

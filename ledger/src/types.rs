@@ -294,6 +294,11 @@ pub enum TxKind {
     },
     /// Declare a round void (deadline passed with too few submissions).
     VoidRound { job: JobId, round: u32 },
+    /// Declare a round void because its decrypted aggregate cannot be unpacked (a submission
+    /// overflowed its slots): at least t valid decryption shares are on chain, and the
+    /// verifier re-checks that their combination does not unpack (THREAT-MODEL A5). Allowed
+    /// as soon as the shares are there, so the job moves on.
+    VoidUnpackable { job: JobId, round: u32 },
     /// Move tokens.
     Transfer { to: Address, amount: u64 },
     /// Forfeit part of an offender's deposit (redistributed to the job's honest members).
@@ -315,6 +320,7 @@ pub enum TxTag {
     DecryptionShare,
     CommitRound,
     VoidRound,
+    VoidUnpackable,
     Transfer,
     Penalty,
 }
@@ -331,6 +337,7 @@ impl TxKind {
             TxKind::DecryptionShare { .. } => TxTag::DecryptionShare,
             TxKind::CommitRound { .. } => TxTag::CommitRound,
             TxKind::VoidRound { .. } => TxTag::VoidRound,
+            TxKind::VoidUnpackable { .. } => TxTag::VoidUnpackable,
             TxKind::Transfer { .. } => TxTag::Transfer,
             TxKind::Penalty { .. } => TxTag::Penalty,
         }

@@ -172,6 +172,7 @@ label_enum! {
         DecryptionShare => "decryption_share",
         CommitRound => "commit_round",
         VoidRound => "void_round",
+        VoidUnpackable => "void_unpackable",
         Transfer => "transfer",
         Penalty => "penalty",
     }

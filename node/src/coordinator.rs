@@ -387,6 +387,7 @@ impl Loop {
                 TxTag::DecryptionShare => TransactionKind::DecryptionShare,
                 TxTag::CommitRound => TransactionKind::CommitRound,
                 TxTag::VoidRound => TransactionKind::VoidRound,
+                TxTag::VoidUnpackable => TransactionKind::VoidUnpackable,
                 TxTag::Transfer => TransactionKind::Transfer,
                 TxTag::Penalty => TransactionKind::Penalty,
             });

@@ -340,7 +340,7 @@ impl CoordinatorService {
                 self.commit_block(txs, now_ms)?;
                 // too few valid shares within the decryption window: void the round
                 if self.ledger.height() >= deadline.saturating_add(DECRYPTION_WINDOW) {
-                    return self.void(round, now_ms);
+                    return self.void(round, false, now_ms);
                 }
                 Ok(Vec::new())
             }
@@ -629,7 +629,9 @@ impl CoordinatorService {
                     out.push(Outbound::All(CoordinatorMsg::ShareRequest(request)));
                 }
                 Action::Complete(result) => out.extend(self.complete(result, now_ms)?),
-                Action::Void { round } => out.extend(self.void(round, now_ms)?),
+                Action::Void { round, unpackable } => {
+                    out.extend(self.void(round, unpackable, now_ms)?)
+                }
             }
         }
         if let (Some(o), Some(outcome), Mode::Live) = (origin, outcome, mode) {
@@ -685,14 +687,16 @@ impl CoordinatorService {
         self.finish(r.round, true, r.accepted, share_providers, Some(next))
     }
 
-    fn void(&mut self, round: u32, now_ms: u64) -> Result<Vec<Outbound>> {
+    fn void(&mut self, round: u32, unpackable: bool, now_ms: u64) -> Result<Vec<Outbound>> {
         let txs = std::mem::take(&mut self.txs);
         if !txs.is_empty() {
             self.commit_block(txs, now_ms)?;
         }
-        let void = self.ledger.sign(TxKind::VoidRound {
-            job: self.job,
-            round,
+        let job = self.job;
+        let void = self.ledger.sign(if unpackable {
+            TxKind::VoidUnpackable { job, round }
+        } else {
+            TxKind::VoidRound { job, round }
         });
         if !self.commit_one(void, now_ms)? {
             // not voidable yet (logged by the process): tried again at the next tick

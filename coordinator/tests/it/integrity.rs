@@ -350,3 +350,98 @@ fn a11_out_of_range_nonce_and_round_are_refused() {
     ));
     assert_eq!(w.hospital().nonce(), 0, "nothing was signed");
 }
+
+/// Issue #19: the chain accepts a commit with more than t share providers, and so must the
+/// audit: every listed share's proof is verified and the canonical t (lowest holder indices)
+/// are combined. Commits with t + 1 and t + 2 providers audit clean.
+#[test]
+fn commits_with_t_plus_one_and_t_plus_two_share_providers_audit_clean() {
+    use fedchain_coordinator::strategy::Strategy;
+    use fedchain_coordinator::{Action, Event, RoundEngine};
+    for extra in [1usize, 2] {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = SimulateConfig {
+            hospitals: 5,
+            threshold: 3,
+            ..small()
+        };
+        let c = Consortium::new(&cfg, &mut Quiet).unwrap();
+        let mut ledger = Ledger::open(
+            dir.path(),
+            &c.genesis,
+            c.validators.clone(),
+            c.aggregator.clone(),
+        )
+        .unwrap();
+        let mut hospitals = c.hospitals().unwrap();
+        let job = c.bootstrap(&mut ledger, &mut hospitals).unwrap();
+        let params = ledger
+            .put_payload(&encode_plain(&c.initial_params))
+            .unwrap();
+        let deadline = ledger.height() + 20;
+        let open = ledger.sign(TxKind::OpenRound {
+            job,
+            round: 0,
+            params_hash: params,
+            deadline,
+        });
+        ledger.block_all(vec![open]).unwrap();
+        let declared = ledger.chain().state().jobs[&job].samples.clone();
+        let mut engine = RoundEngine::new(c.engine_config(job, declared));
+        engine.open(0, deadline);
+        engine.handle(Event::Height(ledger.height()));
+        let mut subs = Vec::new();
+        for h in hospitals.iter_mut() {
+            let u = h.train(&c.initial_params, 3, c.ciphertexts()).unwrap();
+            subs.push(h.submission(job, 0, &u).unwrap());
+        }
+        let mut inputs = Vec::new();
+        for s in &subs {
+            ledger.put_payload(&s.payload).unwrap();
+            for a in engine.handle(Event::Submission(s.clone())) {
+                if let Action::RequestShares { inputs: i, .. } = a {
+                    inputs = i;
+                }
+            }
+        }
+        ledger
+            .block_all(subs.iter().map(|s| s.tx.clone()).collect())
+            .unwrap();
+        // t + extra holders share; the engine completes at the t-th
+        let mut result = None;
+        let mut providers = Vec::new();
+        let mut share_txs = Vec::new();
+        for h in hospitals.iter_mut().take(3 + extra) {
+            let m = h.decryption_share(job, 0, &inputs).unwrap();
+            ledger.put_payload(&m.payload).unwrap();
+            providers.push(m.tx.sender());
+            share_txs.push(m.tx.clone());
+            for a in engine.handle(Event::Share(m)) {
+                if let Action::Complete(r) = a {
+                    result = Some(r);
+                }
+            }
+        }
+        ledger.block_all(share_txs).unwrap();
+        let r = result.expect("the round completes at t shares");
+        let theta = cfg.server.apply(&c.initial_params, &r.average);
+        let next = ledger.put_payload(&encode_plain(&theta)).unwrap();
+        let commit = ledger.sign(TxKind::CommitRound {
+            job,
+            round: 0,
+            aggregate: r.aggregate,
+            new_params_hash: next,
+            accepted: r.accepted.clone(),
+            share_providers: providers.clone(),
+        });
+        ledger.block_all(vec![commit]).unwrap();
+        let report = verify_chain_with(
+            ledger.chain().store(),
+            &c.genesis,
+            Some(&fedchain_coordinator::FedchainVerifier),
+        )
+        .unwrap();
+        assert_eq!(report.rounds_verified, 1, "t + {extra}");
+        assert_eq!(providers.len(), 3 + extra);
+    }
+}

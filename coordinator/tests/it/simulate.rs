@@ -112,6 +112,7 @@ fn byzantine_hospitals_are_rejected_penalized_and_rounds_complete() {
                 2000 / 2 / 2
             }
             Behaviour::Late | Behaviour::Dropout => 2000 - 200 - 180,
+            Behaviour::Overflow => unreachable!("not in this list"),
         };
         assert_eq!(deposit(&out, 1), want, "{b:?}");
         assert_eq!(
@@ -210,4 +211,54 @@ fn configs_are_validated() {
         }
     }
     assert!(n >= 3, "example configs missing");
+}
+
+/// A5: a hospital submits, every round, a well-formed and proven vector whose plaintexts
+/// overflow their slots. Each round's aggregate fails to unpack; the round ends chain-validly
+/// at once (`VoidUnpackable`, the verified shares on chain as evidence, re-checked by the
+/// audit), nothing crashes and the next round opens.
+#[test]
+fn a05_overflowing_plaintexts_end_each_round_chain_validly() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = SimulateConfig {
+        byzantine: vec![Byzantine {
+            hospital: 2,
+            behaviour: Behaviour::Overflow,
+        }],
+        ..small(2)
+    };
+    let out = run(&cfg, &dir.path().join("overflow"));
+    assert!(out.audit.starts_with("ok"), "{}", out.audit);
+    assert_eq!(out.rows.len(), 2, "both rounds ran");
+    for row in &out.rows {
+        assert!(row.void, "round {} should be void", row.round);
+    }
+    let store = RocksStore::open(&out.ledger).unwrap();
+    let genesis = stored_genesis(&store).unwrap();
+    verify_chain_with(&store, &genesis, Some(&FedchainVerifier)).unwrap();
+}
+
+/// Issue #19: theta_r is re-hashed. Flipping the lowest bit of theta_0[0] in the stored
+/// payload (f32 rounding would absorb it in theta_1) fails the audit: the payload no longer
+/// hashes to the `params_hash` that names it.
+#[test]
+fn a17_flipped_bit_in_theta_zero_fails_the_audit() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ledger");
+    let out = run(&small(1), &path);
+    assert!(out.audit.starts_with("ok"));
+    let store = RocksStore::open(&path).unwrap();
+    let genesis = stored_genesis(&store).unwrap();
+    let g = fedchain_ledger::Chain::open_existing(store).unwrap();
+    let theta0 = g.state().jobs[&0].history[0].params_hash;
+    let store = g.into_store();
+    let mut p = store.payload(&theta0).unwrap().unwrap();
+    p[0] ^= 1; // the lowest mantissa bit of theta_0[0] (little-endian f32)
+    store.raw_put(Column::Payloads, &theta0.0, &p).unwrap();
+    match verify_chain_with(&store, &genesis, Some(&FedchainVerifier)).unwrap_err() {
+        AuditError::Crypto { reason, .. } => {
+            assert!(reason.contains("does not hash to its digest"), "{reason}")
+        }
+        other => panic!("unexpected {other}"),
+    }
 }

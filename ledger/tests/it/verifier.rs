@@ -5,7 +5,7 @@ use fedchain_crypto::vector::aggregate;
 use fedchain_crypto::{CiphertextVector, Integer, PrivateKey, PublicKey};
 use fedchain_ledger::{
     verify_chain_with, AuditError, Chain, Hash, MemoryStore, PenaltyClaim, RoundClaim,
-    RoundVerifier, TxKind,
+    RoundVerifier, TxKind, VoidClaim,
 };
 use rand::SeedableRng;
 
@@ -42,6 +42,14 @@ impl RoundVerifier for ProductVerifier {
         _: &(dyn Fn(&Hash) -> Option<Vec<u8>> + Sync),
     ) -> Result<(), String> {
         Err("this test's chains hold no penalty".into())
+    }
+
+    fn verify_void(
+        &self,
+        _: &VoidClaim,
+        _: &(dyn Fn(&Hash) -> Option<Vec<u8>> + Sync),
+    ) -> Result<(), String> {
+        Err("this test's chains hold no void of an unpackable round".into())
     }
 }
 
