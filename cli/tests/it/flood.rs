@@ -89,9 +89,10 @@ impl Flooder {
         let bundle = fedchain_net::Bundle::load(&c.path(&format!("bundles/hospital-{member}")))
             .expect("bundle");
         let key = bundle.signing_key().expect("key");
+        let chain_id = c.chain_id();
         let sign = |nonce, kind| {
             Transaction {
-                chain_id: "fedchain-test-consortium".into(),
+                chain_id: chain_id.clone(),
                 sender: key.verifying_key(),
                 nonce,
                 kind,
