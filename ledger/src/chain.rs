@@ -52,6 +52,7 @@ impl<S: Store> Chain<S> {
     /// Open a chain: create the genesis block in an empty store, or recover the last committed
     /// state from a non-empty one (checking it descends from this genesis).
     pub fn open(store: S, genesis: &Genesis) -> Result<Self> {
+        genesis.check()?;
         let g = genesis_block(genesis);
         let genesis_hash = g.header.hash();
         match store.head()? {

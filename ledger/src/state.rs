@@ -38,6 +38,25 @@ pub struct Genesis {
     pub allocations: Vec<(Address, u64)>,
 }
 
+impl Genesis {
+    /// Check what the rules need of a configuration before a chain starts from it: every
+    /// address's allocations (an address may appear more than once) add up to a u64 balance.
+    /// `Chain::open` and the audit run it on the configuration they are given or read.
+    pub fn check(&self) -> Result<(), crate::LedgerError> {
+        let mut balances: BTreeMap<Address, u64> = BTreeMap::new();
+        for (a, v) in &self.allocations {
+            let b = balances.entry(*a).or_insert(0);
+            *b = b.checked_add(*v).ok_or_else(|| {
+                crate::LedgerError::Genesis(format!(
+                    "the allocations to {a:?} exceed a balance of {}",
+                    u64::MAX
+                ))
+            })?;
+        }
+        Ok(())
+    }
+}
+
 /// A registered participant.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Participant {
@@ -122,12 +141,14 @@ pub struct State {
 }
 
 impl State {
-    /// The state at genesis.
+    /// The state at genesis. For a configuration that fails [`Genesis::check`] an overflowing
+    /// balance saturates, so the state's supply is not conserved (no panic, no wrap-around).
     pub fn genesis(g: &Genesis) -> Self {
         let mut balances = BTreeMap::new();
         let mut supply = 0u128;
         for (a, v) in &g.allocations {
-            *balances.entry(*a).or_insert(0u64) += v;
+            let b = balances.entry(*a).or_insert(0u64);
+            *b = b.saturating_add(*v);
             supply += *v as u128;
         }
         State {
@@ -162,9 +183,16 @@ impl State {
         b + d
     }
 
-    /// Whether supply is conserved: tokens held = genesis supply + minting.
+    /// Whether supply is conserved: tokens held = genesis supply + minting. A state whose
+    /// genesis supply plus minting does not fit a u128 (only a corrupt or forged one: rules
+    /// never get there) is not conserved.
     pub fn supply_conserved(&self) -> bool {
-        self.total_tokens() == self.genesis_supply + self.minted
+        self.expected_supply() == Some(self.total_tokens())
+    }
+
+    /// Genesis supply plus minting, unless it overflows (see [`Self::supply_conserved`]).
+    pub fn expected_supply(&self) -> Option<u128> {
+        self.genesis_supply.checked_add(self.minted)
     }
 
     /// Balance of an address.
@@ -1052,5 +1080,53 @@ pub fn genesis_block(g: &Genesis) -> Block {
         },
         txs: Vec::new(),
         qc: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Found by the `ledger_state` fuzz target: a decoded state whose genesis supply plus
+    /// minting overflows made `supply_conserved` panic (overflow check) instead of answering.
+    #[test]
+    fn supply_of_a_forged_state_overflows_without_panicking() {
+        let mut s = State::genesis(&Genesis {
+            chain_id: "c".into(),
+            timestamp_ms: 0,
+            validators: Vec::new(),
+            allocations: Vec::new(),
+        });
+        s.genesis_supply = u128::MAX;
+        s.minted = 1;
+        assert_eq!(s.expected_supply(), None);
+        assert!(!s.supply_conserved());
+        let back: State = crate::types::decode("state", &encode(&s)).expect("decode");
+        assert!(!back.supply_conserved());
+    }
+
+    /// Found by the `ledger_state` fuzz target: two allocations to one address whose sum
+    /// exceeds a u64 made `State::genesis` panic (overflow check; a silent wrap-around in a
+    /// release build). `Genesis::check` now refuses the configuration with a typed error and
+    /// the genesis state saturates instead.
+    #[test]
+    fn overflowing_genesis_allocations_are_refused() {
+        let a = Address([7; 20]);
+        let g = Genesis {
+            chain_id: "c".into(),
+            timestamp_ms: 0,
+            validators: Vec::new(),
+            allocations: vec![(a, u64::MAX), (a, 1)],
+        };
+        assert!(matches!(g.check(), Err(crate::LedgerError::Genesis(_))));
+        let s = State::genesis(&g);
+        assert_eq!(s.balance(&a), u64::MAX);
+        assert!(!s.supply_conserved());
+        let ok = Genesis {
+            allocations: vec![(a, u64::MAX - 1), (a, 1)],
+            ..g
+        };
+        assert!(ok.check().is_ok());
+        assert_eq!(State::genesis(&ok).balance(&a), u64::MAX);
     }
 }
