@@ -19,10 +19,11 @@ use std::sync::OnceLock;
 
 use fedchain_crypto::identity::SigningKey;
 use fedchain_crypto::{
-    deal, Ciphertext, DealtKey, Integer, PublicKey, ThresholdPublicKey, VectorDecryptionShare,
+    deal, Ciphertext, DealtKey, Encode, Integer, PublicKey, ThresholdPublicKey,
+    VectorDecryptionShare,
 };
 use fedchain_ledger::state::{assemble_qc, vote, Genesis};
-use fedchain_ledger::types::{Incentives, JobSpec};
+use fedchain_ledger::types::{Incentives, JobSpec, Offence};
 use fedchain_ledger::{
     Address, Block, Chain, Hash, MemoryStore, Role, SignedTx, State, Transaction, TxKind,
 };
@@ -166,7 +167,6 @@ pub fn certify(validators: &[SigningKey], block: &mut Block) {
 
 /// The job the fixture ledger creates (its committee: `hospitals`).
 pub fn job_spec(hospitals: &[SigningKey]) -> JobSpec {
-    use fedchain_crypto::Encode;
     JobSpec {
         model_spec_hash: Hash::sha256(b"logreg 30x1"),
         threshold_key: tpk().to_bytes(),
@@ -372,4 +372,101 @@ pub fn hospital_cert() -> Option<&'static rustls::pki_types::CertificateDer<'sta
     static CERT: OnceLock<Option<rustls::pki_types::CertificateDer<'static>>> = OnceLock::new();
     CERT.get_or_init(|| pem_fixture("hospital.cert.pem"))
         .as_ref()
+}
+
+/// Transactions of every other kind on the fixture chain (penalties, commit and void of the
+/// round, a transfer, a decryption share), validly signed: seeds of `ledger_tx`, and what
+/// `ledger_state` applies to each state it decodes.
+pub fn sample_txs() -> &'static [(&'static str, SignedTx)] {
+    static TXS: OnceLock<Vec<(&'static str, SignedTx)>> = OnceLock::new();
+    TXS.get_or_init(|| {
+        let l = ledger();
+        let h = &l.hospitals;
+        let agg = &l.aggregator;
+        let a = |k: &SigningKey| addr(k);
+        let first = submit(&h[0], 3, 100, b"one");
+        let second = submit(&h[0], 3, 100, b"two");
+        vec![
+            (
+                "penalty-equivocation",
+                sign_tx(
+                    agg,
+                    4,
+                    TxKind::Penalty {
+                        job: JOB,
+                        offender: a(&h[0]),
+                        offence: Offence::Equivocation {
+                            first: Box::new(first),
+                            second: Box::new(second),
+                        },
+                    },
+                ),
+            ),
+            (
+                "penalty-invalid-share",
+                sign_tx(
+                    agg,
+                    4,
+                    TxKind::Penalty {
+                        job: JOB,
+                        offender: a(&h[1]),
+                        offence: Offence::InvalidShare {
+                            job: JOB,
+                            round: ROUND,
+                            digest: Hash::sha256(b"share"),
+                        },
+                    },
+                ),
+            ),
+            (
+                "commit-round",
+                sign_tx(
+                    agg,
+                    4,
+                    TxKind::CommitRound {
+                        job: JOB,
+                        round: ROUND,
+                        aggregate: Hash::sha256(b"aggregate"),
+                        new_params_hash: Hash::sha256(b"theta_1"),
+                        accepted: h.iter().take(3).map(a).collect(),
+                        share_providers: h.iter().take(2).map(a).collect(),
+                    },
+                ),
+            ),
+            (
+                "void-round",
+                sign_tx(
+                    agg,
+                    4,
+                    TxKind::VoidRound {
+                        job: JOB,
+                        round: ROUND,
+                    },
+                ),
+            ),
+            (
+                "transfer",
+                sign_tx(
+                    &h[2],
+                    3,
+                    TxKind::Transfer {
+                        to: a(&h[3]),
+                        amount: 17,
+                    },
+                ),
+            ),
+            (
+                "decryption-share",
+                sign_tx(
+                    &h[0],
+                    4,
+                    TxKind::DecryptionShare {
+                        job: JOB,
+                        round: ROUND,
+                        payload: Hash::sha256(&decryption_share(1).to_bytes(pk())),
+                    },
+                ),
+            ),
+        ]
+    })
 }

@@ -3,8 +3,10 @@
 //! every decoder instead of at its first length check.
 //!
 //! Run it with `bench/fuzz.sh --gen-corpus`. It replaces the files it writes and leaves others
-//! alone. Everything but the PKI files is deterministic (see the library's docs); the PKI
-//! files come from a fresh CA, so regenerating them changes their bytes.
+//! alone (regression inputs, for one). Everything but the PKI files is deterministic (see the
+//! library's docs). The PKI files come from a fresh CA, so they are only made when
+//! `fixtures/pki/ca.cert.pem` does not exist yet or `FUZZ_NEW_PKI=1` is set (seeds and
+//! fixtures are then replaced together: the seeds must be issued by the fixture CA).
 //!
 //! It is built by `cargo fuzz build` like the targets, with coverage instrumentation, and an
 //! instrumented binary needs libFuzzer's runtime linked in; so it is a libFuzzer binary whose
@@ -15,10 +17,9 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use fedchain_coordinator::SimulateConfig;
-use fedchain_crypto::identity::SigningKey;
 use fedchain_crypto::{knowledge, CiphertextVector, Encode, Encryptor, Integer, ProvenVector};
 use fedchain_fuzz as fx;
-use fedchain_ledger::types::{encode, Offence, QuorumCertificate};
+use fedchain_ledger::types::{encode, QuorumCertificate};
 use fedchain_ledger::{Address, Hash, SignedTx, TxKind};
 use fedchain_net::pki::{self, CommitteeMember, RoleArg};
 use fedchain_net::wire::{FrameKind, Header, FLAG_PAYLOAD};
@@ -44,7 +45,15 @@ fn generate_and_exit() {
 
 fn generate(fuzz_dir: &Path) {
     let repo = fuzz_dir.join("..");
-    let pki_files = pki_seeds(&fuzz_dir.join("fixtures/pki"));
+    let pki_dir = fuzz_dir.join("fixtures/pki");
+    let new_pki = std::env::var_os("FUZZ_NEW_PKI").is_some_and(|v| v == "1")
+        || !pki_dir.join("ca.cert.pem").exists();
+    let pki_files = if new_pki {
+        pki_seeds(&pki_dir)
+    } else {
+        println!("pki_files: keeping the seeds issued by fixtures/pki/ca.cert.pem (FUZZ_NEW_PKI=1 remakes them)");
+        Vec::new()
+    };
 
     let (up, down) = envelopes();
     let mut frames: Seeds = Vec::new();
@@ -129,6 +138,7 @@ fn check(targets: &[(&str, Seeds)]) {
         .check_key(fx::tpk())
         .expect("check key");
     for (name, b) in seeds("pki_files") {
+        // (empty when the PKI seeds are kept)
         if name.ends_with("request.json") {
             let p = Path::new(&name);
             let req = pki::parse_request(p, &b).expect(&name);
@@ -343,83 +353,11 @@ fn txs() -> Seeds {
             s.push((format!("block{}-tx{t}", b + 1), encode(tx)));
         }
     }
-    let h = &l.hospitals;
-    let agg = &l.aggregator;
-    let a = |k: &SigningKey| fx::addr(k);
-    let first = fx::submit(&h[0], 3, 100, b"one");
-    let second = fx::submit(&h[0], 3, 100, b"two");
-    let extra: Vec<(&str, SignedTx)> = vec![
-        (
-            "penalty-equivocation",
-            fx::sign_tx(
-                agg,
-                4,
-                TxKind::Penalty {
-                    job: fx::JOB,
-                    offender: a(&h[0]),
-                    offence: Offence::Equivocation {
-                        first: Box::new(first),
-                        second: Box::new(second),
-                    },
-                },
-            ),
-        ),
-        (
-            "penalty-invalid-share",
-            fx::sign_tx(
-                agg,
-                4,
-                TxKind::Penalty {
-                    job: fx::JOB,
-                    offender: a(&h[1]),
-                    offence: Offence::InvalidShare {
-                        job: fx::JOB,
-                        round: fx::ROUND,
-                        digest: Hash::sha256(b"share"),
-                    },
-                },
-            ),
-        ),
-        (
-            "commit-round",
-            fx::sign_tx(
-                agg,
-                4,
-                TxKind::CommitRound {
-                    job: fx::JOB,
-                    round: fx::ROUND,
-                    aggregate: Hash::sha256(b"aggregate"),
-                    new_params_hash: Hash::sha256(b"theta_1"),
-                    accepted: h.iter().take(3).map(a).collect(),
-                    share_providers: h.iter().take(2).map(a).collect(),
-                },
-            ),
-        ),
-        (
-            "void-round",
-            fx::sign_tx(
-                agg,
-                4,
-                TxKind::VoidRound {
-                    job: fx::JOB,
-                    round: fx::ROUND,
-                },
-            ),
-        ),
-        (
-            "transfer",
-            fx::sign_tx(
-                &h[2],
-                3,
-                TxKind::Transfer {
-                    to: a(&h[3]),
-                    amount: 17,
-                },
-            ),
-        ),
-        ("decryption-share", share_msg(1).tx),
-    ];
-    s.extend(extra.into_iter().map(|(n, t)| (n.to_string(), encode(&t))));
+    s.extend(
+        fx::sample_txs()
+            .iter()
+            .map(|(n, t)| (n.to_string(), encode(t))),
+    );
     s
 }
 
