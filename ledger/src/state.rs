@@ -681,15 +681,18 @@ impl State {
         for (a, v) in payouts {
             self.credit(a, v)?;
         }
-        self.minted += minted as u128;
+        self.minted = self
+            .minted
+            .checked_add(minted as u128)
+            .ok_or(TxError::Overflow)?;
         let mut forfeited = 0u64;
         {
             let j = self.job_mut(job)?;
             for m in &missed {
                 if let Some(d) = j.members.get_mut(m) {
-                    let f = (*d as u128 * inc.missed_deadline_permille as u128 / 1000) as u64;
+                    let f = forfeit(*d, inc.missed_deadline_permille);
                     *d -= f;
-                    forfeited += f;
+                    forfeited = forfeited.checked_add(f).ok_or(TxError::Overflow)?;
                 }
             }
         }
@@ -814,7 +817,7 @@ impl State {
         if j.punished.contains(&(round, offender, kind)) {
             return Err(bad("this offence was already punished"));
         }
-        let permille = j.spec.incentives.misbehaviour_permille as u128;
+        let permille = j.spec.incentives.misbehaviour_permille;
         let honest: Vec<Address> = j
             .members
             .keys()
@@ -839,10 +842,17 @@ impl State {
             job,
             hospital: offender,
         })?;
-        let f = (*d as u128 * permille / 1000) as u64;
+        let f = forfeit(*d, permille);
         *d -= f;
         self.redistribute(f, &honest)
     }
+}
+
+/// The part of a deposit forfeited at `permille`, never more than the deposit: `CreateJob`
+/// refuses a per-mille above 1000, so only a forged stored state gets there.
+fn forfeit(deposit: u64, permille: u32) -> u64 {
+    let f = deposit as u128 * permille as u128 / 1000;
+    u64::try_from(f).unwrap_or(u64::MAX).min(deposit)
 }
 
 /// The open round `round` of job `j`, for a member `sender` of it.
@@ -1128,5 +1138,18 @@ mod tests {
         };
         assert!(ok.check().is_ok());
         assert_eq!(State::genesis(&ok).balance(&a), u64::MAX);
+    }
+
+    /// Found by the `ledger_state` fuzz target: a decoded state whose job has a per-mille above
+    /// 1000 (`CreateJob` refuses one, a forged stored state need not) made a penalty forfeit more
+    /// than the deposit and panic (subtract with overflow). A forfeit is now at most the deposit.
+    #[test]
+    fn a_forfeit_never_exceeds_the_deposit() {
+        assert_eq!(forfeit(2000, 500), 1000);
+        assert_eq!(forfeit(2000, 1000), 2000);
+        assert_eq!(forfeit(2000, u32::MAX), 2000);
+        assert_eq!(forfeit(u64::MAX, 1000), u64::MAX);
+        assert_eq!(forfeit(u64::MAX, u32::MAX), u64::MAX);
+        assert_eq!(forfeit(0, 700), 0);
     }
 }
