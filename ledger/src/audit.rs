@@ -311,11 +311,17 @@ pub fn stored_genesis<S: Store>(store: &S) -> Result<Genesis, AuditError> {
             what: "genesis",
             reason: "no genesis configuration stored".into(),
         })?;
-    decode("genesis", &bytes).map_err(|e| AuditError::Corrupt {
+    let genesis: Genesis = decode("genesis", &bytes).map_err(|e| AuditError::Corrupt {
         height: 0,
         what: "genesis",
         reason: e.to_string(),
-    })
+    })?;
+    genesis.check().map_err(|e| AuditError::Corrupt {
+        height: 0,
+        what: "genesis",
+        reason: e.to_string(),
+    })?;
+    Ok(genesis)
 }
 
 /// Replay every block from genesis: hashes, links, Merkle roots, quorum certificates,
@@ -337,6 +343,11 @@ pub fn verify_chain_with<S: Store>(
         .head()
         .map_err(store_err)?
         .ok_or(AuditError::Store("empty store".into()))?;
+    genesis.check().map_err(|e| AuditError::Corrupt {
+        height: 0,
+        what: "genesis",
+        reason: e.to_string(),
+    })?;
     let g = genesis_block(genesis);
     genesis
         .check_id()
@@ -412,7 +423,7 @@ pub fn verify_chain_with<S: Store>(
             }
             if !state.supply_conserved() {
                 return Err(AuditError::Supply {
-                    expected: state.genesis_supply + state.minted,
+                    expected: state.expected_supply().unwrap_or(u128::MAX),
                     actual: state.total_tokens(),
                 });
             }

@@ -57,6 +57,7 @@ impl<S: Store> Chain<S> {
         genesis
             .check_id()
             .map_err(|(stated, derived)| LedgerError::GenesisId { stated, derived })?;
+        genesis.check()?;
         let g = genesis_block(genesis);
         let genesis_hash = g.header.hash();
         match store.head()? {

@@ -95,6 +95,23 @@ impl Genesis {
             Err((self.chain_id.clone(), derived))
         }
     }
+
+    /// Check what the rules need of a configuration before a chain starts from it: every
+    /// address's allocations (an address may appear more than once) add up to a u64 balance.
+    /// `Chain::open` and the audit run it on the configuration they are given or read.
+    pub fn check(&self) -> Result<(), crate::LedgerError> {
+        let mut balances: BTreeMap<Address, u64> = BTreeMap::new();
+        for (a, v) in &self.allocations {
+            let b = balances.entry(*a).or_insert(0);
+            *b = b.checked_add(*v).ok_or_else(|| {
+                crate::LedgerError::Genesis(format!(
+                    "the allocations to {a:?} exceed a balance of {}",
+                    u64::MAX
+                ))
+            })?;
+        }
+        Ok(())
+    }
 }
 
 /// A registered participant.
@@ -201,12 +218,14 @@ pub struct State {
 }
 
 impl State {
-    /// The state at genesis.
+    /// The state at genesis. For a configuration that fails [`Genesis::check`] an overflowing
+    /// balance saturates, so the state's supply is not conserved (no panic, no wrap-around).
     pub fn genesis(g: &Genesis) -> Self {
         let mut balances = BTreeMap::new();
         let mut supply = 0u128;
         for (a, v) in &g.allocations {
-            *balances.entry(*a).or_insert(0u64) += v;
+            let b = balances.entry(*a).or_insert(0u64);
+            *b = b.saturating_add(*v);
             supply += *v as u128;
         }
         State {
@@ -241,9 +260,16 @@ impl State {
         b + d
     }
 
-    /// Whether supply is conserved: tokens held = genesis supply + minting.
+    /// Whether supply is conserved: tokens held = genesis supply + minting. A state whose
+    /// genesis supply plus minting does not fit a u128 (only a corrupt or forged one: rules
+    /// never get there) is not conserved.
     pub fn supply_conserved(&self) -> bool {
-        self.total_tokens() == self.genesis_supply + self.minted
+        self.expected_supply() == Some(self.total_tokens())
+    }
+
+    /// Genesis supply plus minting, unless it overflows (see [`Self::supply_conserved`]).
+    pub fn expected_supply(&self) -> Option<u128> {
+        self.genesis_supply.checked_add(self.minted)
     }
 
     /// Balance of an address.
@@ -795,15 +821,18 @@ impl State {
         for (a, v) in payouts {
             self.credit(a, v)?;
         }
-        self.minted += minted as u128;
+        self.minted = self
+            .minted
+            .checked_add(minted as u128)
+            .ok_or(TxError::Overflow)?;
         let mut forfeited = 0u64;
         {
             let j = self.job_mut(job)?;
             for m in &missed {
                 if let Some(d) = j.members.get_mut(m) {
-                    let f = (*d as u128 * inc.missed_deadline_permille as u128 / 1000) as u64;
+                    let f = forfeit(*d, inc.missed_deadline_permille);
                     *d -= f;
-                    forfeited += f;
+                    forfeited = forfeited.checked_add(f).ok_or(TxError::Overflow)?;
                 }
             }
         }
@@ -928,7 +957,7 @@ impl State {
         if j.punished.contains(&(round, offender, kind)) {
             return Err(bad("this offence was already punished"));
         }
-        let permille = j.spec.incentives.misbehaviour_permille as u128;
+        let permille = j.spec.incentives.misbehaviour_permille;
         let honest: Vec<Address> = j
             .members
             .keys()
@@ -953,7 +982,7 @@ impl State {
             job,
             hospital: offender,
         })?;
-        let f = (*d as u128 * permille / 1000) as u64;
+        let f = forfeit(*d, permille);
         *d -= f;
         self.redistribute(f, &honest)
     }
@@ -970,6 +999,13 @@ fn close_void(j: &mut Job, height: u64) {
         });
         j.next_round += 1;
     }
+}
+
+/// The part of a deposit forfeited at `permille`, never more than the deposit: `CreateJob`
+/// refuses a per-mille above 1000, so only a forged stored state gets there.
+fn forfeit(deposit: u64, permille: u32) -> u64 {
+    let f = deposit as u128 * permille as u128 / 1000;
+    u64::try_from(f).unwrap_or(u64::MAX).min(deposit)
 }
 
 /// The open round `round` of job `j`, for a member `sender` of it.
@@ -1207,5 +1243,56 @@ pub fn genesis_block(g: &Genesis) -> Block {
         },
         txs: Vec::new(),
         qc: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Found by the `ledger_state` fuzz target: a decoded state whose genesis supply plus
+    /// minting overflows made `supply_conserved` panic (overflow check) instead of answering.
+    #[test]
+    fn supply_of_a_forged_state_overflows_without_panicking() {
+        let mut s = State::genesis(&Genesis::new("c", 0, 0, Vec::new(), Vec::new()));
+        s.genesis_supply = u128::MAX;
+        s.minted = 1;
+        assert_eq!(s.expected_supply(), None);
+        assert!(!s.supply_conserved());
+        let back: State = crate::types::decode("state", &encode(&s)).expect("decode");
+        assert!(!back.supply_conserved());
+    }
+
+    /// Found by the `ledger_state` fuzz target: two allocations to one address whose sum
+    /// exceeds a u64 made `State::genesis` panic (overflow check; a silent wrap-around in a
+    /// release build). `Genesis::check` now refuses the configuration with a typed error and
+    /// the genesis state saturates instead.
+    #[test]
+    fn overflowing_genesis_allocations_are_refused() {
+        let a = Address([7; 20]);
+        let g = Genesis::new("c", 0, 0, Vec::new(), vec![(a, u64::MAX), (a, 1)]);
+        assert!(matches!(g.check(), Err(crate::LedgerError::Genesis(_))));
+        let s = State::genesis(&g);
+        assert_eq!(s.balance(&a), u64::MAX);
+        assert!(!s.supply_conserved());
+        let ok = Genesis {
+            allocations: vec![(a, u64::MAX - 1), (a, 1)],
+            ..g
+        };
+        assert!(ok.check().is_ok());
+        assert_eq!(State::genesis(&ok).balance(&a), u64::MAX);
+    }
+
+    /// Found by the `ledger_state` fuzz target: a decoded state whose job has a per-mille above
+    /// 1000 (`CreateJob` refuses one, a forged stored state need not) made a penalty forfeit more
+    /// than the deposit and panic (subtract with overflow). A forfeit is now at most the deposit.
+    #[test]
+    fn a_forfeit_never_exceeds_the_deposit() {
+        assert_eq!(forfeit(2000, 500), 1000);
+        assert_eq!(forfeit(2000, 1000), 2000);
+        assert_eq!(forfeit(2000, u32::MAX), 2000);
+        assert_eq!(forfeit(u64::MAX, 1000), u64::MAX);
+        assert_eq!(forfeit(u64::MAX, u32::MAX), u64::MAX);
+        assert_eq!(forfeit(0, 700), 0);
     }
 }

@@ -517,7 +517,10 @@ fn cert_public_key(der: &[u8]) -> Result<Vec<u8>> {
     Ok(x509.public_key().subject_public_key.data.to_vec())
 }
 
-fn check_name(name: &str) -> Result<()> {
+/// Check a participant name (the DNS name of its certificate): 1 to 253 characters,
+/// dot-separated labels of 1 to 63 lower-case letters, digits and inner '-'. Every name read
+/// from a request or an identity.json passes here.
+pub fn check_name(name: &str) -> Result<()> {
     let bad = |reason| {
         Err(NetError::InvalidName {
             name: name.to_string(),
@@ -835,8 +838,14 @@ pub fn keys_new(args: &KeysNewArgs) -> Result<NewKeys> {
 
 /// Read and parse a request file (bounded).
 pub fn read_request(path: &Path) -> Result<KeyRequest> {
-    let bytes = read_public(path)?;
-    let req: KeyRequest = serde_json::from_slice(&bytes).map_err(|e| NetError::Request {
+    parse_request(path, &read_public(path)?)
+}
+
+/// Parse the bytes of a request file ([`read_request`] after the bounded read; `path` only
+/// names the file in errors): JSON of a [`KeyRequest`] of this build's [`REQUEST_VERSION`].
+/// Nothing in it is checked yet (see [`verify_request`]).
+pub fn parse_request(path: &Path, bytes: &[u8]) -> Result<KeyRequest> {
+    let req: KeyRequest = serde_json::from_slice(bytes).map_err(|e| NetError::Request {
         path: path.to_path_buf(),
         reason: e.to_string(),
     })?;
@@ -876,6 +885,14 @@ struct CheckedRequest {
     bls: VerifyingKey,
     x25519: [u8; 32],
     fingerprint: String,
+}
+
+/// The checks `ca issue` runs on a parsed request before it certifies anything (the name, the
+/// CSR's signature and key type, the public keys, the proof of possession), without a CA
+/// directory; returns the request fingerprint ([`request_fingerprint`]). `path` only names the
+/// request in errors.
+pub fn verify_request(path: &Path, req: &KeyRequest) -> Result<String> {
+    check_request(path, req).map(|c| c.fingerprint)
 }
 
 /// Check a request: the CSR parses, its signature verifies and its key is ECDSA P-256; the

@@ -41,24 +41,31 @@ pub fn load_bundle(dir: &Path, role: Role) -> Result<Bundle> {
 pub fn load_committee(job_dir: &Path) -> Result<Vec<(CommitteeMember, VerifyingKey)>> {
     let path = job_dir.join(COMMITTEE);
     let text = std::fs::read_to_string(&path).map_err(crate::io_err(&path))?;
+    parse_committee(&path, &text)
+}
+
+/// Parse the text of a `committee.json` ([`load_committee`] after reading it; `path` only names
+/// the file in errors): holders numbered 1, 2, ... in order, each with a valid BLS key, at least
+/// one.
+pub fn parse_committee(path: &Path, text: &str) -> Result<Vec<(CommitteeMember, VerifyingKey)>> {
     let members: Vec<CommitteeMember> =
-        serde_json::from_str(&text).map_err(|e| bad(&path, e.to_string()))?;
+        serde_json::from_str(text).map_err(|e| bad(path, e.to_string()))?;
     let mut out = Vec::with_capacity(members.len());
     for (i, m) in members.into_iter().enumerate() {
         if m.holder as usize != i + 1 {
             return Err(bad(
-                &path,
+                path,
                 format!("entry {i} is holder {}, expected {}", m.holder, i + 1),
             ));
         }
         let bytes = hex::decode(&m.bls_public_key)
-            .map_err(|e| bad(&path, format!("{}: BLS key: {e}", m.name)))?;
+            .map_err(|e| bad(path, format!("{}: BLS key: {e}", m.name)))?;
         let key = VerifyingKey::from_bytes(&bytes)
-            .map_err(|e| bad(&path, format!("{}: BLS key: {e}", m.name)))?;
+            .map_err(|e| bad(path, format!("{}: BLS key: {e}", m.name)))?;
         out.push((m, key));
     }
     if out.is_empty() {
-        return Err(bad(&path, "empty committee"));
+        return Err(bad(path, "empty committee"));
     }
     Ok(out)
 }
