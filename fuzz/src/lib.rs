@@ -122,7 +122,7 @@ pub fn addr(k: &SigningKey) -> Address {
 
 /// The context a submission of hospital `i` in the fixture round is proven in.
 pub fn submission_context(i: usize) -> Vec<u8> {
-    fedchain_worker::submission_context(CHAIN, JOB, ROUND, &addr(&ledger().hospitals[i]))
+    fedchain_worker::submission_context(chain_id(), JOB, ROUND, &addr(&ledger().hospitals[i]))
 }
 
 /// The fixture ledger: validators, an aggregator and hospitals, registered, job 0 created
@@ -146,7 +146,7 @@ pub struct Ledger {
 /// A signed transaction of the fixture chain from `who` with `nonce`.
 pub fn sign_tx(who: &SigningKey, nonce: u64, kind: TxKind) -> SignedTx {
     Transaction {
-        chain_id: CHAIN.into(),
+        chain_id: chain_id().into(),
         sender: who.verifying_key(),
         nonce,
         kind,
@@ -174,6 +174,7 @@ pub fn job_spec(hospitals: &[SigningKey]) -> JobSpec {
         threshold: THRESHOLD,
         committee: hospitals.iter().map(addr).collect(),
         min_participants: fedchain_ledger::MIN_PARTICIPANTS,
+        max_samples: 1000,
         incentives: Incentives {
             min_deposit: 1000,
             submit_reward: 900,
@@ -215,18 +216,33 @@ pub fn ledger() -> &'static Ledger {
     LEDGER.get_or_init(build_ledger)
 }
 
-fn build_ledger() -> Ledger {
+/// The fixture chain's genesis (its id is its hash, as on every chain).
+pub fn fixture_genesis() -> Genesis {
     let validators: Vec<SigningKey> = (0..4).map(|i| key(100 + i)).collect();
     let aggregator = key(1);
     let hospitals: Vec<SigningKey> = (0..PARTIES as u8).map(|i| key(10 + i)).collect();
     let mut allocations = vec![(addr(&aggregator), 1_000_000)];
     allocations.extend(hospitals.iter().map(|h| (addr(h), 10_000)));
-    let genesis = Genesis {
-        chain_id: CHAIN.into(),
-        timestamp_ms: GENESIS_MS,
-        validators: validators.iter().map(SigningKey::verifying_key).collect(),
+    Genesis::new(
+        CHAIN,
+        0,
+        GENESIS_MS,
+        validators.iter().map(SigningKey::verifying_key).collect(),
         allocations,
-    };
+    )
+}
+
+/// The fixture chain's id (the hash of [`fixture_genesis`]).
+pub fn chain_id() -> &'static str {
+    static ID: OnceLock<String> = OnceLock::new();
+    ID.get_or_init(|| fixture_genesis().chain_id)
+}
+
+fn build_ledger() -> Ledger {
+    let validators: Vec<SigningKey> = (0..4).map(|i| key(100 + i)).collect();
+    let aggregator = key(1);
+    let hospitals: Vec<SigningKey> = (0..PARTIES as u8).map(|i| key(10 + i)).collect();
+    let genesis = fixture_genesis();
     let mut chain = Chain::open(MemoryStore::new(), &genesis).expect("open the fixture chain");
     let mut register = vec![sign_tx(
         &aggregator,
@@ -260,6 +276,7 @@ fn build_ledger() -> Ledger {
                 TxKind::Join {
                     job: JOB,
                     deposit: 2000,
+                    samples: 1000,
                 },
             )
         })
