@@ -46,6 +46,25 @@ fn payload(get: Payloads<'_>, d: &Hash, what: &str) -> Result<Vec<u8>, String> {
     Ok(bytes)
 }
 
+/// The ciphertext product of a round's valid submissions (payloads re-hashed, ciphertexts
+/// checked; their proofs were verified when they were accepted), and how many there are.
+fn product_of(
+    pk: &fedchain_crypto::PublicKey,
+    submissions: &[(fedchain_ledger::Address, Hash, u64)],
+    get: Payloads<'_>,
+) -> Result<(CiphertextVector, u64), String> {
+    let vectors = submissions
+        .par_iter()
+        .map(|(who, d, _)| {
+            ProvenVector::from_bytes(pk, &payload(get, d, "submission")?)
+                .map(|v| v.ciphertexts)
+                .map_err(|e| format!("{who}: {e}"))
+        })
+        .collect::<Result<Vec<CiphertextVector>, String>>()?;
+    let product = aggregate(pk, &vectors).map_err(|e| e.to_string())?;
+    Ok((product, vectors.len() as u64))
+}
+
 /// The job's parameters and, for an encrypted job, its threshold key and packer, as read from
 /// its spec on chain.
 fn job_crypto(spec: &JobSpec) -> Result<(JobParams, Option<EncryptedJob>), String> {
@@ -88,16 +107,7 @@ impl RoundVerifier for FedchainVerifier {
                 return Err("a plaintext job has no decryption shares".into());
             };
             let pk = e.key.public_key();
-            let vectors = c
-                .submissions
-                .par_iter()
-                .map(|(who, d, _)| {
-                    ProvenVector::from_bytes(pk, &payload(get, d, "submission")?)
-                        .map(|v| v.ciphertexts)
-                        .map_err(|e| format!("{who}: {e}"))
-                })
-                .collect::<Result<Vec<CiphertextVector>, String>>()?;
-            let product = aggregate(pk, &vectors).map_err(|e| e.to_string())?;
+            let (product, _) = product_of(pk, &c.submissions, get)?;
             let holder = c
                 .spec
                 .committee
@@ -141,16 +151,7 @@ impl RoundVerifier for FedchainVerifier {
             return Err("a plaintext job decrypts nothing".into());
         };
         let pk = tpk.public_key();
-        let vectors = c
-            .submissions
-            .par_iter()
-            .map(|(who, d, _)| {
-                ProvenVector::from_bytes(pk, &payload(get, d, "submission")?)
-                    .map(|v| v.ciphertexts)
-                    .map_err(|e| format!("{who}: {e}"))
-            })
-            .collect::<Result<Vec<CiphertextVector>, String>>()?;
-        let product = aggregate(pk, &vectors).map_err(|e| e.to_string())?;
+        let (product, parties) = product_of(pk, &c.submissions, get)?;
         let mut shares = c
             .shares
             .iter()
@@ -164,7 +165,7 @@ impl RoundVerifier for FedchainVerifier {
         let plaintexts = tpk
             .combine(&product.0, &shares)
             .map_err(|e| e.to_string())?;
-        match packer.unpack(&plaintexts, params.num_params, vectors.len() as u64) {
+        match packer.unpack(&plaintexts, params.num_params, parties) {
             Err(_) => Ok(()),
             Ok(_) => Err("the aggregate unpacks: the round can be committed".into()),
         }
