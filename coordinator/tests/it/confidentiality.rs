@@ -14,20 +14,9 @@ use fedchain_worker::{
     SubmissionMsg, WorkerError, WorkerMsg, WorkerService,
 };
 
-const JOB: JobId = 0;
+use crate::integrity::small;
 
-/// 512-bit key (tests only), breast cancer, 4 hospitals, t = 3, minimum 3.
-fn small() -> SimulateConfig {
-    SimulateConfig {
-        key_bits: 512,
-        hospitals: 4,
-        threshold: 3,
-        rounds: 1,
-        validators: 3,
-        baseline: false,
-        ..SimulateConfig::default()
-    }
-}
+const JOB: JobId = 0;
 
 /// A consortium, one service per hospital, and every hospital's round-0 submission as it
 /// signed it (each service answered a real `RoundOpen`).

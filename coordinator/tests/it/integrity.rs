@@ -10,8 +10,8 @@ use fedchain_worker::{
     WorkerService,
 };
 
-/// 512-bit key (tests only), breast cancer, 4 hospitals, t = 3.
-fn small() -> SimulateConfig {
+/// 512-bit key (tests only), breast cancer, 4 hospitals, t = 3, minimum 3, one round.
+pub(crate) fn small() -> SimulateConfig {
     SimulateConfig {
         key_bits: 512,
         hospitals: 4,
@@ -33,9 +33,20 @@ struct Open {
     _dir: tempfile::TempDir,
 }
 
-fn open_round() -> Open {
+/// A fresh ledger of a new consortium of `cfg`, bootstrapped (registrations, job, joins), with
+/// round 0 open from theta_0: (dir, consortium, ledger, hospitals, job, deadline).
+pub(crate) fn round_zero_open(
+    cfg: &SimulateConfig,
+) -> (
+    tempfile::TempDir,
+    Consortium,
+    Ledger,
+    Vec<fedchain_worker::Hospital>,
+    JobId,
+    u64,
+) {
     let dir = tempfile::tempdir().unwrap();
-    let c = Consortium::new(&small(), &mut Quiet).unwrap();
+    let c = Consortium::new(cfg, &mut Quiet).unwrap();
     let mut ledger = Ledger::open(
         dir.path(),
         &c.genesis,
@@ -56,6 +67,11 @@ fn open_round() -> Open {
         deadline,
     });
     ledger.block_all(vec![open]).unwrap();
+    (dir, c, ledger, hospitals, job, deadline)
+}
+
+fn open_round() -> Open {
+    let (dir, c, mut ledger, mut hospitals, job, _) = round_zero_open(&small());
     let mut subs = Vec::new();
     for h in hospitals.iter_mut().take(3) {
         let u = h.train(&c.initial_params, 1, c.ciphertexts()).unwrap();
@@ -359,33 +375,12 @@ fn commits_with_t_plus_one_and_t_plus_two_share_providers_audit_clean() {
     use fedchain_coordinator::strategy::Strategy;
     use fedchain_coordinator::{Action, Event, RoundEngine};
     for extra in [1usize, 2] {
-        let dir = tempfile::tempdir().unwrap();
         let cfg = SimulateConfig {
             hospitals: 5,
             threshold: 3,
             ..small()
         };
-        let c = Consortium::new(&cfg, &mut Quiet).unwrap();
-        let mut ledger = Ledger::open(
-            dir.path(),
-            &c.genesis,
-            c.validators.clone(),
-            c.aggregator.clone(),
-        )
-        .unwrap();
-        let mut hospitals = c.hospitals().unwrap();
-        let job = c.bootstrap(&mut ledger, &mut hospitals).unwrap();
-        let params = ledger
-            .put_payload(&encode_plain(&c.initial_params))
-            .unwrap();
-        let deadline = ledger.height() + 20;
-        let open = ledger.sign(TxKind::OpenRound {
-            job,
-            round: 0,
-            params_hash: params,
-            deadline,
-        });
-        ledger.block_all(vec![open]).unwrap();
+        let (_dir, c, mut ledger, mut hospitals, job, deadline) = round_zero_open(&cfg);
         let declared = ledger.chain().state().jobs[&job].samples.clone();
         let mut engine = RoundEngine::new(c.engine_config(job, declared));
         engine.open(0, deadline);
