@@ -14,9 +14,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use fedchain_crypto::threshold::VectorDecryptionShare;
 use fedchain_crypto::vector::aggregate;
 use fedchain_crypto::CiphertextVector;
+use fedchain_ledger::state::BLAME_WINDOW;
 use fedchain_ledger::types::Offence;
 use fedchain_ledger::{Address, Hash, JobId, SignedTx, TxKind};
-use fedchain_worker::{check_submission, decode_plain, Protection, ShareMsg, SubmissionMsg};
+use fedchain_worker::{
+    check_range_proof, check_submission, decode_plain, Protection, RangeMsg, ShareMsg,
+    SubmissionMsg,
+};
 
 /// Why a message was refused.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -47,6 +51,12 @@ pub enum RejectReason {
     InvalidShare(String),
     #[error("not collecting decryption shares now")]
     NotDecrypting,
+    #[error("excluded from the job by a blame step")]
+    Excluded,
+    #[error("no blame step asks this sender for a range proof now")]
+    NotBlaming,
+    #[error("invalid range proof: {0}")]
+    InvalidRangeProof(String),
 }
 
 /// What the driver must do.
@@ -77,9 +87,21 @@ pub enum Action {
     },
     /// The round is complete: commit it.
     Complete(RoundResult),
-    /// Void the round on chain: too few valid submissions by the deadline, or
-    /// (`unpackable`) verified shares that decrypt to an aggregate that does not unpack.
-    Void { round: u32, unpackable: bool },
+    /// Void the round on chain: too few valid submissions by the deadline (or no commit
+    /// within the decryption window).
+    Void { round: u32 },
+    /// Verified shares decrypt to an aggregate that does not unpack at summed plaintext
+    /// `plaintext`: put `VoidUnpackable` on chain and ask every valid submitter for a range
+    /// proof of its ciphertext there (THREAT-MODEL A5).
+    Unpackable {
+        round: u32,
+        plaintext: u32,
+        submitters: Vec<Address>,
+    },
+    /// The blame step is over: put `Blame` on chain. `culprits` (the valid submitters without
+    /// a verified range proof) are penalised by the chain and excluded from later rounds (the
+    /// engine already stopped expecting them).
+    Blame { round: u32, culprits: Vec<Address> },
 }
 
 /// A completed round.
@@ -100,6 +122,8 @@ pub struct RoundResult {
 pub enum Event {
     Submission(SubmissionMsg),
     Share(ShareMsg),
+    /// A submitter's range proof in a blame step.
+    RangeProof(RangeMsg),
     /// The chain's head is now at `height`.
     Height(u64),
 }
@@ -164,6 +188,13 @@ enum Phase {
         /// Sample counts of the accepted submissions (the weights of the average).
         samples: Vec<u64>,
     },
+    /// The aggregate did not unpack at `plaintext`; valid submitters prove their slots until
+    /// the chain passes `ends`.
+    Blaming {
+        plaintext: u32,
+        ends: u64,
+        proven: BTreeSet<Address>,
+    },
     Done,
 }
 
@@ -178,6 +209,8 @@ pub struct RoundEngine {
     submissions: BTreeMap<Address, Accepted>,
     shares: BTreeMap<Address, (Hash, Option<VectorDecryptionShare>)>,
     rejected: usize,
+    /// Members a blame step excluded: never expected, never accepted again.
+    excluded: BTreeSet<Address>,
 }
 
 impl RoundEngine {
@@ -191,7 +224,18 @@ impl RoundEngine {
             submissions: BTreeMap::new(),
             shares: BTreeMap::new(),
             rejected: 0,
+            excluded: BTreeSet::new(),
         }
+    }
+
+    /// Stop expecting `members` (excluded on chain by a blame step, e.g. before a restart).
+    pub fn exclude(&mut self, members: impl IntoIterator<Item = Address>) {
+        self.excluded.extend(members);
+    }
+
+    /// Members excluded by blame steps.
+    pub fn excluded(&self) -> &BTreeSet<Address> {
+        &self.excluded
     }
 
     pub fn config(&self) -> &EngineConfig {
@@ -223,12 +267,13 @@ impl RoundEngine {
         match event {
             Event::Submission(m) => self.submission(m),
             Event::Share(m) => self.share(m),
+            Event::RangeProof(m) => self.range_proof(m),
             Event::Height(h) => {
                 self.height = h;
-                if matches!(self.phase, Phase::Collecting) && h >= self.deadline {
-                    self.close()
-                } else {
-                    Vec::new()
+                match &self.phase {
+                    Phase::Collecting if h >= self.deadline => self.close(),
+                    Phase::Blaming { ends, .. } if h >= *ends => self.end_blame(),
+                    _ => Vec::new(),
                 }
             }
         }
@@ -276,6 +321,9 @@ impl RoundEngine {
         };
         if let Err(r) = self.check_tx(&m.tx, job, round) {
             return self.reject(from, r);
+        }
+        if self.excluded.contains(&from) {
+            return self.reject(from, RejectReason::Excluded);
         }
         if Hash::sha256(&m.payload) != payload || m.payload.len() as u64 != payload_bytes {
             return self.reject(
@@ -369,7 +417,7 @@ impl RoundEngine {
                 equivocated: false,
             },
         );
-        if self.submissions.len() == self.cfg.committee.len() {
+        if self.submissions.len() == self.cfg.committee.len() - self.excluded.len() {
             actions.extend(self.close());
         }
         actions
@@ -411,10 +459,7 @@ impl RoundEngine {
             .collect();
         if (valid.len() as u32) < self.cfg.min_participants {
             self.phase = Phase::Done;
-            return vec![Action::Void {
-                round,
-                unpackable: false,
-            }];
+            return vec![Action::Void { round }];
         }
         let accepted: Vec<Address> = valid.iter().map(|(a, _)| **a).collect();
         let total_weight: u64 = valid.iter().map(|(_, a)| a.samples).sum();
@@ -452,10 +497,7 @@ impl RoundEngine {
                     // unreachable for decoded vectors of the checked length; void rather than panic
                     Err(_) => {
                         self.phase = Phase::Done;
-                        vec![Action::Void {
-                            round,
-                            unpackable: false,
-                        }]
+                        vec![Action::Void { round }]
                     }
                 }
             }
@@ -583,17 +625,19 @@ impl RoundEngine {
         let (agg_digest, total_weight, accepted) =
             (Hash(aggregate.digest(pk)), *total_weight, accepted.clone());
         let parties = samples.len() as u64;
-        let result = e
-            .key
-            .interpolate_unchecked(&used)
-            .and_then(|pts| e.packer.unpack(&pts, self.cfg.num_params, parties))
-            .and_then(|sums| e.packer.weighted_average(&sums, samples));
+        let (len, samples) = (self.cfg.num_params, samples.clone());
+        let points = e.key.interpolate_unchecked(&used);
+        let result = points
+            .as_ref()
+            .map_err(Clone::clone)
+            .and_then(|pts| e.packer.unpack(pts, len, parties))
+            .and_then(|sums| e.packer.weighted_average(&sums, &samples));
         let Some(round) = self.round else {
             return actions;
         };
         self.phase = Phase::Done;
-        match result {
-            Ok(average) => actions.push(Action::Complete(RoundResult {
+        match (result, points) {
+            (Ok(average), _) => actions.push(Action::Complete(RoundResult {
                 round,
                 accepted,
                 share_providers: providers,
@@ -601,15 +645,120 @@ impl RoundEngine {
                 average,
                 total_weight,
             })),
-            // verified shares that do not unpack: some submission overflowed its slots
-            // (in range of Paillier and of its proof, out of range of the packing); the round
-            // is voided at once with the shares on chain as evidence (THREAT-MODEL A5)
-            Err(_) => actions.push(Action::Void {
-                round,
-                unpackable: true,
-            }),
+            // verified shares that do not unpack: some submission overflowed its slots (in
+            // range of Paillier and of its proof, out of range of the packing). The shares on
+            // chain are the evidence; every valid submitter now proves its ciphertext at the
+            // first failing plaintext in range, and whoever cannot is blamed (THREAT-MODEL A5)
+            (Err(_), Ok(pts)) => {
+                let plaintext = e.packer.first_unpackable(&pts, len, parties).unwrap_or(0) as u32;
+                self.phase = Phase::Blaming {
+                    plaintext,
+                    ends: self.height + 1 + BLAME_WINDOW,
+                    proven: BTreeSet::new(),
+                };
+                actions.push(Action::Unpackable {
+                    round,
+                    plaintext,
+                    submitters: accepted,
+                });
+            }
+            // verified shares that do not interpolate: unreachable; the decryption window
+            // voids the round
+            (Err(_), Err(_)) => {}
         }
         actions
+    }
+
+    /// A range proof of the blame step: verified against the sender's own accepted
+    /// submission at the blamed plaintext, then included.
+    fn range_proof(&mut self, m: RangeMsg) -> Vec<Action> {
+        let from = m.tx.sender();
+        let TxKind::RangeProof {
+            job,
+            round,
+            payload,
+        } = m.tx.tx.kind.clone()
+        else {
+            return self.reject(from, RejectReason::WrongKind);
+        };
+        if let Err(r) = self.check_tx(&m.tx, job, round) {
+            return self.reject(from, r);
+        }
+        let verdict = (|| {
+            let (
+                Phase::Blaming {
+                    plaintext, proven, ..
+                },
+                Protection::Encrypted(e),
+            ) = (&self.phase, &self.cfg.protection)
+            else {
+                return Err(RejectReason::NotBlaming);
+            };
+            let Some(Update::Encrypted(v)) = self
+                .submissions
+                .get(&from)
+                .filter(|a| !a.excluded)
+                .map(|a| &a.update)
+            else {
+                return Err(RejectReason::NotBlaming);
+            };
+            if proven.contains(&from) {
+                return Err(RejectReason::Duplicate);
+            }
+            if Hash::sha256(&m.payload) != payload {
+                return Err(RejectReason::PayloadMismatch("digest differs".into()));
+            }
+            check_range_proof(
+                e,
+                &self.cfg.chain_id,
+                job,
+                round,
+                &from,
+                v,
+                *plaintext,
+                self.cfg.num_params,
+                &m.payload,
+            )
+            .map_err(|why| RejectReason::InvalidRangeProof(why.to_string()))
+        })();
+        match verdict {
+            Ok(()) => {}
+            Err(RejectReason::Duplicate) => {
+                return vec![Action::Reject {
+                    from,
+                    reason: RejectReason::Duplicate,
+                }]
+            }
+            Err(r) => return self.reject(from, r),
+        }
+        if let Phase::Blaming { proven, .. } = &mut self.phase {
+            proven.insert(from);
+        }
+        let mut actions = vec![Action::Include {
+            tx: Box::new(m.tx),
+            payload: Some(m.payload),
+        }];
+        let everyone = self.submissions.values().filter(|a| !a.excluded).count();
+        if matches!(&self.phase, Phase::Blaming { proven, .. } if proven.len() == everyone) {
+            actions.extend(self.end_blame());
+        }
+        actions
+    }
+
+    /// End the blame step: the valid submitters without a verified proof are the culprits.
+    fn end_blame(&mut self) -> Vec<Action> {
+        let (Some(round), Phase::Blaming { proven, .. }) = (self.round, &self.phase) else {
+            return Vec::new();
+        };
+        let culprits: Vec<Address> = self
+            .submissions
+            .iter()
+            .filter(|(a, s)| !s.excluded && !proven.contains(*a))
+            .map(|(a, _)| *a)
+            .collect();
+        self.excluded.extend(culprits.iter().copied());
+        self.phase = Phase::Done;
+        vec![Action::Blame { round, culprits }]
     }
 
     /// Hospitals with a valid, counted submission so far.

@@ -232,10 +232,10 @@ pub struct Dropped {
 fn payloads_of(chain: &Chain<RocksStore>, block: &Block) -> Vec<Vec<u8>> {
     let mut digests: Vec<Hash> = Vec::new();
     for t in &block.txs {
+        if let Some(p) = t.tx.kind.payload() {
+            digests.push(p);
+        }
         match &t.tx.kind {
-            TxKind::Submit { payload, .. } | TxKind::DecryptionShare { payload, .. } => {
-                digests.push(*payload)
-            }
             TxKind::OpenRound { params_hash, .. } => digests.push(*params_hash),
             TxKind::CommitRound {
                 new_params_hash, ..

@@ -655,6 +655,7 @@ impl Consortium {
                 history: Vec::new(),
                 current_params: None,
                 punished: Default::default(),
+                excluded: Default::default(),
             },
         );
         for (i, (_, join)) in enrolled.iter().enumerate() {

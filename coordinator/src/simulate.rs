@@ -173,8 +173,12 @@ pub fn run_one(
             phase: "train",
         });
         let t = Instant::now();
+        // dropouts, and members a blame step excluded, do not take part
         let active: Vec<bool> = (0..hospitals.len())
-            .map(|i| !behaviour(cfg, i, Behaviour::Dropout))
+            .map(|i| {
+                !behaviour(cfg, i, Behaviour::Dropout)
+                    && !engine.excluded().contains(&hospitals[i].address())
+            })
             .collect();
         let updates = {
             let th = &theta;
@@ -355,7 +359,7 @@ pub fn run_one(
 
         // commit (or void)
         let t = Instant::now();
-        let (accepted, void) = match io.outcome {
+        let (accepted, void) = match io.outcome.take() {
             Some(Action::Complete(RoundResult {
                 accepted,
                 aggregate,
@@ -380,12 +384,87 @@ pub fn run_one(
                 left_out(ledger.block(std::mem::take(&mut io.pending))?, obs, round)?;
                 (n, false)
             }
-            Some(Action::Void {
-                unpackable: true, ..
+            Some(Action::Unpackable {
+                plaintext,
+                submitters,
+                ..
             }) => {
-                // the shares decrypt to an aggregate that does not unpack: void at once
-                let void = ledger.sign(TxKind::VoidUnpackable { job, round });
+                // the shares decrypt to an aggregate that does not unpack: the blame step.
+                // Every valid submitter is asked for a range proof of its ciphertext at the
+                // failing plaintext; whoever has none on chain when it ends is penalised and
+                // excluded (THREAT-MODEL A5)
+                obs.progress(Progress::Phase {
+                    round,
+                    phase: "blame",
+                });
+                let void = ledger.sign(TxKind::VoidUnpackable {
+                    job,
+                    round,
+                    plaintext,
+                });
                 io.pending.push(void);
+                left_out(ledger.block(std::mem::take(&mut io.pending))?, obs, round)?;
+                for (i, h) in hospitals.iter_mut().enumerate() {
+                    if io.outcome.is_some() || !submitters.contains(&h.address()) {
+                        continue;
+                    }
+                    match h.range_proof(job, round, plaintext) {
+                        Ok(m) => feed(
+                            &mut engine,
+                            Event::RangeProof(m),
+                            &mut ledger,
+                            &mut io,
+                            obs,
+                            round,
+                            i,
+                        )?,
+                        Err(e) => obs.progress(Progress::Rejected {
+                            round,
+                            hospital: i,
+                            reason: format!("no range proof: {e}"),
+                        }),
+                    }
+                }
+                left_out(ledger.block(std::mem::take(&mut io.pending))?, obs, round)?;
+                while io.outcome.is_none() {
+                    feed(
+                        &mut engine,
+                        Event::Height(ledger.height()),
+                        &mut ledger,
+                        &mut io,
+                        obs,
+                        round,
+                        usize::MAX,
+                    )?;
+                    if io.outcome.is_none() {
+                        left_out(ledger.block(std::mem::take(&mut io.pending))?, obs, round)?;
+                    }
+                }
+                if let Some(Action::Blame { culprits, .. }) = &io.outcome {
+                    for c in culprits {
+                        obs.progress(Progress::Rejected {
+                            round,
+                            hospital: hospitals
+                                .iter()
+                                .position(|h| h.address() == *c)
+                                .unwrap_or(usize::MAX),
+                            reason: "blamed: no valid range proof of its slots; penalised and excluded from the job".into(),
+                        });
+                    }
+                }
+                // the chain's window counts from the block holding the VoidUnpackable
+                let ends = ledger
+                    .chain
+                    .state()
+                    .jobs
+                    .get(&job)
+                    .and_then(|j| j.open.as_ref())
+                    .and_then(|o| o.blame.as_ref())
+                    .map_or(0, |b| b.since + fedchain_ledger::state::BLAME_WINDOW);
+                while ledger.height() < ends {
+                    left_out(ledger.block(std::mem::take(&mut io.pending))?, obs, round)?;
+                }
+                io.pending.push(ledger.sign(TxKind::Blame { job, round }));
                 left_out(ledger.block(std::mem::take(&mut io.pending))?, obs, round)?;
                 (0, true)
             }
@@ -506,7 +585,11 @@ fn left_out(dropped: Vec<Dropped>, obs: &mut dyn Observer, round: u32) -> Result
     for d in dropped {
         if matches!(
             d.kind,
-            TxTag::OpenRound | TxTag::CommitRound | TxTag::VoidRound | TxTag::VoidUnpackable
+            TxTag::OpenRound
+                | TxTag::CommitRound
+                | TxTag::VoidRound
+                | TxTag::VoidUnpackable
+                | TxTag::Blame
         ) {
             return Err(SimError::Refused(format!(
                 "{:?} refused by the chain: {}",
@@ -628,7 +711,9 @@ fn feed(
     hospital: usize,
 ) -> Result<()> {
     // the chain's admission checks first: this chain, a fresh nonce, a joined member
-    if let Event::Submission(SubmissionMsg { tx, .. }) | Event::Share(ShareMsg { tx, .. }) = &event
+    if let Event::Submission(SubmissionMsg { tx, .. })
+    | Event::Share(ShareMsg { tx, .. })
+    | Event::RangeProof(ShareMsg { tx, .. }) = &event
     {
         if let Err(e) = ledger.chain.state().precheck(tx) {
             obs.progress(Progress::Rejected {
@@ -665,9 +750,11 @@ fn feed(
                 hospital,
                 reason: reason.to_string(),
             }),
-            a @ (Action::RequestShares { .. } | Action::Complete(_) | Action::Void { .. }) => {
-                *outcome = Some(a)
-            }
+            a @ (Action::RequestShares { .. }
+            | Action::Complete(_)
+            | Action::Void { .. }
+            | Action::Unpackable { .. }
+            | Action::Blame { .. }) => *outcome = Some(a),
         }
     }
     Ok(())

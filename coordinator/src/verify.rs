@@ -10,9 +10,12 @@
 use fedchain_crypto::threshold::{ThresholdPublicKey, VectorDecryptionShare};
 use fedchain_crypto::vector::aggregate;
 use fedchain_crypto::{CiphertextVector, Decode, Packer, PackingParams, ProvenVector};
-use fedchain_ledger::{Hash, JobSpec, PenaltyClaim, RoundClaim, RoundVerifier, VoidClaim};
+use fedchain_ledger::{
+    Hash, JobSpec, PenaltyClaim, RangeClaim, RoundClaim, RoundVerifier, VoidClaim,
+};
 use fedchain_worker::{
-    check_submission, decode_plain, encode_plain, submission_context, EncryptedJob,
+    check_range_proof, check_submission, decode_plain, encode_plain, submission_context,
+    EncryptedJob,
 };
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -144,7 +147,7 @@ impl RoundVerifier for FedchainVerifier {
     }
 
     /// The round's aggregate (the product of its valid submissions), decrypted by the canonical
-    /// t of its valid shares (each verified), must fail to unpack.
+    /// t of its valid shares (each verified), must fail to unpack at the named plaintext.
     fn verify_void(&self, c: &VoidClaim, get: Payloads<'_>) -> Result<(), String> {
         let (params, crypto) = job_crypto(&c.spec)?;
         let Some(EncryptedJob { key: tpk, packer }) = &crypto else {
@@ -165,10 +168,42 @@ impl RoundVerifier for FedchainVerifier {
         let plaintexts = tpk
             .combine(&product.0, &shares)
             .map_err(|e| e.to_string())?;
-        match packer.unpack(&plaintexts, params.num_params, parties) {
-            Err(_) => Ok(()),
-            Ok(_) => Err("the aggregate unpacks: the round can be committed".into()),
+        let p = c.plaintext as usize;
+        let sum = plaintexts
+            .get(p)
+            .ok_or_else(|| format!("the aggregate has no plaintext {p}"))?;
+        if packer.unpacks_at(p, sum, params.num_params, parties) {
+            Err(format!(
+                "plaintext {p} of the aggregate unpacks: nothing to blame there"
+            ))
+        } else {
+            Ok(())
         }
+    }
+
+    /// A range proof must verify against the prover's submitted ciphertext at the blamed
+    /// plaintext, bound to (chain, job, round, prover).
+    fn verify_range(&self, c: &RangeClaim, get: Payloads<'_>) -> Result<(), String> {
+        let (params, crypto) = job_crypto(&c.spec)?;
+        let Some(e) = &crypto else {
+            return Err("a plaintext job has no blame step".into());
+        };
+        let pk = e.key.public_key();
+        let v = ProvenVector::from_bytes(pk, &payload(get, &c.submission, "submission")?)
+            .map_err(|err| err.to_string())?;
+        let proof = payload(get, &c.proof, "range proof")?;
+        check_range_proof(
+            e,
+            &c.chain_id,
+            c.job,
+            c.round,
+            &c.prover,
+            &v.ciphertexts,
+            c.plaintext,
+            params.num_params,
+            &proof,
+        )
+        .map_err(|err| err.to_string())
     }
 
     fn verify_round(&self, c: &RoundClaim, get: Payloads<'_>) -> Result<(), String> {

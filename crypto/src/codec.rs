@@ -30,6 +30,7 @@ pub enum Kind {
     DecryptionShare = 7,
     VectorDecryptionShare = 8,
     ProvenCiphertextVector = 9,
+    SlotRangeProof = 10,
 }
 
 /// Types with a binary form.
@@ -74,6 +75,7 @@ fn kind_name(k: Kind) -> &'static str {
         Kind::DecryptionShare => "decryption share",
         Kind::VectorDecryptionShare => "vector decryption share",
         Kind::ProvenCiphertextVector => "proven ciphertext vector",
+        Kind::SlotRangeProof => "slot range proof",
     }
 }
 

@@ -27,6 +27,9 @@ pub enum CryptoError {
     /// A proof of plaintext knowledge does not verify (for these ciphertexts and context).
     #[error("the proof of plaintext knowledge does not verify")]
     InvalidKnowledgeProof,
+    /// A slot range proof does not verify, or cannot be made for this witness.
+    #[error("slot range proof: {0}")]
+    InvalidRangeProof(String),
     /// A loaded key share does not produce its holder's verification key.
     #[error("key share of holder {holder} does not match its verification key")]
     ShareKeyMismatch { holder: u32 },

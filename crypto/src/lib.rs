@@ -10,6 +10,8 @@
 //! - [`fast`]: the fixed-base table and the offline/online randomizer pool;
 //! - [`threshold`]: trusted-dealer t-of-n keys, decryption shares with proofs, combination;
 //! - [`knowledge`]: batched proofs of plaintext knowledge bound to a context;
+//! - [`range`]: exact range proofs of a packed ciphertext's slots (the blame of an
+//!   aggregate that does not unpack);
 //! - [`packing`]: b-bit quantization and k-slot packing with checked headroom;
 //! - [`vector`]: whole-update encryption, aggregation, decoding and digests;
 //! - [`identity`]: BLS sign / verify / aggregate;
@@ -24,6 +26,7 @@ pub mod num;
 pub mod packing;
 pub mod paillier;
 pub mod primes;
+pub mod range;
 pub mod threshold;
 mod transcript;
 pub mod vector;

@@ -222,6 +222,50 @@ impl Packer {
     /// Unpack summed plaintexts into `len` slot sums. `parties` is the number of packed
     /// vectors the sum carries; above `max_parties` the slots may have overflowed, an error.
     pub fn unpack(&self, plaintexts: &[Integer], len: usize, parties: u64) -> Result<Vec<u64>> {
+        self.check_sum_shape(plaintexts, len, parties)?;
+        let mut out = Vec::with_capacity(len);
+        for (p, pt) in plaintexts.iter().enumerate() {
+            out.extend(self.unpack_one(p, pt, len, parties)?);
+        }
+        Ok(out)
+    }
+
+    /// The first of summed plaintexts that does not unpack (the one a blame step asks the
+    /// submitters to prove in range), or None when all do or the shape itself is wrong.
+    pub fn first_unpackable(
+        &self,
+        plaintexts: &[Integer],
+        len: usize,
+        parties: u64,
+    ) -> Option<usize> {
+        self.check_sum_shape(plaintexts, len, parties).ok()?;
+        plaintexts
+            .iter()
+            .enumerate()
+            .position(|(p, pt)| self.unpack_one(p, pt, len, parties).is_err())
+    }
+
+    /// Whether summed plaintext `index` of a `len`-value vector fails to unpack for `parties`.
+    pub fn unpacks_at(&self, index: usize, plaintext: &Integer, len: usize, parties: u64) -> bool {
+        parties >= 1
+            && parties <= self.params.max_parties as u64
+            && index < self.plaintexts_for(len)
+            && self.unpack_one(index, plaintext, len, parties).is_ok()
+    }
+
+    /// Slots used in plaintext `index` of a `len`-value vector (the last may be partial).
+    pub fn used_slots(&self, index: usize, len: usize) -> usize {
+        len.saturating_sub(index * self.slots).min(self.slots)
+    }
+
+    /// The quantized values packed into plaintext `index` of a vector of `quantized` values.
+    pub fn slot_values<'a>(&self, index: usize, quantized: &'a [u64]) -> &'a [u64] {
+        let start = (index * self.slots).min(quantized.len());
+        let end = (start + self.slots).min(quantized.len());
+        &quantized[start..end]
+    }
+
+    fn check_sum_shape(&self, plaintexts: &[Integer], len: usize, parties: u64) -> Result<()> {
         if parties == 0 || parties > self.params.max_parties as u64 {
             return Err(CryptoError::InvalidPacking(format!(
                 "{parties} parties not in 1..={}",
@@ -233,29 +277,33 @@ impl Packer {
                 "plaintext count does not match the length",
             ));
         }
+        Ok(())
+    }
+
+    /// The slot sums of summed plaintext `p`: each at most `parties` (2^b - 1), no bit beyond
+    /// its used slots.
+    fn unpack_one(&self, p: usize, pt: &Integer, len: usize, parties: u64) -> Result<Vec<u64>> {
         let limit = parties as u128 * self.qmax as u128;
-        let mut out = Vec::with_capacity(len);
-        for (p, pt) in plaintexts.iter().enumerate() {
-            if *pt < 0 {
-                return Err(CryptoError::Mismatch("negative plaintext"));
-            }
-            let words = pt.to_digits::<u64>(Order::Lsf);
-            let here = (len - p * self.slots).min(self.slots);
-            for j in 0..here {
-                let v = read_bits(&words, j * self.slot_bits as usize, self.slot_bits);
-                if v as u128 > limit {
-                    return Err(CryptoError::InvalidPacking(format!(
-                        "slot {} holds {v}, above {limit} for {parties} parties",
-                        p * self.slots + j
-                    )));
-                }
-                out.push(v);
-            }
-            if pt.significant_bits() as usize > here * self.slot_bits as usize {
+        if *pt < 0 {
+            return Err(CryptoError::Mismatch("negative plaintext"));
+        }
+        let words = pt.to_digits::<u64>(Order::Lsf);
+        let here = self.used_slots(p, len);
+        let mut out = Vec::with_capacity(here);
+        for j in 0..here {
+            let v = read_bits(&words, j * self.slot_bits as usize, self.slot_bits);
+            if v as u128 > limit {
                 return Err(CryptoError::InvalidPacking(format!(
-                    "plaintext {p} has bits beyond its {here} slots"
+                    "slot {} holds {v}, above {limit} for {parties} parties",
+                    p * self.slots + j
                 )));
             }
+            out.push(v);
+        }
+        if pt.significant_bits() as usize > here * self.slot_bits as usize {
+            return Err(CryptoError::InvalidPacking(format!(
+                "plaintext {p} has bits beyond its {here} slots"
+            )));
         }
         Ok(out)
     }

@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 use crate::codec::{self, Kind, Reader};
 use crate::fast::Encryptor;
 use crate::knowledge::{self, KnowledgeProof};
-use crate::num::mul_mod;
+use crate::num::{mul_mod, SecretInt};
 use crate::packing::Packer;
 use crate::paillier::{Ciphertext, PublicKey};
 use crate::threshold::{codec_header, ThresholdPublicKey, VectorDecryptionShare, MAX_VECTOR_LEN};
@@ -142,13 +142,49 @@ pub fn encrypt_update<Q: RngCore + ?Sized, R: RngCore + CryptoRng + ?Sized>(
     rounding: &mut Q,
     rng: &mut R,
 ) -> Result<ProvenVector> {
+    encrypt_update_with_witness(enc, packer, update, samples, context, rounding, rng)
+        .map(|(v, _)| v)
+}
+
+/// What only the sender of an encrypted update knows: its quantized values and the exponents
+/// of its randomizers. Kept (in memory, wiped on drop) until the round is over, to prove the
+/// slots in range if the round's aggregate does not unpack ([`crate::range`]).
+pub struct UpdateWitness {
+    /// The quantized values, in packing order.
+    pub values: Vec<u64>,
+    /// One randomizer exponent per ciphertext.
+    pub exponents: Vec<SecretInt>,
+}
+
+impl std::fmt::Debug for UpdateWitness {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "UpdateWitness({} values, redacted)", self.values.len())
+    }
+}
+
+impl Drop for UpdateWitness {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.values);
+    }
+}
+
+/// [`encrypt_update`], also returning the sender's [`UpdateWitness`].
+pub fn encrypt_update_with_witness<Q: RngCore + ?Sized, R: RngCore + CryptoRng + ?Sized>(
+    enc: &Encryptor,
+    packer: &Packer,
+    update: &[f32],
+    samples: u64,
+    context: &[u8],
+    rounding: &mut Q,
+    rng: &mut R,
+) -> Result<(ProvenVector, UpdateWitness)> {
     if packer.slots() * packer.slot_bits() as usize > enc.public_key().plaintext_bits() as usize {
         return Err(CryptoError::InvalidPacking(
             "packer built for a larger key".into(),
         ));
     }
     let q = packer.quantize(update, packer.sample_factor(samples)?, rounding)?;
-    let plaintexts = packer.pack(&q)?;
+    let mut plaintexts = packer.pack(&q)?;
     let encrypted = enc.encrypt_all_with_witness(&plaintexts, rng)?;
     let pk = enc.public_key();
     let proof = knowledge::prove(
@@ -158,11 +194,20 @@ pub fn encrypt_update<Q: RngCore + ?Sized, R: RngCore + CryptoRng + ?Sized>(
         &encrypted.exponents,
         context,
         rng,
-    )?;
-    Ok(ProvenVector {
-        ciphertexts: CiphertextVector(encrypted.ciphertexts),
-        proof,
-    })
+    );
+    for p in &mut plaintexts {
+        crate::num::scrub(p);
+    }
+    Ok((
+        ProvenVector {
+            ciphertexts: CiphertextVector(encrypted.ciphertexts),
+            proof: proof?,
+        },
+        UpdateWitness {
+            values: q,
+            exponents: encrypted.exponents,
+        },
+    ))
 }
 
 /// Homomorphic sum of encrypted vectors of equal length (parallel over positions).

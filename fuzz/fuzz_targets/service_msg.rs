@@ -26,6 +26,10 @@ fuzz_target!(|data: &[u8]| {
                     let _ = v.verify(pk, &context);
                 }
             }
+            WorkerMsg::RangeProof(s) => {
+                let _ = s.tx.verify();
+                let _ = fedchain_crypto::range::SlotRangeProof::from_bytes(&s.payload);
+            }
             WorkerMsg::Share(s) => {
                 let _ = s.tx.verify();
                 if let Ok(share) = VectorDecryptionShare::from_bytes(pk, &s.payload) {

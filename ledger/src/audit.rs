@@ -71,6 +71,28 @@ pub struct VoidClaim {
     pub submissions: Vec<(Address, Hash, u64)>,
     /// The round's valid decryption shares: (holder, payload digest).
     pub shares: Vec<(Address, Hash)>,
+    /// The summed plaintext the void says does not unpack.
+    pub plaintext: u32,
+}
+
+/// A range proof of a blame step: a [`RoundVerifier`] checks it against the prover's
+/// submission before it may enter a block.
+#[derive(Debug, Clone)]
+pub struct RangeClaim {
+    /// Hash of the RangeProof transaction.
+    pub tx: Hash,
+    pub chain_id: String,
+    pub height: u64,
+    pub job: JobId,
+    pub round: u32,
+    pub spec: JobSpec,
+    pub prover: Address,
+    /// The prover's submission payload.
+    pub submission: Hash,
+    /// The blamed summed plaintext.
+    pub plaintext: u32,
+    /// The proof's payload.
+    pub proof: Hash,
 }
 
 /// A claim of a block that only the cryptography can check.
@@ -79,6 +101,7 @@ pub enum Claim {
     Round(RoundClaim),
     Penalty(PenaltyClaim),
     Void(VoidClaim),
+    Range(RangeClaim),
 }
 
 impl Claim {
@@ -88,6 +111,7 @@ impl Claim {
             Claim::Round(c) => c.tx,
             Claim::Penalty(c) => c.tx,
             Claim::Void(c) => c.tx,
+            Claim::Range(c) => c.tx,
         }
     }
 
@@ -97,6 +121,7 @@ impl Claim {
             Claim::Round(c) => c.height,
             Claim::Penalty(c) => c.height,
             Claim::Void(c) => c.height,
+            Claim::Range(c) => c.height,
         }
     }
 
@@ -119,6 +144,12 @@ impl Claim {
             Claim::Void(c) => v
                 .verify_void(c, payload)
                 .map_err(|e| format!("job {} round {}: void: {e}", c.job, c.round)),
+            Claim::Range(c) => v.verify_range(c, payload).map_err(|e| {
+                format!(
+                    "job {} round {}: range proof of {}: {e}",
+                    c.job, c.round, c.prover
+                )
+            }),
         }
     }
 }
@@ -141,10 +172,17 @@ pub trait RoundVerifier: Sync {
         payload: &(dyn Fn(&Hash) -> Option<Vec<u8>> + Sync),
     ) -> Result<(), String>;
 
-    /// Ok if the round's decrypted aggregate really does not unpack.
+    /// Ok if the round's decrypted aggregate really does not unpack at the named plaintext.
     fn verify_void(
         &self,
         claim: &VoidClaim,
+        payload: &(dyn Fn(&Hash) -> Option<Vec<u8>> + Sync),
+    ) -> Result<(), String>;
+
+    /// Ok if the range proof proves the prover's ciphertext at the blamed plaintext in range.
+    fn verify_range(
+        &self,
+        claim: &RangeClaim,
         payload: &(dyn Fn(&Hash) -> Option<Vec<u8>> + Sync),
     ) -> Result<(), String>;
 }
@@ -161,6 +199,8 @@ pub struct AuditReport {
     pub rounds_verified: u64,
     /// Penalties whose evidence a [`RoundVerifier`] re-checked.
     pub penalties_verified: u64,
+    /// Range proofs of blame steps re-verified (with a verifier).
+    pub range_proofs_verified: u64,
 }
 
 /// The claims of the CommitRound and evidence-carrying Penalty transactions in `block`, each
@@ -204,7 +244,11 @@ pub fn claims_of_block(before: &State, block: &Block, out: &mut Vec<Claim>) {
                     }
                 }
             }
-            TxKind::VoidUnpackable { job, round } => {
+            TxKind::VoidUnpackable {
+                job,
+                round,
+                plaintext,
+            } => {
                 if let Some(j) = s.jobs.get(job) {
                     if let Some(open) = j.open.as_ref().filter(|o| o.round == *round) {
                         out.push(Claim::Void(VoidClaim {
@@ -226,7 +270,35 @@ pub fn claims_of_block(before: &State, block: &Block, out: &mut Vec<Claim>) {
                                 .filter(|(_, (_, bad))| !bad)
                                 .map(|(a, (d, _))| (*a, *d))
                                 .collect(),
+                            plaintext: *plaintext,
                         }));
+                    }
+                }
+            }
+            TxKind::RangeProof {
+                job,
+                round,
+                payload,
+            } => {
+                let prover = t.sender();
+                if let Some(j) = s.jobs.get(job) {
+                    if let Some(open) = j.open.as_ref().filter(|o| o.round == *round) {
+                        if let (Some(step), Some(sub)) =
+                            (open.blame.as_ref(), open.submissions.get(&prover))
+                        {
+                            out.push(Claim::Range(RangeClaim {
+                                tx: t.hash(),
+                                chain_id: s.chain_id.clone(),
+                                height: block.header.height,
+                                job: *job,
+                                round: *round,
+                                spec: j.spec.clone(),
+                                prover,
+                                submission: sub.payload,
+                                plaintext: step.plaintext,
+                                proof: *payload,
+                            }));
+                        }
                     }
                 }
             }
@@ -409,9 +481,7 @@ pub fn verify_chain_with<S: Store>(
                 })?;
             // payloads referenced by the block must be present and intact
             for t in &block.txs {
-                if let TxKind::Submit { payload, .. } | TxKind::DecryptionShare { payload, .. } =
-                    &t.tx.kind
-                {
+                if let Some(payload) = &t.tx.kind.payload() {
                     if !store.has_valid_payload(payload) {
                         return Err(AuditError::Payload {
                             height: height_now,
@@ -456,6 +526,10 @@ pub fn verify_chain_with<S: Store>(
         .iter()
         .filter(|c| matches!(c, Claim::Penalty(_)))
         .count() as u64;
+    let range_proofs_verified = claims
+        .iter()
+        .filter(|c| matches!(c, Claim::Range(_)))
+        .count() as u64;
     if let Some(v) = verifier {
         let get = |d: &Hash| store.payload(d).ok().flatten();
         let mut failures: Vec<(u64, String)> = claims
@@ -470,6 +544,7 @@ pub fn verify_chain_with<S: Store>(
     Ok(AuditReport {
         rounds_verified,
         penalties_verified,
+        range_proofs_verified,
         blocks: head.height + 1,
         transactions: txs,
         payloads_checked: payloads,

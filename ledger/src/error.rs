@@ -100,6 +100,14 @@ pub enum TxError {
         round: u32,
         provider: Address,
     },
+    #[error("{hospital} was excluded from job {job} (it could not prove its slots in range when an aggregate did not unpack)")]
+    Excluded { job: JobId, hospital: Address },
+    #[error("job {job} round {round} is in its blame step: {reason}")]
+    Blaming {
+        job: JobId,
+        round: u32,
+        reason: String,
+    },
     #[error("invalid evidence: {0}")]
     InvalidEvidence(String),
     #[error("payload {digest} is missing or does not hash to its digest")]

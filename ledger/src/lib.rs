@@ -16,7 +16,7 @@ pub mod types;
 pub use audit::audit_ledger;
 pub use audit::{
     claims_of_block, stored_genesis, verify_chain, verify_chain_with, AuditReport, Claim,
-    PenaltyClaim, RoundClaim, RoundVerifier, VoidClaim,
+    PenaltyClaim, RangeClaim, RoundClaim, RoundVerifier, VoidClaim,
 };
 pub use chain::{Chain, Proposal};
 pub use error::{AuditError, BlockError, LedgerError, Result, TxError};

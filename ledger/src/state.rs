@@ -18,6 +18,10 @@ use crate::types::*;
 /// may void it (a decryption that cannot complete must not block the job forever).
 pub const DECRYPTION_WINDOW: u64 = 16;
 
+/// Blocks after a [`TxKind::VoidUnpackable`] within which each valid submitter must put the
+/// range proof of its slots on chain; after them the aggregator ends the blame step.
+pub const BLAME_WINDOW: u64 = 8;
+
 /// Answers whether a payload is stored and hashes to its digest.
 pub trait Payloads {
     fn has_valid(&self, digest: &Hash) -> bool;
@@ -142,6 +146,21 @@ pub struct OpenRound {
     pub submissions: BTreeMap<Address, Submission>,
     /// Decryption shares on chain: provider -> (payload digest, taken out by a penalty).
     pub shares: BTreeMap<Address, (Hash, bool)>,
+    /// Set by `VoidUnpackable`: the round's aggregate did not unpack and its submitters are
+    /// proving their slots in range.
+    pub blame: Option<BlameStep>,
+}
+
+/// The blame step of a round whose aggregate did not unpack (THREAT-MODEL A5).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlameStep {
+    /// The summed plaintext that did not unpack: every valid submitter proves its ciphertext
+    /// there in range.
+    pub plaintext: u32,
+    /// Height of the block holding the `VoidUnpackable`.
+    pub since: u64,
+    /// The range proofs on chain: submitter -> payload digest (each verified before it entered).
+    pub proofs: BTreeMap<Address, Hash>,
 }
 
 impl OpenRound {
@@ -199,6 +218,17 @@ pub struct Job {
     pub current_params: Option<Hash>,
     /// (round, offender, offence kind) already punished: evidence counts once
     pub punished: BTreeSet<(u32, Address, u8)>,
+    /// Members a blame step found out of range: they may not submit again, no deadline is
+    /// counted against them, and their deposits stay locked (they may still give decryption
+    /// shares, each verified).
+    pub excluded: BTreeSet<Address>,
+}
+
+impl Job {
+    /// Members still expected to submit: not excluded.
+    pub fn active_members(&self) -> impl Iterator<Item = &Address> {
+        self.members.keys().filter(|m| !self.excluded.contains(*m))
+    }
 }
 
 /// The whole chain state. Ordered maps only, so its encoding (and root) is canonical.
@@ -351,6 +381,12 @@ impl State {
                     hospital: sender,
                 });
             }
+            if matches!(tx.kind, TxKind::Submit { .. }) && j.excluded.contains(&sender) {
+                return Err(TxError::Excluded {
+                    job: *job,
+                    hospital: sender,
+                });
+            }
         }
         Ok(())
     }
@@ -458,6 +494,7 @@ impl State {
                         history: Vec::new(),
                         current_params: None,
                         punished: BTreeSet::new(),
+                        excluded: BTreeSet::new(),
                     },
                 );
             }
@@ -534,6 +571,7 @@ impl State {
                     deadline: *deadline,
                     submissions: BTreeMap::new(),
                     shares: BTreeMap::new(),
+                    blame: None,
                 });
             }
             TxKind::Submit {
@@ -545,7 +583,14 @@ impl State {
             } => {
                 let j = self.job_mut(*job)?;
                 let declared = j.samples.get(&sender).copied().unwrap_or(0);
+                if j.excluded.contains(&sender) {
+                    return Err(TxError::Excluded {
+                        job: *job,
+                        hospital: sender,
+                    });
+                }
                 let open = member_round(j, sender, *job, *round)?;
+                not_blaming(open, *job)?;
                 if height > open.deadline {
                     return Err(TxError::Late {
                         job: *job,
@@ -603,6 +648,7 @@ impl State {
                     ));
                 }
                 let open = member_round(j, sender, *job, *round)?;
+                not_blaming(open, *job)?;
                 match open.shares.get(&sender) {
                     Some((d, _)) if d == payload => {
                         return Err(TxError::Duplicate {
@@ -651,6 +697,7 @@ impl State {
                 }
                 let (min, threshold) = (j.spec.min_participants, j.spec.threshold);
                 let open = open_round(j, *job, *round)?;
+                not_blaming(open, *job)?;
                 let valid = open.valid_submissions() as u32;
                 // a round that can be committed (enough valid submissions, t valid shares on
                 // chain) must be: voiding it would withhold the share providers' pay
@@ -675,13 +722,18 @@ impl State {
                 }
                 close_void(j, height);
             }
-            TxKind::VoidUnpackable { job, round } => {
+            TxKind::VoidUnpackable {
+                job,
+                round,
+                plaintext,
+            } => {
                 let j = self.job_mut(*job)?;
                 if j.aggregator != sender {
                     return Err(TxError::NotAggregator { job: *job });
                 }
                 let t = j.spec.threshold;
                 let open = open_round(j, *job, *round)?;
+                not_blaming(open, *job)?;
                 let valid_shares = open.shares.values().filter(|(_, bad)| !bad).count() as u32;
                 if t == 0 || valid_shares < t {
                     return Err(TxError::BadCommit {
@@ -692,7 +744,58 @@ impl State {
                         ),
                     });
                 }
-                close_void(j, height);
+                open.blame = Some(BlameStep {
+                    plaintext: *plaintext,
+                    since: height,
+                    proofs: BTreeMap::new(),
+                });
+            }
+            TxKind::RangeProof {
+                job,
+                round,
+                payload,
+            } => {
+                let j = self.job_mut(*job)?;
+                let open = member_round(j, sender, *job, *round)?;
+                let valid = open.submissions.get(&sender).is_some_and(|s| !s.rejected);
+                let Some(blame) = open.blame.as_mut() else {
+                    return Err(TxError::BadCommit {
+                        job: *job,
+                        round: *round,
+                        reason: "no blame step is open: nothing to prove".into(),
+                    });
+                };
+                if !valid {
+                    return Err(TxError::Blaming {
+                        job: *job,
+                        round: *round,
+                        reason: format!("{sender} has no valid submission to prove"),
+                    });
+                }
+                match blame.proofs.get(&sender) {
+                    Some(d) if d == payload => {
+                        return Err(TxError::Duplicate {
+                            job: *job,
+                            round: *round,
+                            hospital: sender,
+                        })
+                    }
+                    Some(_) => {
+                        return Err(TxError::Equivocation {
+                            job: *job,
+                            round: *round,
+                            hospital: sender,
+                        })
+                    }
+                    None => {}
+                }
+                if !payloads.has_valid(payload) {
+                    return Err(TxError::MissingPayload { digest: *payload });
+                }
+                blame.proofs.insert(sender, *payload);
+            }
+            TxKind::Blame { job, round } => {
+                self.blame(sender, *job, *round, height)?;
             }
             TxKind::Transfer { to, amount } => {
                 self.debit(sender, *amount)?;
@@ -731,6 +834,7 @@ impl State {
             .as_ref()
             .filter(|o| o.round == round)
             .ok_or(TxError::RoundNotOpen { job, round })?;
+        not_blaming(open, job)?;
         let acc: BTreeSet<_> = accepted.iter().copied().collect();
         if acc.len() != accepted.len() {
             return Err(bad("an accepted submitter is listed twice".into()));
@@ -749,7 +853,8 @@ impl State {
                 acc.len()
             )));
         }
-        let all_in = j.members.keys().all(|m| open.submissions.contains_key(m));
+        let active = j.active_members().count();
+        let all_in = j.active_members().all(|m| open.submissions.contains_key(m));
         if (accepted.len() as u32) < j.spec.min_participants {
             return Err(bad(format!(
                 "{} accepted, the job's minimum is {}",
@@ -757,7 +862,7 @@ impl State {
                 j.spec.min_participants
             )));
         }
-        if !all_in && height <= open.deadline && acc.len() < j.members.len() {
+        if !all_in && height <= open.deadline && acc.len() < active {
             return Err(bad("members are still to submit before the deadline".into()));
         }
         let prov: BTreeSet<_> = share_providers.iter().copied().collect();
@@ -808,8 +913,7 @@ impl State {
         payouts.extend(share_providers.iter().map(|p| (*p, each)));
         // missed deadlines: members with no submission forfeit part of their deposit to the accepted
         let missed: Vec<Address> = j
-            .members
-            .keys()
+            .active_members()
             .filter(|m| !open.submissions.contains_key(m))
             .copied()
             .collect();
@@ -867,6 +971,71 @@ impl State {
             self.credit(*a, each + if i == 0 { rest } else { 0 })?;
         }
         Ok(())
+    }
+
+    /// End the blame step of `round`: every valid submitter without a range proof on chain
+    /// forfeits the misbehaviour share of its deposit (to the other members) and is excluded;
+    /// the round is void.
+    fn blame(
+        &mut self,
+        sender: Address,
+        job: JobId,
+        round: u32,
+        height: u64,
+    ) -> Result<(), TxError> {
+        let j = self.jobs.get(&job).ok_or(TxError::UnknownJob(job))?;
+        if j.aggregator != sender {
+            return Err(TxError::NotAggregator { job });
+        }
+        let open = j
+            .open
+            .as_ref()
+            .filter(|o| o.round == round)
+            .ok_or(TxError::RoundNotOpen { job, round })?;
+        let Some(step) = &open.blame else {
+            return Err(TxError::BadCommit {
+                job,
+                round,
+                reason: "no blame step is open".into(),
+            });
+        };
+        let culprits: Vec<Address> = open
+            .submissions
+            .iter()
+            .filter(|(a, s)| !s.rejected && !step.proofs.contains_key(*a))
+            .map(|(a, _)| *a)
+            .collect();
+        if !culprits.is_empty() && height <= step.since.saturating_add(BLAME_WINDOW) {
+            return Err(TxError::Blaming {
+                job,
+                round,
+                reason: format!(
+                    "{} submitters may still prove their slots until height {}",
+                    culprits.len(),
+                    step.since.saturating_add(BLAME_WINDOW)
+                ),
+            });
+        }
+        let permille = j.spec.incentives.misbehaviour_permille;
+        let honest: Vec<Address> = j
+            .active_members()
+            .filter(|m| !culprits.contains(m))
+            .copied()
+            .collect();
+        let mut forfeited = 0u64;
+        let j = self.job_mut(job)?;
+        for c in &culprits {
+            j.punished.insert((round, *c, Offence::OUT_OF_RANGE));
+            j.excluded.insert(*c);
+            // forfeited to the members still in the job (none left: nothing moves)
+            if let Some(d) = j.members.get_mut(c).filter(|_| !honest.is_empty()) {
+                let f = forfeit(*d, permille);
+                *d -= f;
+                forfeited = forfeited.checked_add(f).ok_or(TxError::Overflow)?;
+            }
+        }
+        close_void(j, height);
+        self.redistribute(forfeited, &honest)
     }
 
     fn penalty(
@@ -986,6 +1155,19 @@ impl State {
         *d -= f;
         self.redistribute(f, &honest)
     }
+}
+
+/// Refuse what only a round outside its blame step may do.
+fn not_blaming(open: &OpenRound, job: JobId) -> Result<(), TxError> {
+    if open.blame.is_some() {
+        return Err(TxError::Blaming {
+            job,
+            round: open.round,
+            reason: "its aggregate did not unpack; only range proofs and the blame may follow"
+                .into(),
+        });
+    }
+    Ok(())
 }
 
 /// End the open round of `j` as void (recorded in its history) and move to the next round.

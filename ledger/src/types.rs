@@ -222,6 +222,9 @@ impl Offence {
     pub const INVALID_SHARE: u8 = 2;
     /// Evidence kind of two different signed decryption shares for one round.
     pub const SHARE_EQUIVOCATION: u8 = 3;
+    /// Kind recorded for a submitter a [`TxKind::Blame`] found without a range proof (the
+    /// missing proof is the evidence; it is not an [`Offence`] value).
+    pub const OUT_OF_RANGE: u8 = 4;
 
     /// The kind of offence as the chain records it in a job's `punished` set (evidence of one
     /// kind counts once per round and offender). An equivocation is of submissions or of
@@ -294,11 +297,28 @@ pub enum TxKind {
     },
     /// Declare a round void (deadline passed with too few submissions).
     VoidRound { job: JobId, round: u32 },
-    /// Declare a round void because its decrypted aggregate cannot be unpacked (a submission
-    /// overflowed its slots): at least t valid decryption shares are on chain, and the
-    /// verifier re-checks that their combination does not unpack (THREAT-MODEL A5). Allowed
-    /// as soon as the shares are there, so the job moves on.
-    VoidUnpackable { job: JobId, round: u32 },
+    /// Declare that a round's decrypted aggregate cannot be unpacked (a submission overflowed
+    /// its slots) and start its blame step: at least t valid decryption shares are on chain,
+    /// and the verifier re-checks that their combination fails to unpack at summed plaintext
+    /// `plaintext` (THREAT-MODEL A5). Every valid submitter then has [`crate::state::BLAME_WINDOW`]
+    /// blocks to put a [`TxKind::RangeProof`] of its ciphertext there on chain.
+    VoidUnpackable {
+        job: JobId,
+        round: u32,
+        plaintext: u32,
+    },
+    /// In a round's blame step: the sender's proof (stored beside the chain under `payload`)
+    /// that every slot of its ciphertext at the blamed plaintext is in range. The verifier
+    /// checks it against the sender's submission; one per submitter.
+    RangeProof {
+        job: JobId,
+        round: u32,
+        payload: Hash,
+    },
+    /// End a round's blame step (after its window, or once every valid submitter has proven
+    /// its slots): every valid submitter without a range proof on chain forfeits the
+    /// misbehaviour share of its deposit and is excluded from the job; the round is void.
+    Blame { job: JobId, round: u32 },
     /// Move tokens.
     Transfer { to: Address, amount: u64 },
     /// Forfeit part of an offender's deposit (redistributed to the job's honest members).
@@ -321,11 +341,24 @@ pub enum TxTag {
     CommitRound,
     VoidRound,
     VoidUnpackable,
+    RangeProof,
+    Blame,
     Transfer,
     Penalty,
 }
 
 impl TxKind {
+    /// The payload stored beside the chain that this transaction names (a submission, a
+    /// decryption share or a range proof), if any.
+    pub fn payload(&self) -> Option<Hash> {
+        match self {
+            TxKind::Submit { payload, .. }
+            | TxKind::DecryptionShare { payload, .. }
+            | TxKind::RangeProof { payload, .. } => Some(*payload),
+            _ => None,
+        }
+    }
+
     /// The kind without its fields.
     pub fn tag(&self) -> TxTag {
         match self {
@@ -338,6 +371,8 @@ impl TxKind {
             TxKind::CommitRound { .. } => TxTag::CommitRound,
             TxKind::VoidRound { .. } => TxTag::VoidRound,
             TxKind::VoidUnpackable { .. } => TxTag::VoidUnpackable,
+            TxKind::RangeProof { .. } => TxTag::RangeProof,
+            TxKind::Blame { .. } => TxTag::Blame,
             TxKind::Transfer { .. } => TxTag::Transfer,
             TxKind::Penalty { .. } => TxTag::Penalty,
         }

@@ -151,6 +151,9 @@ label_enum! {
         NoKnowledgeProof => "no_knowledge_proof",
         /// It was asked to sign a second submission for a round it already signed.
         AlreadySubmitted => "already_submitted",
+        /// It was asked for a range proof of a submission whose witness it does not hold
+        /// (not its last one, or lost in a restart).
+        NoWitness => "no_witness",
         /// A round opened with parameters that do not hash to the ones it must start from.
         TrapParams => "trap_params",
         /// A nonce or round number out of range.
@@ -173,6 +176,8 @@ label_enum! {
         CommitRound => "commit_round",
         VoidRound => "void_round",
         VoidUnpackable => "void_unpackable",
+        RangeProof => "range_proof",
+        Blame => "blame",
         Transfer => "transfer",
         Penalty => "penalty",
     }

@@ -521,7 +521,9 @@ async fn peer_task(conn: u64, peer: Peer, events: mpsc::Sender<Event>, down_budg
             Ok((Incoming::Message(up), held)) => {
                 let bytes = match &up {
                     Up::Msg(WorkerMsg::Submit(m)) => m.payload.len() as u64,
-                    Up::Msg(WorkerMsg::Share(m)) => m.payload.len() as u64,
+                    Up::Msg(WorkerMsg::Share(m) | WorkerMsg::RangeProof(m)) => {
+                        m.payload.len() as u64
+                    }
                     _ => 0,
                 };
                 let ev = Event::Message {
@@ -658,6 +660,8 @@ impl Loop {
                 TxTag::CommitRound => TransactionKind::CommitRound,
                 TxTag::VoidRound => TransactionKind::VoidRound,
                 TxTag::VoidUnpackable => TransactionKind::VoidUnpackable,
+                TxTag::RangeProof => TransactionKind::RangeProof,
+                TxTag::Blame => TransactionKind::Blame,
                 TxTag::Transfer => TransactionKind::Transfer,
                 TxTag::Penalty => TransactionKind::Penalty,
             });
@@ -836,6 +840,7 @@ impl Loop {
             WorkerMsg::Hello { .. } => 0,
             WorkerMsg::Submit(_) => 1,
             WorkerMsg::Share(_) => 2,
+            WorkerMsg::RangeProof(_) => 3,
         };
         let out = s.on_message(from, msg, now_ms())?;
         if kind == 0 {

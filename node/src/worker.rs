@@ -252,7 +252,7 @@ impl Worker {
             for r in replies {
                 let bytes = match &r {
                     WorkerMsg::Submit(m) => m.payload.len() as u64,
-                    WorkerMsg::Share(m) => m.payload.len() as u64,
+                    WorkerMsg::Share(m) | WorkerMsg::RangeProof(m) => m.payload.len() as u64,
                     WorkerMsg::Hello { .. } => 0,
                 };
                 let is_submit = matches!(r, WorkerMsg::Submit(_));
@@ -368,6 +368,9 @@ impl Worker {
                 };
                 self.metrics.submission(o);
             }
+            CoordinatorMsg::RangeRequest(r) => {
+                warn!(hospital = %self.name, round = r.round, plaintext = r.plaintext, "worker: the round's aggregate did not unpack; proving this hospital's slots in range");
+            }
             CoordinatorMsg::RoundResult(r) => {
                 info!(hospital = %self.name, round = r.round, committed = r.committed, "worker: round result");
                 // nothing of this round or before will be resent (the marks stay); the
@@ -391,6 +394,7 @@ fn refusal(e: &WorkerError) -> Option<WorkerRefusal> {
         WorkerError::TrapParams { .. } => WorkerRefusal::TrapParams,
         WorkerError::OutOfRange { .. } => WorkerRefusal::OutOfRange,
         WorkerError::UnknownRound { .. } => WorkerRefusal::UnknownRound,
+        WorkerError::NoWitness { .. } => WorkerRefusal::NoWitness,
         WorkerError::ShareRefused(r) => match r {
             ShareRefusal::AlreadyShared { .. } => WorkerRefusal::AlreadyShared,
             ShareRefusal::TooFew { .. } => WorkerRefusal::TooFew,

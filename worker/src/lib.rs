@@ -7,8 +7,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use fedchain_crypto::identity::SigningKey;
+use fedchain_crypto::range::{self, SlotRangeProof};
 use fedchain_crypto::threshold::{KeyShare, ThresholdPublicKey, VectorDecryptionShare};
-use fedchain_crypto::vector::{aggregate, encrypt_update};
+use fedchain_crypto::vector::{aggregate, encrypt_update_with_witness, UpdateWitness};
 use fedchain_crypto::{CiphertextVector, CryptoError, Encryptor, Packer, ProvenVector};
 use fedchain_datasets::Dataset;
 use fedchain_ledger::{Address, Hash, JobId, SignedTx, Transaction, TxKind};
@@ -21,8 +22,8 @@ use serde::{Deserialize, Serialize};
 
 pub mod service;
 pub use service::{
-    Ack, CoordinatorMsg, Outcome, Refusal, RoundOpen, RoundSummary, ShareRequest, WorkerMsg,
-    WorkerService, MAX_NONCE, MAX_ROUND, PROTOCOL_VERSION,
+    Ack, CoordinatorMsg, Outcome, RangeRequest, Refusal, RoundOpen, RoundSummary, ShareRequest,
+    WorkerMsg, WorkerService, MAX_NONCE, MAX_ROUND, PROTOCOL_VERSION,
 };
 
 /// Errors of a hospital node.
@@ -50,6 +51,8 @@ pub enum WorkerError {
     UnknownRound { round: u32 },
     #[error("global parameters of length {got}, the model has {want}")]
     ParamLength { got: usize, want: usize },
+    #[error("no range proof for job {job} round {round}: this hospital keeps the witness of its last submission only, and it is not that one")]
+    NoWitness { job: JobId, round: u32 },
 }
 
 /// Why a holder refused to produce a decryption share (THREAT-MODEL G1, A1). A holder decrypts
@@ -100,7 +103,16 @@ pub struct Marks {
 /// The context a submission's proof of plaintext knowledge is bound to: the chain, the job,
 /// the round and the sender, so a proof moves neither to another party nor to another round.
 pub fn submission_context(chain_id: &str, job: JobId, round: u32, sender: &Address) -> Vec<u8> {
-    let mut c = b"fedchain/submit/v1".to_vec();
+    proof_context(b"fedchain/submit/v1", chain_id, job, round, sender)
+}
+
+/// The context a blame step's range proof is bound to (the same fields as a submission's).
+pub fn range_context(chain_id: &str, job: JobId, round: u32, sender: &Address) -> Vec<u8> {
+    proof_context(b"fedchain/range/v1", chain_id, job, round, sender)
+}
+
+fn proof_context(tag: &[u8], chain_id: &str, job: JobId, round: u32, sender: &Address) -> Vec<u8> {
+    let mut c = tag.to_vec();
     c.extend_from_slice(&(chain_id.len() as u64).to_be_bytes());
     c.extend_from_slice(chain_id.as_bytes());
     c.extend_from_slice(&job.to_be_bytes());
@@ -138,6 +150,33 @@ pub fn check_submission(
     v.verify(pk, &submission_context(chain_id, job, round, sender))
         .map_err(|_| ShareRefusal::NoKnowledgeProof { sender: *sender })?;
     Ok(v)
+}
+
+/// Decode a blame step's range proof and verify it for `sender`'s submitted ciphertexts `v`
+/// at summed plaintext `plaintext` (an update of `len` values): what the aggregator and the
+/// validators' verifier run.
+#[allow(clippy::too_many_arguments)]
+pub fn check_range_proof(
+    e: &EncryptedJob,
+    chain_id: &str,
+    job: JobId,
+    round: u32,
+    sender: &Address,
+    v: &CiphertextVector,
+    plaintext: u32,
+    len: usize,
+    payload: &[u8],
+) -> std::result::Result<(), CryptoError> {
+    let proof = SlotRangeProof::from_bytes(payload)?;
+    range::verify_at(
+        e.key.public_key(),
+        &e.packer,
+        v,
+        len,
+        plaintext as usize,
+        &proof,
+        &range_context(chain_id, job, round, sender),
+    )
 }
 
 pub type Result<T, E = WorkerError> = std::result::Result<T, E>;
@@ -180,6 +219,24 @@ pub struct SubmissionMsg {
 pub struct ShareMsg {
     pub tx: SignedTx,
     pub payload: Vec<u8>,
+}
+
+/// A blame step's range proof as it travels to the aggregator (a signed `RangeProof`
+/// transaction and the proof it names): the same shape as a share.
+pub type RangeMsg = ShareMsg;
+
+/// A protected update's payload, and for an encrypted one its ciphertexts and witness.
+type Protected = (Vec<u8>, Option<(CiphertextVector, UpdateWitness)>);
+
+/// What a hospital keeps of its last encrypted submission until the next one: enough to
+/// prove its slots in range if that round's aggregate does not unpack.
+#[derive(Debug)]
+struct LastSubmission {
+    job: JobId,
+    round: u32,
+    digest: Hash,
+    ciphertexts: CiphertextVector,
+    witness: UpdateWitness,
 }
 
 /// The outcome of local training.
@@ -274,6 +331,8 @@ pub struct Hospital {
     /// SHA-256 of theta_0 as this hospital's own model starts (the parameters of round 0).
     initial_params: Hash,
     rng: ChaCha20Rng,
+    /// Its last encrypted submission and witness (memory only, wiped on drop).
+    last: Option<LastSubmission>,
 }
 
 /// Everything a hospital is built from.
@@ -318,6 +377,7 @@ impl Hospital {
             marks: s.marks,
             initial_params,
             rng: ChaCha20Rng::from_seed(os_seed()),
+            last: None,
         }
     }
 
@@ -410,11 +470,21 @@ impl Hospital {
     /// a proof of plaintext knowledge bound to this hospital (or the plain values of the
     /// baseline). Signs nothing and records nothing: see [`Self::submission`].
     pub fn protect(&mut self, job: JobId, round: u32, update: &LocalUpdate) -> Result<Vec<u8>> {
+        self.protect_with_witness(job, round, update)
+            .map(|(p, _)| p)
+    }
+
+    fn protect_with_witness(
+        &mut self,
+        job: JobId,
+        round: u32,
+        update: &LocalUpdate,
+    ) -> Result<Protected> {
         match (&self.protection, &self.encryptor) {
             (Protection::Encrypted(e), Some(enc)) => {
                 let context = submission_context(&self.chain_id, job, round, &self.address());
                 let mut rounding = ChaCha8Rng::seed_from_u64(update.rounding_seed);
-                let v = encrypt_update(
+                let (v, w) = encrypt_update_with_witness(
                     enc,
                     &e.packer,
                     &update.update,
@@ -423,11 +493,47 @@ impl Hospital {
                     &mut rounding,
                     &mut self.rng,
                 )?;
-                Ok(v.to_bytes(e.key.public_key()))
+                let bytes = v.to_bytes(e.key.public_key());
+                Ok((bytes, Some((v.ciphertexts, w))))
             }
             (Protection::Encrypted(_), None) => Err(WorkerError::NoKeyShare),
-            (Protection::Plaintext, _) => Ok(encode_plain(&update.update)),
+            (Protection::Plaintext, _) => Ok((encode_plain(&update.update), None)),
         }
+    }
+
+    /// In a blame step (the aggregate of round `round` of `job` did not unpack at summed
+    /// plaintext `plaintext`): a signed range proof of this hospital's ciphertext there.
+    /// Only for its last submission, whose witness it kept; it reveals nothing of the update.
+    pub fn range_proof(&mut self, job: JobId, round: u32, plaintext: u32) -> Result<RangeMsg> {
+        let Protection::Encrypted(e) = &self.protection else {
+            return Err(WorkerError::NoKeyShare);
+        };
+        let last = self
+            .last
+            .as_ref()
+            .filter(|l| l.job == job && l.round == round)
+            .filter(|l| self.marks.submitted.get(&job) == Some(&(round, l.digest)))
+            .ok_or(WorkerError::NoWitness { job, round })?;
+        let context = range_context(&self.chain_id, job, round, &self.address());
+        // a witness that does not make the ciphertext at this index (or no such index) is as
+        // good as none: refused, never fatal
+        let proof = range::prove_at(
+            e.key.public_key(),
+            &e.packer,
+            &last.ciphertexts,
+            &last.witness,
+            plaintext as usize,
+            &context,
+            &mut self.rng,
+        )
+        .map_err(|_| WorkerError::NoWitness { job, round })?;
+        let payload = proof.to_bytes();
+        let tx = self.sign(TxKind::RangeProof {
+            job,
+            round,
+            payload: Hash::sha256(&payload),
+        });
+        Ok(RangeMsg { tx, payload })
     }
 
     /// Protect, sign and package an update for round `round` of `job`. Refused for a round at
@@ -448,8 +554,15 @@ impl Hospital {
                 });
             }
         }
-        let payload = self.protect(job, round, update)?;
+        let (payload, witness) = self.protect_with_witness(job, round, update)?;
         let digest = Hash::sha256(&payload);
+        self.last = witness.map(|(ciphertexts, witness)| LastSubmission {
+            job,
+            round,
+            digest,
+            ciphertexts,
+            witness,
+        });
         let tx = self.sign(TxKind::Submit {
             job,
             round,

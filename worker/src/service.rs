@@ -13,10 +13,13 @@ use std::collections::BTreeMap;
 use fedchain_ledger::{Address, Hash, JobId};
 use serde::{Deserialize, Serialize};
 
-use crate::{round_seed, Hospital, Protection, Result, ShareMsg, SubmissionMsg, WorkerError};
+use crate::{
+    round_seed, Hospital, Protection, RangeMsg, Result, ShareMsg, SubmissionMsg, WorkerError,
+};
 
-/// Version of the messages below; a peer speaking another one is refused at `Hello`.
-pub const PROTOCOL_VERSION: u16 = 1;
+/// Version of the messages below; a peer speaking another one is refused at `Hello`
+/// (2: the blame step's `RangeRequest` and `RangeProof`).
+pub const PROTOCOL_VERSION: u16 = 2;
 
 /// What a worker sends to the coordinator.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -31,6 +34,18 @@ pub enum WorkerMsg {
     Submit(SubmissionMsg),
     /// A decryption share of a round's aggregate.
     Share(ShareMsg),
+    /// A blame step's range proof of this worker's submission.
+    RangeProof(RangeMsg),
+}
+
+/// The aggregate of a round did not unpack at summed plaintext `plaintext` (the verified
+/// shares and a `VoidUnpackable` are on chain): prove your ciphertext there in range, or be
+/// penalised and excluded when the blame step ends.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RangeRequest {
+    pub job: JobId,
+    pub round: u32,
+    pub plaintext: u32,
 }
 
 /// A round is open: train from `params` and submit before block height `deadline`.
@@ -131,6 +146,7 @@ pub enum CoordinatorMsg {
     },
     RoundOpen(RoundOpen),
     ShareRequest(ShareRequest),
+    RangeRequest(RangeRequest),
     Ack(Ack),
     RoundResult(RoundSummary),
 }
@@ -144,6 +160,7 @@ pub struct WorkerService {
     index: usize,
     submitted: BTreeMap<u32, SubmissionMsg>,
     shared: BTreeMap<u32, ShareMsg>,
+    ranged: BTreeMap<u32, RangeMsg>,
     acks: Vec<Ack>,
     results: Vec<RoundSummary>,
     /// What the coordinator said it holds from us (from `Welcome`).
@@ -189,6 +206,7 @@ impl WorkerService {
             index,
             submitted: BTreeMap::new(),
             shared: BTreeMap::new(),
+            ranged: BTreeMap::new(),
             acks: Vec::new(),
             results: Vec::new(),
             held: Held::default(),
@@ -318,6 +336,17 @@ impl WorkerService {
                 self.shared.insert(req.round, m.clone());
                 Ok(vec![WorkerMsg::Share(m)])
             }
+            CoordinatorMsg::RangeRequest(req) if req.job == self.job => {
+                self.seen(req.round)?;
+                if let Some(m) = self.ranged.get(&req.round) {
+                    return Ok(vec![WorkerMsg::RangeProof(m.clone())]);
+                }
+                let m = self
+                    .hospital
+                    .range_proof(self.job, req.round, req.plaintext)?;
+                self.ranged.insert(req.round, m.clone());
+                Ok(vec![WorkerMsg::RangeProof(m)])
+            }
             CoordinatorMsg::Ack(a) => {
                 self.acks.push(a);
                 Ok(Vec::new())
@@ -339,6 +368,7 @@ impl WorkerService {
                 // nothing of an earlier round will be asked for again
                 self.submitted.retain(|round, _| *round > r.round);
                 self.shared.retain(|round, _| *round > r.round);
+                self.ranged.retain(|round, _| *round > r.round);
                 self.results.push(r);
                 Ok(Vec::new())
             }

@@ -17,6 +17,8 @@ use fedchain_ledger::{
     verify_chain_with, Address, AuditReport, Hash, JobId, SignedTx, Store, TxKind,
 };
 use fedchain_worker::{decode_plain, encode_plain, Hospital, ShareMsg, SubmissionMsg};
+
+use super::RangeRequest;
 use serde::{Deserialize, Serialize};
 
 use super::{
@@ -50,6 +52,17 @@ pub enum Outbound {
 enum Record {
     Submit { round: u32, tx: SignedTx },
     Share { round: u32, tx: SignedTx },
+    Range { round: u32, tx: SignedTx },
+}
+
+impl Record {
+    fn round_and_tx(&self) -> (u32, &SignedTx) {
+        match self {
+            Record::Submit { round, tx }
+            | Record::Share { round, tx }
+            | Record::Range { round, tx } => (*round, tx),
+        }
+    }
 }
 
 /// The message whose engine actions are being carried out.
@@ -69,6 +82,8 @@ enum Phase {
     Idle,
     Collecting(RoundOpen),
     Decrypting(RoundOpen, ShareRequest),
+    /// The aggregate did not unpack: submitters prove their slots in range (THREAT-MODEL A5).
+    Blaming(RoundOpen, RangeRequest),
 }
 
 /// How the actions of one engine event are carried out.
@@ -104,6 +119,7 @@ pub struct CoordinatorService {
     /// Accepted messages of the open round: sender -> transaction hash.
     submitted: BTreeMap<Address, Hash>,
     shared: BTreeMap<Address, Hash>,
+    ranged: BTreeMap<Address, Hash>,
     /// Highest nonce accepted from each sender (on chain or pending).
     nonces: BTreeMap<Address, u64>,
     results: Vec<RoundSummary>,
@@ -171,19 +187,18 @@ impl CoordinatorService {
         };
         let mut out = s.begin(round, deadline);
         let mut stale = Vec::new();
-        let mut shares = Vec::new();
+        let mut later = Vec::new();
         for (seq, bytes) in records {
             let record: Record = decode("pending record", &bytes)?;
+            if record.round_and_tx().0 != round {
+                stale.push(seq);
+                continue;
+            }
+            s.seqs.push(seq);
             match record {
-                Record::Submit { round: r, tx } if r == round => {
-                    s.seqs.push(seq);
-                    out.extend(s.replay(tx, true)?);
-                }
-                Record::Share { round: r, tx } if r == round => {
-                    s.seqs.push(seq);
-                    shares.push(tx);
-                }
-                _ => stale.push(seq),
+                Record::Submit { .. } => out.extend(s.replay(record)?),
+                // shares and range proofs after the round closed (in their original order)
+                _ => later.push(record),
             }
         }
         s.ledger.chain().store().remove_pending(&stale)?;
@@ -191,13 +206,16 @@ impl CoordinatorService {
         let h = s.ledger.height();
         let actions = s.engine.handle(Event::Height(h));
         out.extend(s.carry_out(actions, None, Mode::Live, 0)?);
-        for tx in shares {
-            out.extend(s.replay(tx, false)?);
+        for record in later {
+            out.extend(s.replay(record)?);
         }
         match &s.phase {
             Phase::Collecting(o) => out.push(Outbound::All(CoordinatorMsg::RoundOpen(o.clone()))),
             Phase::Decrypting(_, r) if !out.iter().any(is_share_request) => {
                 out.push(Outbound::All(CoordinatorMsg::ShareRequest(r.clone())))
+            }
+            Phase::Blaming(_, r) => {
+                out.push(Outbound::All(CoordinatorMsg::RangeRequest(r.clone())))
             }
             _ => {}
         }
@@ -206,9 +224,14 @@ impl CoordinatorService {
 
     fn with(ledger: Ledger, c: &Consortium, job: JobId, theta: Vec<f32>, dir: &Path) -> Self {
         let declared = crate::simulate::declared_samples(&ledger, job);
+        let mut engine = RoundEngine::new(c.engine_config(job, declared));
+        // members an earlier blame step excluded stay excluded after a restart
+        if let Some(j) = ledger.chain().state().jobs.get(&job) {
+            engine.exclude(j.excluded.iter().copied());
+        }
         Self {
             ledger,
-            engine: RoundEngine::new(c.engine_config(job, declared)),
+            engine,
             job,
             server: c.cfg.server,
             deadline_blocks: c.cfg.deadline_blocks,
@@ -222,6 +245,7 @@ impl CoordinatorService {
             next_seq: 0,
             submitted: BTreeMap::new(),
             shared: BTreeMap::new(),
+            ranged: BTreeMap::new(),
             nonces: BTreeMap::new(),
             results: Vec::new(),
             dir: dir.to_path_buf(),
@@ -250,7 +274,7 @@ impl CoordinatorService {
     pub fn round(&self) -> Option<u32> {
         match &self.phase {
             Phase::Idle => None,
-            Phase::Collecting(o) | Phase::Decrypting(o, _) => Some(o.round),
+            Phase::Collecting(o) | Phase::Decrypting(o, _) | Phase::Blaming(o, _) => Some(o.round),
         }
     }
 
@@ -312,6 +336,7 @@ impl CoordinatorService {
         self.engine.open(round, deadline);
         self.submitted.clear();
         self.shared.clear();
+        self.ranged.clear();
         self.phase = Phase::Collecting(RoundOpen {
             job: self.job,
             round,
@@ -327,12 +352,22 @@ impl CoordinatorService {
     pub fn on_tick(&mut self, now_ms: u64) -> Result<Vec<Outbound>> {
         match &self.phase {
             Phase::Idle => Ok(Vec::new()),
-            Phase::Collecting(_) => {
+            // the engine closes submissions at the deadline, and a blame step at its end
+            Phase::Collecting(_) | Phase::Blaming(..) => {
                 let txs = std::mem::take(&mut self.txs);
                 self.commit_block(txs, now_ms)?;
                 let h = self.ledger.height();
                 let actions = self.engine.handle(Event::Height(h));
-                self.carry_out(actions, None, Mode::Live, now_ms)
+                let out = self.carry_out(actions, None, Mode::Live, now_ms)?;
+                match &self.phase {
+                    // a blame the chain refused before (or a restart after the engine ended
+                    // the step): end it once the chain's window is over
+                    Phase::Blaming(o, _) if out.is_empty() && self.blame_due(o.round) => {
+                        let round = o.round;
+                        self.blame(round, Vec::new(), now_ms)
+                    }
+                    _ => Ok(out),
+                }
             }
             Phase::Decrypting(o, _) => {
                 let (round, deadline) = (o.round, o.deadline);
@@ -340,7 +375,7 @@ impl CoordinatorService {
                 self.commit_block(txs, now_ms)?;
                 // too few valid shares within the decryption window: void the round
                 if self.ledger.height() >= deadline.saturating_add(DECRYPTION_WINDOW) {
-                    return self.void(round, false, now_ms);
+                    return self.void(round, now_ms);
                 }
                 Ok(Vec::new())
             }
@@ -362,6 +397,7 @@ impl CoordinatorService {
             } => Ok(self.hello(from, version, address, job)),
             WorkerMsg::Submit(m) => self.submit(from, m, now_ms),
             WorkerMsg::Share(m) => self.share(from, m, now_ms),
+            WorkerMsg::RangeProof(m) => self.range_proof(from, m, now_ms),
         }
     }
 
@@ -407,6 +443,10 @@ impl CoordinatorService {
             Phase::Decrypting(o, r) => {
                 out.push(Outbound::To(from, CoordinatorMsg::RoundOpen(o.clone())));
                 out.push(Outbound::To(from, CoordinatorMsg::ShareRequest(r.clone())));
+            }
+            Phase::Blaming(o, r) => {
+                out.push(Outbound::To(from, CoordinatorMsg::RoundOpen(o.clone())));
+                out.push(Outbound::To(from, CoordinatorMsg::RangeRequest(r.clone())));
             }
             Phase::Idle => {}
         }
@@ -486,36 +526,44 @@ impl CoordinatorService {
         self.carry_out(actions, Some(origin), Mode::Live, now_ms)
     }
 
-    /// Feed a pending record back into the engine after a restart.
-    fn replay(&mut self, tx: SignedTx, submission: bool) -> Result<Vec<Outbound>> {
-        let digest = match &tx.tx.kind {
-            TxKind::Submit { payload, .. } | TxKind::DecryptionShare { payload, .. } => *payload,
-            _ => return Err(SimError::Service("pending record of another kind".into())),
+    fn range_proof(&mut self, from: Address, m: ShareMsg, now_ms: u64) -> Result<Vec<Outbound>> {
+        let digest = payload_digest(&m.tx, &m.payload);
+        if let Some(outcome) = self.admit(from, &m.tx, self.ranged.get(&from)) {
+            return Ok(vec![ack(from, digest, outcome)]);
+        }
+        let round = self.round().unwrap_or(0);
+        let record = Record::Range {
+            round,
+            tx: m.tx.clone(),
         };
+        let actions = self.engine.handle(Event::RangeProof(m));
+        let origin = Origin {
+            from,
+            digest,
+            record,
+            evidence: None,
+        };
+        self.carry_out(actions, Some(origin), Mode::Live, now_ms)
+    }
+
+    /// Feed a pending record back into the engine after a restart.
+    fn replay(&mut self, record: Record) -> Result<Vec<Outbound>> {
+        let tx = record.round_and_tx().1.clone();
+        let digest = tx
+            .tx
+            .kind
+            .payload()
+            .ok_or_else(|| SimError::Service("pending record of another kind".into()))?;
         let store = self.ledger.chain().store();
         let payload = store.payload(&digest)?.ok_or_else(|| {
             SimError::Service(format!("payload {digest} of a pending record missing"))
         })?;
         let on_chain = store.tx_location(&tx.hash())?.is_some();
         let from = tx.sender();
-        let (event, record) = if submission {
-            let round = self.round().unwrap_or(0);
-            (
-                Event::Submission(SubmissionMsg {
-                    tx: tx.clone(),
-                    payload,
-                }),
-                Record::Submit { round, tx },
-            )
-        } else {
-            let round = self.round().unwrap_or(0);
-            (
-                Event::Share(ShareMsg {
-                    tx: tx.clone(),
-                    payload,
-                }),
-                Record::Share { round, tx },
-            )
+        let event = match &record {
+            Record::Submit { .. } => Event::Submission(SubmissionMsg { tx, payload }),
+            Record::Share { .. } => Event::Share(ShareMsg { tx, payload }),
+            Record::Range { .. } => Event::RangeProof(ShareMsg { tx, payload }),
         };
         let actions = self.engine.handle(event);
         let origin = Origin {
@@ -558,6 +606,7 @@ impl CoordinatorService {
                         match record {
                             Record::Submit { .. } => self.submitted.insert(sender, h),
                             Record::Share { .. } => self.shared.insert(sender, h),
+                            Record::Range { .. } => self.ranged.insert(sender, h),
                         };
                         let n = self.nonces.entry(sender).or_default();
                         *n = (*n).max(tx.tx.nonce);
@@ -629,8 +678,12 @@ impl CoordinatorService {
                     out.push(Outbound::All(CoordinatorMsg::ShareRequest(request)));
                 }
                 Action::Complete(result) => out.extend(self.complete(result, now_ms)?),
-                Action::Void { round, unpackable } => {
-                    out.extend(self.void(round, unpackable, now_ms)?)
+                Action::Void { round } => out.extend(self.void(round, now_ms)?),
+                Action::Unpackable {
+                    round, plaintext, ..
+                } => out.extend(self.unpackable(round, plaintext, now_ms)?),
+                Action::Blame { round, culprits } => {
+                    out.extend(self.blame(round, culprits, now_ms)?)
                 }
             }
         }
@@ -687,17 +740,86 @@ impl CoordinatorService {
         self.finish(r.round, true, r.accepted, share_providers, Some(next))
     }
 
-    fn void(&mut self, round: u32, unpackable: bool, now_ms: u64) -> Result<Vec<Outbound>> {
+    /// The aggregate does not unpack: `VoidUnpackable` on chain (unless it already is, after
+    /// a restart), then every hospital is asked for the range proof of its ciphertext there.
+    fn unpackable(&mut self, round: u32, plaintext: u32, now_ms: u64) -> Result<Vec<Outbound>> {
         let txs = std::mem::take(&mut self.txs);
         if !txs.is_empty() {
             self.commit_block(txs, now_ms)?;
         }
         let job = self.job;
-        let void = self.ledger.sign(if unpackable {
-            TxKind::VoidUnpackable { job, round }
-        } else {
-            TxKind::VoidRound { job, round }
+        let blaming = self
+            .ledger
+            .chain()
+            .state()
+            .jobs
+            .get(&job)
+            .and_then(|j| j.open.as_ref())
+            .is_some_and(|o| o.round == round && o.blame.is_some());
+        if !blaming {
+            let void = self.ledger.sign(TxKind::VoidUnpackable {
+                job,
+                round,
+                plaintext,
+            });
+            if !self.commit_one(void, now_ms)? {
+                // refused (logged by the process): the decryption window voids the round
+                return Ok(Vec::new());
+            }
+        }
+        let request = RangeRequest {
+            job,
+            round,
+            plaintext,
+        };
+        if let Phase::Decrypting(o, _) = &self.phase {
+            self.phase = Phase::Blaming(o.clone(), request.clone());
+        }
+        Ok(vec![Outbound::All(CoordinatorMsg::RangeRequest(request))])
+    }
+
+    /// Whether the chain's blame step of `round` has passed its window.
+    fn blame_due(&self, round: u32) -> bool {
+        let state = self.ledger.chain().state();
+        state
+            .jobs
+            .get(&self.job)
+            .and_then(|j| j.open.as_ref())
+            .filter(|o| o.round == round)
+            .and_then(|o| o.blame.as_ref())
+            .is_some_and(|b| {
+                self.ledger.height() + 1
+                    > b.since.saturating_add(fedchain_ledger::state::BLAME_WINDOW)
+            })
+    }
+
+    /// The blame step is over: `Blame` on chain (the culprits penalised and excluded), and
+    /// the round ends void.
+    fn blame(&mut self, round: u32, culprits: Vec<Address>, now_ms: u64) -> Result<Vec<Outbound>> {
+        let txs = std::mem::take(&mut self.txs);
+        if !txs.is_empty() {
+            self.commit_block(txs, now_ms)?;
+        }
+        let blame = self.ledger.sign(TxKind::Blame {
+            job: self.job,
+            round,
         });
+        if !self.commit_one(blame, now_ms)? {
+            // refused (logged and counted by the process as dropped): tried again at a tick
+            let _ = culprits;
+            return Ok(Vec::new());
+        }
+        self.penalize_after_round(now_ms)?;
+        self.finish(round, false, Vec::new(), Vec::new(), None)
+    }
+
+    fn void(&mut self, round: u32, now_ms: u64) -> Result<Vec<Outbound>> {
+        let txs = std::mem::take(&mut self.txs);
+        if !txs.is_empty() {
+            self.commit_block(txs, now_ms)?;
+        }
+        let job = self.job;
+        let void = self.ledger.sign(TxKind::VoidRound { job, round });
         if !self.commit_one(void, now_ms)? {
             // not voidable yet (logged by the process): tried again at the next tick
             return Ok(Vec::new());
@@ -804,8 +926,8 @@ fn is_share_request(o: &Outbound) -> bool {
 
 /// The payload digest a message's transaction names (or the payload's own hash).
 fn payload_digest(tx: &SignedTx, payload: &[u8]) -> Hash {
-    match &tx.tx.kind {
-        TxKind::Submit { payload, .. } | TxKind::DecryptionShare { payload, .. } => *payload,
-        _ => Hash::sha256(payload),
-    }
+    tx.tx
+        .kind
+        .payload()
+        .unwrap_or_else(|| Hash::sha256(payload))
 }

@@ -9,6 +9,6 @@ mod coordinator;
 
 pub use coordinator::{CoordinatorService, Outbound, FAILPOINT_BEFORE_BLOCK};
 pub use fedchain_worker::service::{
-    Ack, CoordinatorMsg, Outcome, Refusal, RoundOpen, RoundSummary, ShareRequest, WorkerMsg,
-    WorkerService, PROTOCOL_VERSION,
+    Ack, CoordinatorMsg, Outcome, RangeRequest, Refusal, RoundOpen, RoundSummary, ShareRequest,
+    WorkerMsg, WorkerService, PROTOCOL_VERSION,
 };

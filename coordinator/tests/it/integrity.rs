@@ -440,3 +440,53 @@ fn commits_with_t_plus_one_and_t_plus_two_share_providers_audit_clean() {
         assert_eq!(providers.len(), 3 + extra);
     }
 }
+
+/// A5 (rules): an aggregator cannot open a blame step on a round whose aggregate unpacks (the
+/// verifier decrypts with the shares on chain and refutes the `VoidUnpackable`), and a range
+/// proof outside a blame step is refused by the chain rules.
+#[test]
+fn a05_blame_step_only_for_an_aggregate_that_does_not_unpack() {
+    let mut o = open_round();
+    let valid: Vec<SubmissionMsg> = o.subs.clone();
+    let mut shares = Vec::new();
+    for h in o.hospitals.iter_mut().take(3) {
+        let s = h.decryption_share(o.job, 0, &valid).unwrap();
+        o.ledger.put_payload(&s.payload).unwrap();
+        shares.push(s.tx);
+    }
+    o.ledger.block_all(shares).unwrap();
+    let forged = o.ledger.sign(TxKind::VoidUnpackable {
+        job: o.job,
+        round: 0,
+        plaintext: 0,
+    });
+    let dropped = o.ledger.block(vec![forged]).unwrap();
+    assert_eq!(dropped.len(), 1, "a packable aggregate cannot be blamed");
+    assert!(
+        dropped[0].reason.contains("unpacks"),
+        "{}",
+        dropped[0].reason
+    );
+    assert!(o.ledger.chain().state().jobs[&o.job]
+        .open
+        .as_ref()
+        .unwrap()
+        .blame
+        .is_none());
+    // an honest hospital's range proof of its own submission is valid, but there is no blame
+    // step to put it in
+    let proof = o.hospitals[0].range_proof(o.job, 0, 0).unwrap();
+    o.ledger.put_payload(&proof.payload).unwrap();
+    let dropped = o.ledger.block(vec![proof.tx]).unwrap();
+    assert_eq!(dropped.len(), 1);
+    assert!(
+        dropped[0].reason.contains("no blame step"),
+        "{}",
+        dropped[0].reason
+    );
+    // a hospital without the witness of that submission cannot prove it
+    assert!(matches!(
+        o.hospitals[3].range_proof(o.job, 0, 0),
+        Err(WorkerError::NoWitness { .. })
+    ));
+}

@@ -214,28 +214,60 @@ fn configs_are_validated() {
 }
 
 /// A5: a hospital submits, every round, a well-formed and proven vector whose plaintexts
-/// overflow their slots. Each round's aggregate fails to unpack; the round ends chain-validly
-/// at once (`VoidUnpackable`, the verified shares on chain as evidence, re-checked by the
-/// audit), nothing crashes and the next round opens.
+/// overflow their slots. The first round's aggregate fails to unpack: `VoidUnpackable` (the
+/// verified shares on chain as evidence, re-checked by the audit) opens a blame step, the four
+/// honest hospitals put range proofs of their ciphertexts there on chain (each verified by the
+/// aggregator, by the validators' verifier and by the audit), the offender cannot, and `Blame`
+/// takes part of its deposit and excludes it. The consortium keeps training: every later
+/// round commits without it.
 #[test]
-fn a05_overflowing_plaintexts_end_each_round_chain_validly() {
+fn a05_overflowing_hospital_is_blamed_penalised_excluded_and_training_goes_on() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = SimulateConfig {
         byzantine: vec![Byzantine {
             hospital: 2,
             behaviour: Behaviour::Overflow,
         }],
-        ..small(2)
+        ..small(3)
     };
     let out = run(&cfg, &dir.path().join("overflow"));
     assert!(out.audit.starts_with("ok"), "{}", out.audit);
-    assert_eq!(out.rows.len(), 2, "both rounds ran");
-    for row in &out.rows {
-        assert!(row.void, "round {} should be void", row.round);
+    assert_eq!(out.rows.len(), 3, "every round ran");
+    assert!(out.rows[0].void, "round 0 does not unpack");
+    for row in &out.rows[1..] {
+        assert!(!row.void, "round {} should commit", row.round);
+        assert_eq!(row.accepted, 4, "round {}: the offender is out", row.round);
     }
+    assert!(out.final_accuracy > 0.85, "{}", out.final_accuracy);
+    let deposit = |i: usize| out.balances[i + 1].deposit;
+    assert!(
+        deposit(2) < deposit(0) && deposit(2) < deposit(1),
+        "offender's deposit {} vs {} {}",
+        deposit(2),
+        deposit(0),
+        deposit(1)
+    );
     let store = RocksStore::open(&out.ledger).unwrap();
     let genesis = stored_genesis(&store).unwrap();
-    verify_chain_with(&store, &genesis, Some(&FedchainVerifier)).unwrap();
+    let chain = fedchain_ledger::Chain::open_existing(store).unwrap();
+    let job = &chain.state().jobs[&0];
+    let offender = job.spec.committee[2];
+    assert_eq!(
+        job.excluded.iter().copied().collect::<Vec<_>>(),
+        vec![offender]
+    );
+    assert!(job
+        .punished
+        .contains(&(0, offender, fedchain_ledger::types::Offence::OUT_OF_RANGE)));
+    let proofs = (1..=chain.state().height)
+        .flat_map(|h| chain.block(h).unwrap().unwrap().txs)
+        .filter(|t| matches!(t.tx.kind, fedchain_ledger::TxKind::RangeProof { .. }))
+        .count();
+    assert_eq!(proofs, 4, "one range proof per honest submitter");
+    let store = chain.into_store();
+    let report = verify_chain_with(&store, &genesis, Some(&FedchainVerifier)).unwrap();
+    assert_eq!(report.rounds_verified, 2);
+    assert_eq!(report.range_proofs_verified, 4);
 }
 
 /// Issue #19: theta_r is re-hashed. Flipping the lowest bit of theta_0[0] in the stored

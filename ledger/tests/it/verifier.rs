@@ -4,7 +4,7 @@
 use fedchain_crypto::vector::aggregate;
 use fedchain_crypto::{CiphertextVector, Integer, PrivateKey, PublicKey};
 use fedchain_ledger::{
-    verify_chain_with, AuditError, Chain, Hash, MemoryStore, PenaltyClaim, RoundClaim,
+    verify_chain_with, AuditError, Chain, Hash, MemoryStore, PenaltyClaim, RangeClaim, RoundClaim,
     RoundVerifier, TxKind, VoidClaim,
 };
 use rand::SeedableRng;
@@ -50,6 +50,14 @@ impl RoundVerifier for ProductVerifier {
         _: &(dyn Fn(&Hash) -> Option<Vec<u8>> + Sync),
     ) -> Result<(), String> {
         Err("this test's chains hold no void of an unpackable round".into())
+    }
+
+    fn verify_range(
+        &self,
+        _: &RangeClaim,
+        _: &(dyn Fn(&Hash) -> Option<Vec<u8>> + Sync),
+    ) -> Result<(), String> {
+        Err("this test's chains hold no blame step".into())
     }
 }
 
