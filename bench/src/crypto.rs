@@ -39,7 +39,7 @@ fn rate(min: Duration, mut f: impl FnMut() -> usize) -> f64 {
     ops as f64 / start.elapsed().as_secs_f64()
 }
 
-fn fixture_primes(bits: u32) -> anyhow::Result<(Integer, Integer)> {
+pub(crate) fn fixture_primes(bits: u32) -> anyhow::Result<(Integer, Integer)> {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join(format!("../crypto/tests/fixtures/safe_primes_{bits}.json"));
     let text =
@@ -52,7 +52,7 @@ fn fixture_primes(bits: u32) -> anyhow::Result<(Integer, Integer)> {
     Ok((get("p")?, get("q")?))
 }
 
-fn one_core<T: Send>(f: impl FnOnce() -> T + Send) -> anyhow::Result<T> {
+pub(crate) fn one_core<T: Send>(f: impl FnOnce() -> T + Send) -> anyhow::Result<T> {
     let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build()?;
     Ok(pool.install(f))
 }

@@ -7,6 +7,7 @@ mod e2e;
 mod ledger;
 mod net;
 mod peers;
+mod range;
 
 use clap::{Parser, Subcommand};
 
@@ -35,6 +36,9 @@ enum Cmd {
     /// (breast-cancer and digits also against Flower FedAvg). Writes
     /// bench/results/<scenario>.json and plots in bench/results/<scenario>/.
     E2e(e2e::Args),
+    /// The blame step's slot range proofs: prove and verify per ciphertext on one core
+    /// (8-, 12- and 16-bit values). Writes bench/results/range.json.
+    Range(range::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -43,5 +47,6 @@ fn main() -> anyhow::Result<()> {
         Cmd::Ledger(a) => ledger::run(a),
         Cmd::Net(a) => net::run(a),
         Cmd::E2e(a) => e2e::run(a),
+        Cmd::Range(a) => range::run(a),
     }
 }
