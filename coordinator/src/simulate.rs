@@ -607,8 +607,8 @@ fn left_out(dropped: Vec<Dropped>, obs: &mut dyn Observer, round: u32) -> Result
 
 /// A well-formed, proven submission whose plaintexts have every slot bit set: in range of
 /// Paillier and of its proof, out of range of the packing, so the round's aggregate cannot be
-/// unpacked (the misbehaviour `overflow`).
-fn overflowing_payload(
+/// unpacked (the misbehaviour `overflow`; public for the A5 tests of the services).
+pub fn overflowing_payload(
     e: &fedchain_worker::EncryptedJob,
     table: &std::sync::Arc<fedchain_crypto::FixedBaseTable>,
     chain_id: &str,

@@ -10,7 +10,7 @@ use fedchain_coordinator::service::{
 };
 use fedchain_coordinator::simulate::run_one;
 use fedchain_coordinator::{Consortium, Quiet, SimulateConfig};
-use fedchain_ledger::{Address, Store};
+use fedchain_ledger::{Address, Store, TxKind};
 use fedchain_worker::{ShareRefusal, WorkerError};
 
 /// 512-bit key (tests only), breast cancer, 4 hospitals, t = 3 (also the minimum).
@@ -768,4 +768,126 @@ fn a08_equivocation_while_decrypting_commits_consistently() {
         "the equivocator forfeits half its deposit after the commit"
     );
     net.audit(&c);
+}
+
+/// A5 through the services, with a coordinator crash in the middle of the blame step:
+/// hospital 2's submission is replaced on the wire by a proven, overflowing one signed with its
+/// key. The aggregate does not unpack, the coordinator opens the blame step and asks for range
+/// proofs; the three honest ones are accepted, hospital 2's (of its own honest ciphertext, not
+/// the one on chain) is refused. The coordinator crashes, reopens from its pending records,
+/// resends the range request (answers are duplicates) and ends the blame step: hospital 2 is
+/// penalised and excluded, and the next round commits with the other three.
+#[test]
+fn a05_blame_step_survives_a_coordinator_crash_and_training_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("svc");
+    let c = Consortium::new(&small(2), &mut Quiet).unwrap();
+    let mut net = Net::new(&c, &path);
+    net.pump();
+    let cheat = net.order[2];
+    let mut forger = c.hospital(2).unwrap();
+    let nonce = net.coord().ledger().chain().state().nonces[&cheat];
+    forger.resume_nonce(nonce);
+    net.start_round();
+    // deliver, replacing hospital 2's submission on its way
+    let fedchain_worker::Protection::Encrypted(e) = &c.protection else {
+        panic!("encrypted job")
+    };
+    loop {
+        if let Some((a, bytes)) = net.to_workers.pop_front() {
+            let msg: CoordinatorMsg = bincode::deserialize(&bytes).unwrap();
+            let w = net.workers.get_mut(&a).unwrap().as_mut().unwrap();
+            match w.on_message(msg) {
+                Ok(replies) => {
+                    for reply in replies {
+                        let reply = match reply {
+                            WorkerMsg::Submit(m) if a == cheat => {
+                                let payload = fedchain_coordinator::simulate::overflowing_payload(
+                                    e,
+                                    c.table.as_ref().unwrap(),
+                                    &c.genesis.chain_id,
+                                    0,
+                                    0,
+                                    &cheat,
+                                    c.ciphertexts(),
+                                )
+                                .unwrap();
+                                let TxKind::Submit { samples, .. } = m.tx.tx.kind else {
+                                    unreachable!()
+                                };
+                                let tx = forger.sign(TxKind::Submit {
+                                    job: 0,
+                                    round: 0,
+                                    payload: fedchain_ledger::Hash::sha256(&payload),
+                                    samples,
+                                    payload_bytes: payload.len() as u64,
+                                });
+                                WorkerMsg::Submit(fedchain_worker::SubmissionMsg { tx, payload })
+                            }
+                            other => other,
+                        };
+                        net.to_coord.push_back((a, wire(&reply)));
+                    }
+                }
+                Err(err) => net.refusals.push((a, err)),
+            }
+        } else if let Some((from, bytes)) = net.to_coord.pop_front() {
+            let msg: WorkerMsg = bincode::deserialize(&bytes).unwrap();
+            net.now_ms += 10;
+            let now = net.now_ms;
+            let out = net.coord().on_message(from, msg, now).unwrap();
+            net.send(out);
+        } else {
+            break;
+        }
+    }
+    let blaming = |net: &mut Net| {
+        net.coord().ledger().chain().state().jobs[&0]
+            .open
+            .as_ref()
+            .and_then(|o| o.blame.clone())
+    };
+    // accepted proofs go into the next block
+    net.tick();
+    let step = blaming(&mut net).expect("the blame step is open");
+    assert_eq!(
+        step.proofs.len(),
+        3,
+        "the honest hospitals' proofs are on chain"
+    );
+    assert!(!step.proofs.contains_key(&cheat));
+    assert!(matches!(
+        last_outcome(net.worker(2)),
+        Outcome::Rejected {
+            reason: Refusal::Engine(_)
+        }
+    ));
+    crash(&mut net, &path);
+    let (coord, out) = CoordinatorService::open(&path, &c).unwrap();
+    assert!(
+        out.iter()
+            .any(|o| matches!(o, Outbound::All(CoordinatorMsg::RangeRequest(_)))),
+        "the range request is sent again"
+    );
+    net.coord = Some(coord);
+    net.send(out);
+    net.pump();
+    for _ in 0..20 {
+        if !net.coord().results().is_empty() {
+            break;
+        }
+        net.tick();
+    }
+    let r = net.coord().results()[0].clone();
+    assert!(!r.committed, "round 0 ends void");
+    let job = net.coord().ledger().chain().state().jobs[&0].clone();
+    assert!(job.excluded.contains(&cheat) && job.excluded.len() == 1);
+    assert!(job.members[&cheat] < job.members[&net.order[0]]);
+    net.round();
+    let r = net.coord().results()[1].clone();
+    assert!(r.committed, "round 1 commits without the offender");
+    assert_eq!(r.accepted.len(), 3);
+    assert!(!r.accepted.contains(&cheat));
+    let report = net.coord().audit(&c).unwrap();
+    assert_eq!(report.range_proofs_verified, 3);
 }
