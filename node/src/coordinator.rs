@@ -1330,6 +1330,7 @@ mod tests {
             tx,
             queued: Arc::new(AtomicU64::new(0)),
             budget: 1000,
+            denied: Arc::default(),
         };
         let d = Down::Finished { rounds: 1 };
         let size = d.held_bytes();

@@ -422,6 +422,7 @@ pub fn current_params(inspect: &str) -> String {
 }
 
 /// A member's deposit from `fedchain inspect`.
+#[cfg_attr(not(feature = "failpoints"), allow(dead_code))]
 pub fn deposit(inspect: &str, name: &str) -> u64 {
     inspect
         .lines()

@@ -186,16 +186,22 @@ async fn slow_partial_requests_do_not_pin_the_endpoint() {
     }
     // every slow connection is closed by the server: at accept (over the cap) or after the
     // header timeout; none is held longer
+    // each connection's read waits concurrently, so its time is when the server closed it
+    let waits: Vec<_> = slow
+        .drain(..)
+        .map(|mut s| {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 256];
+                let r = tokio::time::timeout(HEADER_READ_TIMEOUT * 3, s.read(&mut buf)).await;
+                (r.is_ok(), start.elapsed())
+            })
+        })
+        .collect();
     let (mut at_accept, mut after_timeout) = (0usize, 0usize);
-    for s in &mut slow {
-        let mut buf = [0u8; 256];
-        let r = tokio::time::timeout(HEADER_READ_TIMEOUT * 3, s.read(&mut buf)).await;
-        assert!(
-            r.is_ok(),
-            "a slow partial request is still held after {:?}",
-            start.elapsed()
-        );
-        if start.elapsed() < HEADER_READ_TIMEOUT / 2 {
+    for w in waits {
+        let (closed, at) = w.await.expect("join");
+        assert!(closed, "a slow partial request is still held after {at:?}");
+        if at < HEADER_READ_TIMEOUT / 2 {
             at_accept += 1;
         } else {
             after_timeout += 1;
@@ -210,7 +216,6 @@ async fn slow_partial_requests_do_not_pin_the_endpoint() {
         after_timeout <= MAX_CONNECTIONS,
         "{after_timeout} held until the header timeout, over the cap of {MAX_CONNECTIONS}"
     );
-    drop(slow);
     eprintln!(
         "500 slow partial requests: all closed after {held:?}: {at_accept} at accept, \
          {after_timeout} at the header timeout"
