@@ -4,6 +4,8 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
@@ -247,6 +249,8 @@ struct Terminal {
     bar: ProgressBar,
     header_done: bool,
     encrypted: bool,
+    /// The signal that asked the run to stop (SIGINT 2, SIGTERM 15), 0 for none.
+    stop: Arc<AtomicI32>,
 }
 
 impl Terminal {
@@ -261,6 +265,10 @@ impl Terminal {
 }
 
 impl Observer for Terminal {
+    fn stop_requested(&self) -> bool {
+        self.stop.load(Ordering::SeqCst) != 0
+    }
+
     fn progress(&mut self, p: Progress<'_>) {
         match p {
             Progress::Setup(s) => self.bar.set_message(s.to_string()),
@@ -338,8 +346,45 @@ fn print_summary(s: &Summary) {
     }
 }
 
-fn run_simulate(a: &SimulateArgs) -> anyhow::Result<()> {
+/// Record the first SIGINT or SIGTERM in `stop` (a thread of its own: the simulation is
+/// synchronous); a second one ends the process at once with the usual code.
+fn watch_signals(stop: Arc<AtomicI32>) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    std::thread::spawn(move || {
+        rt.block_on(async move {
+            use tokio::signal::unix::{signal, SignalKind};
+            let (Ok(mut int), Ok(mut term)) = (
+                signal(SignalKind::interrupt()),
+                signal(SignalKind::terminate()),
+            ) else {
+                return;
+            };
+            loop {
+                let sig = tokio::select! {
+                    _ = int.recv() => 2,
+                    _ = term.recv() => 15,
+                };
+                if stop.swap(sig, Ordering::SeqCst) != 0 {
+                    std::process::exit(128 + sig);
+                }
+                eprintln!(
+                    "signal {sig}: finishing the round in progress, then writing the reports \
+                     (again to stop at once)"
+                );
+            }
+        });
+    });
+    Ok(())
+}
+
+/// `simulate`; `Some(code)` when a signal stopped it (128 + the signal, after the reports of
+/// what ran are written).
+fn run_simulate(a: &SimulateArgs) -> anyhow::Result<Option<u8>> {
     let cfg = a.config()?;
+    let stop = Arc::new(AtomicI32::new(0));
+    watch_signals(Arc::clone(&stop))?;
     let bar = ProgressBar::new(cfg.rounds as u64);
     bar.set_style(ProgressStyle::with_template(
         "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} rounds  {msg}",
@@ -354,6 +399,7 @@ fn run_simulate(a: &SimulateArgs) -> anyhow::Result<()> {
         bar,
         header_done: false,
         encrypted: !cfg.plaintext && cfg.baseline,
+        stop: Arc::clone(&stop),
     };
     let result = simulate(&cfg, &mut term);
     term.bar.finish_and_clear();
@@ -362,7 +408,15 @@ fn run_simulate(a: &SimulateArgs) -> anyhow::Result<()> {
     if summary.audit.starts_with("FAILED") {
         anyhow::bail!("the ledger audit failed: {}", summary.audit);
     }
-    Ok(())
+    if summary.interrupted {
+        let sig = stop.load(Ordering::SeqCst);
+        eprintln!(
+            "interrupted by signal {sig} after {} of {} rounds (the files above describe them)",
+            summary.rounds_run, cfg.rounds
+        );
+        return Ok(Some(u8::try_from(128 + sig).unwrap_or(1)));
+    }
+    Ok(None)
 }
 
 /// Write a command's output; a reader that went away (`| head`) is not an error.
@@ -719,12 +773,34 @@ fn run_keygen(a: &fedchain_net::pki::KeygenArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// An error and its causes, each printed once: a cause whose text its parent already shows
+/// (an enum variant that formats its source, `#[error("network: {0}")]`) is left out.
+pub fn error_chain(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    let mut shown = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if shown.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+        shown = text;
+    }
+    out
+}
+
 impl Cli {
     /// Run the command; errors are printed and turned into a non-zero exit code.
     pub fn run(self) -> ExitCode {
         init_logs(self.log_format);
         let r = match &self.cmd {
-            Command::Simulate(a) => run_simulate(a),
+            Command::Simulate(a) => match run_simulate(a) {
+                Ok(Some(code)) => return ExitCode::from(code),
+                r => r.map(|_| ()),
+            },
             Command::Audit { ledger, genesis } => run_audit(ledger, genesis.as_deref()),
             Command::Inspect { ledger } => run_inspect(ledger),
             Command::Keys(c) => run_keys(c),
@@ -737,7 +813,7 @@ impl Cli {
         match r {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
-                eprintln!("error: {e:#}");
+                eprintln!("error: {}", error_chain(&e));
                 ExitCode::FAILURE
             }
         }

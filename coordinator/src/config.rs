@@ -185,6 +185,44 @@ fn bad(field: &'static str, reason: impl Into<String>) -> Result<(), ConfigError
     })
 }
 
+/// Largest clip bound: an update coordinate beyond it is clipped. Model updates are weight
+/// differences, far below this; a larger bound leaves no resolution to the quantization
+/// (the step is 2 clip / (2^b - 1)) and the k-party sums leave f32's range.
+pub const MAX_CLIP: f32 = 1.0e4;
+
+/// Largest model (parameters): what one hospital trains, quantizes, packs and encrypts each
+/// round and what the ledger stores per round (4 Mi parameters: 16 MiB of f32, about 47,000
+/// ciphertexts at 2048 bits).
+pub const MAX_PARAMS: u64 = 1 << 22;
+
+/// Most blocks a round stays open for submissions (the chain takes any deadline height; past
+/// this a round is a stall, not a deadline).
+pub const MAX_DEADLINE_BLOCKS: u64 = 1024;
+
+/// Most hidden layers of an MLP.
+pub const MAX_HIDDEN_LAYERS: usize = 8;
+
+/// (features, classes) of a shipped dataset.
+fn shape(d: Builtin) -> (u64, u64) {
+    match d {
+        Builtin::BreastCancer => (30, 2),
+        Builtin::Digits => (64, 10),
+        Builtin::Mnist5k => (784, 10),
+        Builtin::Synthetic => (32, 10),
+    }
+}
+
+/// Parameters of a dense model: weights and biases of each layer from `features` through
+/// `hidden` to `classes` (saturating: an absurd width gives u64::MAX, never an overflow).
+fn dense_params(features: u64, hidden: &[usize], classes: u64) -> u64 {
+    let mut widths = vec![features];
+    widths.extend(hidden.iter().map(|&h| h as u64));
+    widths.push(classes);
+    widths.windows(2).fold(0u64, |acc, w| {
+        acc.saturating_add(w[0].saturating_add(1).saturating_mul(w[1]))
+    })
+}
+
 impl SimulateConfig {
     /// Parse a TOML file's text.
     pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
@@ -202,8 +240,16 @@ impl SimulateConfig {
 
     /// Check everything before any work starts.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        if self.hospitals == 0 || self.hospitals > 1000 {
-            return bad("hospitals", format!("{} not in 1..=1000", self.hospitals));
+        let min = fedchain_ledger::MIN_PARTICIPANTS as usize;
+        if !(min..=1000).contains(&self.hospitals) {
+            return bad(
+                "hospitals",
+                format!(
+                    "{} not in {min}..=1000 (a job needs at least {min} members: the chain's \
+                     minimum of participants per round)",
+                    self.hospitals
+                ),
+            );
         }
         if self.threshold == 0 || self.threshold as usize > self.hospitals {
             return bad(
@@ -220,8 +266,11 @@ impl SimulateConfig {
                 format!("{} must be even and in 256..=4096", self.key_bits),
             );
         }
-        if self.rounds == 0 {
-            return bad("rounds", "must be at least 1");
+        if self.rounds == 0 || self.rounds > fedchain_worker::MAX_ROUND {
+            return bad(
+                "rounds",
+                format!("{} not in 1..={}", self.rounds, fedchain_worker::MAX_ROUND),
+            );
         }
         let m = self.min_participants();
         let floor = fedchain_ledger::MIN_PARTICIPANTS.max(self.threshold);
@@ -238,14 +287,20 @@ impl SimulateConfig {
         if !(self.test_fraction > 0.0 && self.test_fraction < 1.0) {
             return bad("test_fraction", "must be in (0, 1)");
         }
-        if self.deadline_blocks == 0 {
-            return bad("deadline_blocks", "must be at least 1");
+        if !(1..=MAX_DEADLINE_BLOCKS).contains(&self.deadline_blocks) {
+            return bad(
+                "deadline_blocks",
+                format!("{} not in 1..={MAX_DEADLINE_BLOCKS}", self.deadline_blocks),
+            );
         }
         if !(4..=32).contains(&self.value_bits) {
             return bad("value_bits", "must be in 4..=32");
         }
-        if !(self.clip.is_finite() && self.clip > 0.0) {
-            return bad("clip", "must be finite and > 0");
+        if !(self.clip.is_finite() && self.clip > 0.0 && self.clip <= MAX_CLIP) {
+            return bad(
+                "clip",
+                format!("{} must be finite and in (0, {MAX_CLIP}]", self.clip),
+            );
         }
         if !(1..=16).contains(&self.window) {
             return bad("window", "must be in 1..=16");
@@ -267,8 +322,28 @@ impl SimulateConfig {
                 format!("{:?} takes 28x28 images: use dataset mnist_5k", self.model),
             );
         }
-        if self.model == ModelKind::Mlp && (self.hidden.is_empty() || self.hidden.contains(&0)) {
-            return bad("hidden", "an MLP needs hidden widths > 0");
+        if self.model == ModelKind::Mlp {
+            if self.hidden.is_empty()
+                || self.hidden.contains(&0)
+                || self.hidden.len() > MAX_HIDDEN_LAYERS
+            {
+                return bad(
+                    "hidden",
+                    format!("an MLP needs 1..={MAX_HIDDEN_LAYERS} hidden widths, each > 0"),
+                );
+            }
+            let (features, classes) = shape(self.dataset);
+            let params = dense_params(features, &self.hidden, classes);
+            if params > MAX_PARAMS {
+                return bad(
+                    "hidden",
+                    format!(
+                        "{:?} on {} gives {params} parameters, over the budget of {MAX_PARAMS}",
+                        self.hidden,
+                        self.dataset.name()
+                    ),
+                );
+            }
         }
         for b in &self.byzantine {
             if b.hospital >= self.hospitals {

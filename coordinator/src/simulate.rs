@@ -71,6 +71,12 @@ pub enum Progress<'a> {
 /// Receives progress; the CLI draws bars and tables, tests ignore it.
 pub trait Observer {
     fn progress(&mut self, p: Progress<'_>);
+
+    /// Whether the run should stop (e.g. SIGINT): asked before each round, so the round in
+    /// progress finishes, then the run ends as if it had been planned that long.
+    fn stop_requested(&self) -> bool {
+        false
+    }
 }
 
 /// Ignores progress.
@@ -106,6 +112,8 @@ pub struct RunOutcome {
     pub minted: u128,
     pub audit: String,
     pub setup_s: f64,
+    /// Stopped before its planned rounds ([`Observer::stop_requested`]).
+    pub interrupted: bool,
 }
 
 fn behaviour(cfg: &SimulateConfig, h: usize, b: Behaviour) -> bool {
@@ -151,7 +159,12 @@ pub fn run_one(
 
     let mut rows = Vec::new();
     let mut params_history = Vec::new();
+    let mut interrupted = false;
     for round in 0..cfg.rounds {
+        if obs.stop_requested() {
+            interrupted = true;
+            break;
+        }
         let t_round = Instant::now();
         let bytes_before = ledger.bytes;
         let theta_bytes = encode_plain(&theta);
@@ -552,6 +565,7 @@ pub fn run_one(
         minted: state.minted,
         audit,
         setup_s,
+        interrupted,
     })
 }
 
@@ -787,6 +801,10 @@ fn prepare_dir(dir: &Path, force: bool) -> Result<()> {
 #[derive(Clone, Debug, Serialize)]
 pub struct Summary {
     pub config: SimulateConfig,
+    /// Rounds that ran (fewer than planned when interrupted).
+    pub rounds_run: usize,
+    /// Stopped by a signal before the planned rounds: the files describe what ran.
+    pub interrupted: bool,
     pub final_accuracy: f64,
     pub plaintext_final_accuracy: Option<f64>,
     pub accuracy_gap_pp: Option<f64>,
@@ -840,7 +858,7 @@ pub fn simulate(
         reason: e.to_string(),
     })?;
     let main = run_one(cfg, &out.join("ledger"), obs)?;
-    let baseline = if cfg.baseline && !cfg.plaintext {
+    let baseline = if cfg.baseline && !cfg.plaintext && !main.interrupted {
         obs.progress(Progress::Setup(
             "running the plaintext baseline (same seed, no encryption)",
         ));
@@ -883,6 +901,8 @@ pub fn simulate(
     files.push(summary_path.clone());
     let summary = Summary {
         config: cfg.clone(),
+        rounds_run: main.rows.len(),
+        interrupted: main.interrupted,
         final_accuracy: main.final_accuracy,
         plaintext_final_accuracy: baseline.as_ref().map(|b| b.final_accuracy),
         accuracy_gap_pp: baseline

@@ -2,14 +2,19 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
 use prometheus::Registry;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 
 use crate::{MetricsError, Result};
@@ -33,7 +38,23 @@ pub fn router(registry: Registry) -> Router {
         .with_state(registry)
 }
 
+/// Longest time a client may take to send a request's headers (a slow or partial request is
+/// closed then, so it cannot hold a connection).
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Longest life of one connection, idle keep-alive time included (a scraper reconnects).
+pub const CONNECTION_LIFETIME: Duration = Duration::from_secs(30);
+
+/// Connections served at once; further ones are closed at accept, so no number of clients
+/// exhausts the process's file descriptors (a scrape needs one).
+pub const MAX_CONNECTIONS: usize = 64;
+
 /// Binds `addr` (port 0 picks a free port) and serves [`router`] until `shutdown` completes.
+///
+/// Each connection gets [`HEADER_READ_TIMEOUT`] per request's headers and lives at most
+/// [`CONNECTION_LIFETIME`]; at most [`MAX_CONNECTIONS`] are served at once (threat model
+/// G7: a flood of slow partial requests neither pins the process nor keeps a scrape out for
+/// longer than the header timeout).
 ///
 /// Returns the bound address and the server task, whose result is the serving error if any.
 /// Must be called inside a tokio runtime.
@@ -51,12 +72,36 @@ where
     let local = listener
         .local_addr()
         .map_err(|source| MetricsError::Bind { addr, source })?;
-    let server = axum::serve(listener, router(registry)).with_graceful_shutdown(shutdown);
+    let app = router(registry);
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let handle = tokio::spawn(async move {
-        server.await.map_err(|source| MetricsError::Serve {
-            addr: local,
-            source,
-        })
+        tokio::pin!(shutdown);
+        loop {
+            let stream = tokio::select! {
+                _ = &mut shutdown => return Ok(()),
+                r = listener.accept() => match r {
+                    Ok((stream, _)) => stream,
+                    // e.g. out of file descriptors: wait a little instead of spinning
+                    Err(_) => {
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+            };
+            let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
+                drop(stream); // over the cap: closed at once
+                continue;
+            };
+            let service = TowerToHyperService::new(app.clone());
+            tokio::spawn(async move {
+                let conn = hyper::server::conn::http1::Builder::new()
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(HEADER_READ_TIMEOUT)
+                    .serve_connection(TokioIo::new(stream), service);
+                let _ = tokio::time::timeout(CONNECTION_LIFETIME, conn).await;
+                drop(slot);
+            });
+        }
     });
     Ok((local, handle))
 }

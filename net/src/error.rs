@@ -107,6 +107,9 @@ pub enum NetError {
     Identity(String),
     #[error("peer {name:?} (address {address}) is not registered on chain with this key and role")]
     NotRegistered { name: String, address: String },
+    /// A refusal that retrying cannot cure (`transport::permanent_refusal`).
+    #[error("{remote} refuses this participant for good: {reason}")]
+    PeerRefused { remote: SocketAddr, reason: String },
     #[error("handshake with {remote} refused or failed: {reason}")]
     Handshake { remote: SocketAddr, reason: String },
     #[error(

@@ -4,13 +4,17 @@
 //! the handshake (rustls' webpki verifiers): a peer without a certificate, with one from
 //! another CA, or with a revoked one never gets past the handshake.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use fedchain_ledger::Address;
+use rustls::client::danger::HandshakeSignatureValid;
 use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, CertificateRevocationListDer, UnixTime};
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::server::WebPkiClientVerifier;
-use rustls::RootCertStore;
+use rustls::{DigitallySignedStruct, DistinguishedName, RootCertStore, SignatureScheme};
 
 use crate::error::{NetError, Result};
 use crate::pki::Bundle;
@@ -55,12 +59,86 @@ pub fn verify_certificate(
         .map_err(|e| e.to_string())
 }
 
+/// Participants whose certificate a server refused as revoked (their identity read from the
+/// refused certificate, which is the CA's and on its CRL, so whoever presents it, the
+/// participant it names is revoked). Shared between a server's handshakes and its owner.
+pub type Revoked = Arc<std::sync::Mutex<BTreeMap<Address, String>>>;
+
+/// The webpki client verifier, recording the participants it refuses as revoked.
+#[derive(Debug)]
+struct RecordingVerifier {
+    inner: Arc<dyn ClientCertVerifier>,
+    revoked: Revoked,
+}
+
+impl ClientCertVerifier for RecordingVerifier {
+    fn offer_client_auth(&self) -> bool {
+        self.inner.offer_client_auth()
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        self.inner.client_auth_mandatory()
+    }
+
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        self.inner.root_hint_subjects()
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> std::result::Result<ClientCertVerified, rustls::Error> {
+        let r = self
+            .inner
+            .verify_client_cert(end_entity, intermediates, now);
+        if let Err(rustls::Error::InvalidCertificate(rustls::CertificateError::Revoked)) = &r {
+            if let Ok(id) = crate::pki::identity_from_cert(end_entity) {
+                if let Ok(mut set) = self.revoked.lock() {
+                    set.insert(id.address(), id.name);
+                }
+            }
+        }
+        r
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+}
+
 /// Server side: requires a client certificate from the CA that is not on the CRL.
 pub fn server_config(bundle: &Bundle) -> Result<rustls::ServerConfig> {
-    let verifier = WebPkiClientVerifier::builder_with_provider(roots(bundle)?, provider())
+    server_config_recording(bundle, Revoked::default())
+}
+
+/// [`server_config`], recording in `revoked` every participant refused for a revoked
+/// certificate.
+pub fn server_config_recording(bundle: &Bundle, revoked: Revoked) -> Result<rustls::ServerConfig> {
+    let inner = WebPkiClientVerifier::builder_with_provider(roots(bundle)?, provider())
         .with_crls(bundle.crls.iter().cloned())
         .build()
         .map_err(tls_err)?;
+    let verifier = Arc::new(RecordingVerifier { inner, revoked });
     let mut cfg = rustls::ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(tls_err)?
@@ -102,14 +180,21 @@ pub fn transport_config(limits: &Limits) -> Result<Arc<quinn::TransportConfig>> 
     t.stream_receive_window(quinn::VarInt::from_u32(window32.min(16 << 20)));
     t.receive_window(quinn::VarInt::from_u32(window32));
     t.send_window(64 << 20);
-    let idle = quinn::IdleTimeout::try_from(limits.timeout.max(std::time::Duration::from_secs(1)))
-        .map_err(tls_err)?;
+    // a dead peer is noticed after `idle_timeout` (keep-alives keep a live one open); at
+    // least twice the keep-alive interval so one lost PING does not close a live connection
+    let idle = limits
+        .idle_timeout
+        .max(limits.keep_alive.saturating_mul(2))
+        .max(std::time::Duration::from_millis(200));
+    let idle = quinn::IdleTimeout::try_from(idle).map_err(tls_err)?;
     t.max_idle_timeout(Some(idle));
     // MTU discovery probes (with DF set) up to the configured payload size.
     let mut mtu = quinn::MtuDiscoveryConfig::default();
     mtu.upper_bound(limits.max_udp_payload.max(1200));
     t.mtu_discovery_config(Some(mtu));
-    t.keep_alive_interval(Some(limits.timeout / 3));
+    t.keep_alive_interval(Some(
+        limits.keep_alive.max(std::time::Duration::from_millis(100)),
+    ));
     Ok(Arc::new(t))
 }
 
@@ -141,8 +226,19 @@ pub fn endpoint(
 /// as a handshake may take; connection attempts waiting for the accept loop are few and
 /// small (the loop hands each to a task at once).
 pub fn quic_server_config(bundle: &Bundle, limits: &Limits) -> Result<quinn::ServerConfig> {
-    let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(server_config(bundle)?)
-        .map_err(tls_err)?;
+    quic_server_config_recording(bundle, limits, Revoked::default())
+}
+
+/// [`quic_server_config`] recording revoked participants ([`server_config_recording`]).
+pub fn quic_server_config_recording(
+    bundle: &Bundle,
+    limits: &Limits,
+    revoked: Revoked,
+) -> Result<quinn::ServerConfig> {
+    let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(server_config_recording(
+        bundle, revoked,
+    )?)
+    .map_err(tls_err)?;
     let mut cfg = quinn::ServerConfig::with_crypto(Arc::new(crypto));
     cfg.transport_config(transport_config(limits)?);
     cfg.retry_token_lifetime(

@@ -46,6 +46,57 @@ pub const ABUSIVE: quinn::VarInt = quinn::VarInt::from_u32(4);
 /// QUIC application error code closing a connection refused after its handshake.
 pub const REFUSED: quinn::VarInt = quinn::VarInt::from_u32(5);
 
+/// QUIC application error code closing the connection of a peer the server will not admit at
+/// all (e.g. not registered on chain under its certificate's key): retrying cannot help, and
+/// the peer stops ([`permanent_refusal`]).
+pub const DENIED: quinn::VarInt = quinn::VarInt::from_u32(6);
+
+/// TLS alerts that refuse a certificate: bad, unsupported, revoked, expired or unknown
+/// certificate, unknown CA, access denied, certificate required.
+const CERTIFICATE_ALERTS: [u8; 8] = [42, 43, 44, 45, 46, 48, 49, 116];
+
+fn alert_name(alert: u64) -> &'static str {
+    match alert {
+        42 => "bad certificate",
+        43 => "unsupported certificate",
+        44 => "certificate revoked",
+        45 => "certificate expired",
+        46 => "certificate unknown",
+        48 => "unknown CA",
+        49 => "access denied",
+        _ => "certificate required",
+    }
+}
+
+/// Why a connection ended for good, if it did: the other side (or this one) refused a
+/// certificate in the handshake (a TLS alert of [`CERTIFICATE_ALERTS`]: e.g. this side's
+/// certificate is revoked, or the server's is not of our CA), or the server closed it with
+/// [`DENIED`]. Retrying cannot help. `None` for everything a reconnect may cure (timeouts,
+/// resets, a peer that restarted or closed normally).
+pub fn permanent_refusal(e: &quinn::ConnectionError) -> Option<String> {
+    let alert = |code: u64| {
+        (0x100..=0x1ff).contains(&code) && CERTIFICATE_ALERTS.contains(&((code - 0x100) as u8))
+    };
+    match e {
+        quinn::ConnectionError::ConnectionClosed(c) if alert(u64::from(c.error_code)) => {
+            Some(format!(
+                "the peer refused this participant's certificate (TLS alert {}: {})",
+                u64::from(c.error_code) - 0x100,
+                alert_name(u64::from(c.error_code) - 0x100)
+            ))
+        }
+        quinn::ConnectionError::TransportError(t) if alert(u64::from(t.code)) => Some(format!(
+            "the peer's certificate is refused here: {}",
+            t.reason
+        )),
+        quinn::ConnectionError::ApplicationClosed(c) if c.error_code == DENIED => Some(format!(
+            "the peer does not admit this participant: {}",
+            String::from_utf8_lossy(&c.reason)
+        )),
+        _ => None,
+    }
+}
+
 fn conn_err(e: impl std::fmt::Display) -> NetError {
     NetError::Connection(e.to_string())
 }
@@ -57,12 +108,14 @@ pub struct Server {
     accepted: mpsc::Receiver<Result<Peer>>,
     acceptor: JoinHandle<()>,
     counters: Arc<Counters>,
+    revoked: tls::Revoked,
 }
 
 impl Server {
     /// Bind a UDP socket and start accepting mutual-TLS connections.
     pub fn bind(addr: SocketAddr, bundle: &Bundle, limits: Limits) -> Result<Self> {
-        let cfg = tls::quic_server_config(bundle, &limits)?;
+        let revoked = tls::Revoked::default();
+        let cfg = tls::quic_server_config_recording(bundle, &limits, Arc::clone(&revoked))?;
         let endpoint = tls::endpoint(addr, Some(cfg), &limits)?;
         let (tx, accepted) = mpsc::channel(limits.max_handshakes.max(1));
         let counters = Arc::new(Counters::default());
@@ -77,7 +130,14 @@ impl Server {
             accepted,
             acceptor,
             counters,
+            revoked,
         })
+    }
+
+    /// Participants (address -> certificate name) whose handshake was refused because their
+    /// certificate is on the CRL; the handle stays valid after the server moves.
+    pub fn revoked(&self) -> tls::Revoked {
+        Arc::clone(&self.revoked)
     }
 
     /// The bound address.
@@ -302,7 +362,13 @@ impl Client {
             .map_err(|e| handshake_err(e.to_string()))?;
         let conn = timed_for(limits.handshake_timeout, "handshake", connecting)
             .await?
-            .map_err(|e| handshake_err(e.to_string()))?;
+            .map_err(|e| match permanent_refusal(&e) {
+                Some(reason) => NetError::PeerRefused {
+                    remote: addr,
+                    reason,
+                },
+                None => handshake_err(e.to_string()),
+            })?;
         let identity = peer_identity(&conn)?;
         let budget = PeerBudget::single(&identity.name, &limits);
         Ok(Peer::start(
@@ -450,6 +516,21 @@ impl Peer {
     /// The limits of this connection.
     pub fn limits(&self) -> &Limits {
         &self.limits
+    }
+
+    /// Why the connection ended for good ([`permanent_refusal`]), once it is closed: then
+    /// reconnecting cannot help.
+    pub fn refusal(&self) -> Option<NetError> {
+        let e = self.conn.close_reason()?;
+        permanent_refusal(&e).map(|reason| NetError::PeerRefused {
+            remote: self.conn.remote_address(),
+            reason,
+        })
+    }
+
+    /// Close the connection for good with [`DENIED`] and `reason` (the peer stops retrying).
+    pub fn deny(&self, reason: &str) {
+        self.conn.close(DENIED, reason.as_bytes());
     }
 
     /// The underlying QUIC connection (diagnostics and tests of raw streams).

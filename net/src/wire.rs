@@ -78,6 +78,13 @@ pub struct Limits {
     /// Upper bound for a handshake (QUIC and mutual TLS), short: an unauthenticated peer
     /// holds a handshake slot at most this long.
     pub handshake_timeout: Duration,
+    /// QUIC keep-alive interval: a PING when nothing else was sent for this long, so an idle
+    /// but live connection never reaches `idle_timeout`.
+    pub keep_alive: Duration,
+    /// QUIC idle timeout: a connection that received nothing (not even a keep-alive) for this
+    /// long is dead (its peer crashed or is unreachable) and is closed, so both sides notice a
+    /// killed process within seconds, not after `timeout`.
+    pub idle_timeout: Duration,
     /// Messages per peer being read, queued or held by the application, together; when all
     /// are taken no further stream is accepted (backpressure).
     pub incoming_queue: usize,
@@ -115,6 +122,8 @@ impl Default for Limits {
             max_send: max_payload,
             timeout: Duration::from_secs(30),
             handshake_timeout: Duration::from_secs(5),
+            keep_alive: Duration::from_secs(1),
+            idle_timeout: Duration::from_secs(6),
             incoming_queue: 32,
             peer_budget: Self::default_budget(max_control, max_payload),
             max_strikes: 8,

@@ -50,6 +50,11 @@ pub struct NetConfig {
     /// Upper bound of a handshake, in ms (short: an unauthenticated peer holds a slot at most
     /// this long).
     pub handshake_timeout_ms: u64,
+    /// QUIC keep-alive interval, in ms (a PING when nothing else was sent).
+    pub keep_alive_ms: u64,
+    /// QUIC idle timeout, in ms: a connection silent this long (not even a keep-alive) is
+    /// dead and closed, so a crashed coordinator or worker is noticed within seconds.
+    pub idle_timeout_ms: u64,
     /// Largest control message in bytes (must be the same in every process: the sender picks
     /// the class by it).
     pub max_control: u64,
@@ -83,6 +88,8 @@ impl Default for NetConfig {
         Self {
             timeout_ms: l.timeout.as_millis() as u64,
             handshake_timeout_ms: l.handshake_timeout.as_millis() as u64,
+            keep_alive_ms: l.keep_alive.as_millis() as u64,
+            idle_timeout_ms: l.idle_timeout.as_millis() as u64,
             max_control: l.max_control,
             max_payload: l.max_payload,
             queue: l.incoming_queue,
@@ -107,6 +114,8 @@ impl NetConfig {
             max_send: self.max_payload,
             timeout: Duration::from_millis(self.timeout_ms),
             handshake_timeout: Duration::from_millis(self.handshake_timeout_ms),
+            keep_alive: Duration::from_millis(self.keep_alive_ms),
+            idle_timeout: Duration::from_millis(self.idle_timeout_ms),
             incoming_queue: self.queue,
             peer_budget: self
                 .peer_budget
@@ -127,6 +136,15 @@ impl NetConfig {
         }
         if !(100..=120_000).contains(&self.handshake_timeout_ms) {
             return Err(invalid("net.handshake_timeout_ms", "100..=120000 ms"));
+        }
+        if !(100..=60_000).contains(&self.keep_alive_ms) {
+            return Err(invalid("net.keep_alive_ms", "100..=60000 ms"));
+        }
+        if !(2 * self.keep_alive_ms..=600_000).contains(&self.idle_timeout_ms) {
+            return Err(invalid(
+                "net.idle_timeout_ms",
+                "at least twice net.keep_alive_ms and at most 600000 ms",
+            ));
         }
         if self.max_control < 4096 || self.max_payload < self.max_control {
             return Err(invalid(

@@ -239,9 +239,19 @@ struct Outbox {
     tx: mpsc::Sender<(Down, u64)>,
     queued: Arc<AtomicU64>,
     budget: u64,
+    /// Set when the peer is refused for good: its writer closes the connection with
+    /// `DENIED` and this reason, so the peer stops instead of reconnecting.
+    denied: Arc<std::sync::Mutex<Option<String>>>,
 }
 
 impl Outbox {
+    /// Refuse the peer for good (its connection closes with the reason once the outbox goes).
+    fn deny(&self, reason: &str) {
+        if let Ok(mut d) = self.denied.lock() {
+            *d = Some(reason.to_string());
+        }
+    }
+
     /// Queue `d`, or say why not (the caller disconnects the peer).
     fn push(&self, d: Down) -> std::result::Result<(), String> {
         let size = d.held_bytes();
@@ -328,6 +338,7 @@ pub async fn run(
     let limits = limits(&cfg.net, &bounds)?;
     let down_budget = bounds.down.saturating_mul(2);
     let mut server = Server::bind(cfg.listen, &bundle, limits)?;
+    let revoked = server.revoked();
     info!(
         listen = %server.local_addr()?,
         submission = bounds.submission,
@@ -377,10 +388,21 @@ pub async fn run(
         server.close();
     });
 
+    // a recovered open round waits for its committee (see `Loop::held`)
+    let resumed = match &stage {
+        Stage::Running(s) if s.round().is_some() => Some(Resume {
+            round: s.round(),
+            since: Instant::now(),
+            back: None,
+        }),
+        _ => None,
+    };
     let mut lp = Loop {
         cfg,
         c,
         stage,
+        revoked,
+        resumed,
         conns: BTreeMap::new(),
         metrics,
         phase_started: Instant::now(),
@@ -483,8 +505,10 @@ async fn peer_task(conn: u64, peer: Peer, events: mpsc::Sender<Event>, down_budg
         tx,
         queued: Arc::new(AtomicU64::new(0)),
         budget: down_budget,
+        denied: Arc::default(),
     };
     let queued = Arc::clone(&outbox.queued);
+    let denied = Arc::clone(&outbox.denied);
     info!(peer = %id.name, remote = %peer.remote_address(), "coordinator: peer connected");
     if events
         .send_timeout(
@@ -512,7 +536,10 @@ async fn peer_task(conn: u64, peer: Peer, events: mpsc::Sender<Event>, down_budg
                     break;
                 }
             }
-            peer.close("closing");
+            match denied.lock().ok().and_then(|d| d.clone()) {
+                Some(reason) => peer.deny(&reason),
+                None => peer.close("closing"),
+            }
         })
     };
     let mut refused = 0u64;
@@ -571,10 +598,22 @@ async fn peer_task(conn: u64, peer: Peer, events: mpsc::Sender<Event>, down_budg
         .await;
 }
 
+/// A round recovered open after a restart: no block is produced for it until the committee is
+/// back, so the hospitals are not charged for the time the coordinator was down.
+struct Resume {
+    round: Option<u32>,
+    since: Instant,
+    /// When every expected member had said hello again.
+    back: Option<Instant>,
+}
+
 struct Loop {
     cfg: CoordinatorConfig,
     c: Arc<Consortium>,
     stage: Stage,
+    /// Participants refused for a revoked certificate (the server records them).
+    revoked: fedchain_net::tls::Revoked,
+    resumed: Option<Resume>,
     conns: BTreeMap<Address, Conn>,
     metrics: Arc<CoordinatorMetrics>,
     phase_started: Instant,
@@ -690,7 +729,10 @@ impl Loop {
                 };
                 if let Err(reason) = admitted {
                     warn!(peer = %id.name, %reason, "coordinator: refusing the peer");
-                    return Ok(()); // dropping the outbox ends its writer and closes the connection
+                    // dropping the outbox ends its writer, which closes the connection with
+                    // DENIED: the peer stops instead of reconnecting
+                    outbox.deny(&reason);
+                    return Ok(());
                 }
                 self.conns.insert(
                     a,
@@ -896,9 +938,60 @@ impl Loop {
         }
     }
 
+    /// Members the coordinator waits for: the committee but those refused for a revoked
+    /// certificate (they cannot connect again, so no round waits for them).
+    fn expected_members(&self) -> usize {
+        let revoked = self
+            .revoked
+            .lock()
+            .map(|r| self.c.members.iter().filter(|m| r.contains_key(m)).count());
+        self.c.members.len() - revoked.unwrap_or(0)
+    }
+
+    /// Whether the recovered round still waits for its committee: after a restart no block
+    /// (so no step towards the round's deadline height) is produced until every expected
+    /// member has said hello again and a grace of `deadline_blocks` ticks has passed since
+    /// (the time a round is given), or `wait_for_members_ms` has passed without them. A
+    /// hospital's deadline thus counts from when the committee is back, and a crash of the
+    /// coordinator neither voids the round nor charges anyone for missing it.
+    fn held(&mut self) -> bool {
+        let expected = self.expected_members();
+        let Some(r) = &mut self.resumed else {
+            return false;
+        };
+        let Stage::Running(s) = &self.stage else {
+            return false;
+        };
+        if s.round() != r.round {
+            self.resumed = None; // the recovered round ended
+            return false;
+        }
+        let ready = self.conns.values().filter(|c| c.hello).count();
+        if r.back.is_none() && ready >= expected {
+            info!(
+                round = ?r.round,
+                after_ms = r.since.elapsed().as_millis() as u64,
+                "coordinator: the committee is back after the restart, the round's deadline counts from now"
+            );
+            r.back = Some(Instant::now());
+        }
+        let grace =
+            Duration::from_millis(self.cfg.tick_ms.saturating_mul(self.c.cfg.deadline_blocks));
+        let release = match r.back {
+            Some(t) => t.elapsed() >= grace,
+            None => r.since.elapsed() >= Duration::from_millis(self.cfg.wait_for_members_ms),
+        };
+        if release {
+            info!(round = ?r.round, hospitals = ready, "coordinator: the recovered round goes on");
+            self.resumed = None;
+        }
+        !release
+    }
+
     fn on_tick(&mut self) -> Result<()> {
+        let held = self.held();
         if let Stage::Running(s) = &mut self.stage {
-            if s.round().is_some() {
+            if s.round().is_some() && !held {
                 let out = s.on_tick(now_ms())?;
                 self.metrics.set_ledger_height(s.ledger().height());
                 self.deliver(out)?;
@@ -910,6 +1003,7 @@ impl Loop {
     /// Open the next round when idle: at once if every member is connected, otherwise after
     /// `wait_for_members_ms` with at least the minimum; or finish after the last round.
     fn maybe_start(&mut self) -> Result<()> {
+        let expected = self.expected_members();
         let Stage::Running(s) = &mut self.stage else {
             return Ok(());
         };
@@ -937,7 +1031,7 @@ impl Loop {
             return Ok(());
         }
         let ready = self.conns.values().filter(|c| c.hello).count();
-        let all = ready == self.c.members.len();
+        let all = ready >= expected;
         let waited =
             self.idle_since.elapsed() >= Duration::from_millis(self.cfg.wait_for_members_ms);
         if !(all || (waited && ready as u32 >= self.c.cfg.min_participants())) {
@@ -1080,7 +1174,7 @@ fn reject_label(r: &Refusal) -> RejectReason {
         Refusal::SenderMismatch { .. } | Refusal::Chain(_) => RejectReason::BadSignature,
         Refusal::NotMember(_) => RejectReason::NotMember,
         Refusal::WrongJob { .. } | Refusal::Version { .. } => RejectReason::WrongJob,
-        Refusal::NoOpenRound => RejectReason::WrongRound,
+        Refusal::NoOpenRound | Refusal::Closed { .. } => RejectReason::WrongRound,
         Refusal::Equivocation => RejectReason::Equivocation,
         Refusal::Late { .. } => RejectReason::Late,
         Refusal::Engine(_) => RejectReason::InvalidPayload,
@@ -1241,6 +1335,7 @@ mod tests {
             tx,
             queued: Arc::new(AtomicU64::new(0)),
             budget: 1000,
+            denied: Arc::default(),
         };
         let d = Down::Finished { rounds: 1 };
         let size = d.held_bytes();

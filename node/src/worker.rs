@@ -17,7 +17,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use fedchain_coordinator::service::{CoordinatorMsg, Outcome, WorkerMsg, WorkerService};
+use fedchain_coordinator::service::{CoordinatorMsg, Outcome, Refusal, WorkerMsg, WorkerService};
 use fedchain_coordinator::setup::{deployed_hospital, DeployedHospital};
 use fedchain_ledger::Address;
 use fedchain_ledger::{Role, Transaction, TxKind};
@@ -27,7 +27,7 @@ use fedchain_net::{Client, Incoming, NetError, Peer};
 use fedchain_worker::{Marks, ShareMsg, ShareRefusal, SubmissionMsg, WorkerError};
 use rand::Rng;
 use tokio::sync::oneshot;
-use tracing::{info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::config::WorkerConfig;
 use crate::material::{chain_id_for, load_bundle, load_committee, load_genesis};
@@ -59,6 +59,8 @@ struct Worker {
     service: WorkerService,
     enroll: Up,
     metrics: WorkerMetrics,
+    /// The coordinator answered the current session (a welcome arrived).
+    welcomed: bool,
 }
 
 /// Run the worker until the coordinator says the job is finished or `shutdown` fires.
@@ -150,6 +152,7 @@ pub async fn run(cfg: WorkerConfig, mut shutdown: oneshot::Receiver<()>) -> Resu
         service,
         enroll,
         metrics,
+        welcomed: false,
     };
     let mut connections = 0u32;
     let mut backoff = Duration::from_millis(w.cfg.backoff_initial_ms);
@@ -167,10 +170,21 @@ pub async fn run(cfg: WorkerConfig, mut shutdown: oneshot::Receiver<()>) -> Resu
                     w.metrics.reconnected();
                 }
                 w.metrics.set_connected(true);
-                backoff = Duration::from_millis(w.cfg.backoff_initial_ms);
                 info!(hospital = %w.name, coordinator = %w.cfg.coordinator, "worker: connected");
+                w.welcomed = false;
                 let r = w.session(&peer, &mut shutdown).await;
                 w.metrics.set_connected(false);
+                // the delay starts over only after a session the coordinator answered; a
+                // connection closed at once (e.g. refused after the handshake) keeps backing off
+                if w.welcomed {
+                    backoff = Duration::from_millis(w.cfg.backoff_initial_ms);
+                }
+                if let (Ok(Session::Lost(_)), Some(refusal)) = (&r, peer.refusal()) {
+                    // permanent: our certificate is revoked or refused, or the coordinator
+                    // does not admit us; retrying cannot help
+                    error!(hospital = %w.name, error = %refusal, "worker: refused for good, stopping");
+                    break Err(refusal.into());
+                }
                 match r {
                     Ok(Session::Finished) => {
                         info!(hospital = %w.name, "worker: the job is finished");
@@ -184,8 +198,12 @@ pub async fn run(cfg: WorkerConfig, mut shutdown: oneshot::Receiver<()>) -> Resu
                     Err(e) => break Err(e),
                 }
             }
+            Err(e @ NetError::PeerRefused { .. }) => {
+                error!(hospital = %w.name, error = %e, "worker: refused for good, stopping");
+                break Err(e.into());
+            }
             Err(e) => {
-                warn!(hospital = %w.name, error = %e, delay_ms = backoff.as_millis() as u64, "worker: connect failed")
+                warn!(hospital = %w.name, error = %e, delay_ms = backoff.as_millis() as u64, "worker: connect failed (transient, backing off)")
             }
         }
         // capped exponential backoff with jitter (50-100% of the delay)
@@ -320,6 +338,7 @@ impl Worker {
                 return Err(NodeError::Refused(reason.to_string()));
             }
             CoordinatorMsg::Welcome { nonce, .. } => {
+                self.welcomed = true;
                 info!(hospital = %self.name, nonce, "worker: welcomed");
             }
             CoordinatorMsg::RoundOpen(o) => {
@@ -361,6 +380,13 @@ impl Worker {
                 info!(hospital = %self.name, outcome = ?a.outcome, digest = %hex::encode(a.digest.0), "worker: acknowledged");
                 let o = match &a.outcome {
                     Outcome::Accepted | Outcome::Duplicate => WorkerSubmitOutcome::Accepted,
+                    Outcome::Rejected {
+                        reason: reason @ Refusal::Closed { .. },
+                    } => {
+                        // not a problem: e.g. a share beyond the t the round committed with
+                        debug!(hospital = %self.name, %reason, "worker: message for a closed round");
+                        WorkerSubmitOutcome::Rejected
+                    }
                     Outcome::Rejected { reason } => {
                         warn!(hospital = %self.name, %reason, "worker: message rejected");
                         WorkerSubmitOutcome::Rejected

@@ -87,6 +87,11 @@ pub enum Refusal {
     Equivocation,
     #[error("late: deadline height {deadline}, next block {next}")]
     Late { deadline: u64, next: u64 },
+    /// For a round that is already over: in a clean run, a decryption share that arrives after
+    /// the round committed with the shares already on chain (only the first t are needed), or
+    /// a resend after a reconnect. Nothing is lost and nobody is charged.
+    #[error("round {round} is already closed")]
+    Closed { round: u32 },
     #[error("refused by the round engine: {0}")]
     Engine(String),
 }

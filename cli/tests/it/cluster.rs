@@ -348,8 +348,30 @@ impl Cluster {
         }
     }
 
-    /// kill -9.
+    /// After a restart of the coordinator: it finishes the job, the workers stop, and its log
+    /// says it recovered the ledger. Gives the log.
     #[cfg_attr(not(feature = "failpoints"), allow(dead_code))]
+    pub fn finish_after_restart(&mut self) -> String {
+        assert!(
+            self.wait_coordinator(240),
+            "restarted coordinator failed\n{}",
+            self.logs()
+        );
+        self.wait_workers(60);
+        let log = self.log("coordinator");
+        assert!(log.contains("recovered the ledger"), "{log}");
+        log
+    }
+
+    /// kill -9 of the coordinator.
+    pub fn kill_coordinator(&mut self) {
+        if let Some(mut c) = self.coord.take() {
+            c.kill().expect("kill");
+            let _ = c.wait();
+        }
+    }
+
+    /// kill -9.
     pub fn kill_worker(&mut self, i: usize) {
         if let Some(mut c) = self.workers[i].take() {
             c.kill().expect("kill");

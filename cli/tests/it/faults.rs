@@ -120,14 +120,7 @@ fn a_coordinator_stopped_between_accepted_and_committed_recovers() {
     c.coordinator.tick_ms = 1000;
     c.write_configs();
     c.start_coordinator(&[]);
-    assert!(
-        c.wait_coordinator(240),
-        "restarted coordinator failed\n{}",
-        c.logs()
-    );
-    c.wait_workers(60);
-    let log = c.log("coordinator");
-    assert!(log.contains("recovered the ledger"), "{log}");
+    c.finish_after_restart();
     let out = c.out("coordinator");
     for r in 0..2 {
         let l = out

@@ -11,4 +11,8 @@ mod configs;
 mod faults;
 mod flood;
 mod keys;
+mod limits;
 mod multiprocess;
+#[cfg(feature = "failpoints")]
+mod restart;
+mod secrets;

@@ -657,6 +657,13 @@ impl CoordinatorService {
                         RejectReason::Late { deadline, next } => Outcome::Rejected {
                             reason: Refusal::Late { deadline, next },
                         },
+                        RejectReason::WrongRound { expected, got }
+                            if expected.is_none_or(|open| got < open) =>
+                        {
+                            Outcome::Rejected {
+                                reason: Refusal::Closed { round: got },
+                            }
+                        }
                         r => Outcome::Rejected {
                             reason: Refusal::Engine(r.to_string()),
                         },

@@ -11,15 +11,27 @@ fn loopback_any_port() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 0))
 }
 
-#[tokio::test]
-async fn coordinator_metrics_are_scraped_over_http() {
-    let metrics = coordinator_after_two_rounds();
+/// The coordinator's endpoint on a free loopback port, until `stop` is sent.
+async fn serve_until_stopped(
+    metrics: &fedchain_metrics::CoordinatorMetrics,
+) -> (
+    SocketAddr,
+    tokio::task::JoinHandle<fedchain_metrics::Result<()>>,
+    oneshot::Sender<()>,
+) {
     let (stop, stopped) = oneshot::channel::<()>();
     let (addr, server) = serve(loopback_any_port(), metrics.registry().clone(), async {
         let _ = stopped.await;
     })
     .await
     .expect("serve");
+    (addr, server, stop)
+}
+
+#[tokio::test]
+async fn coordinator_metrics_are_scraped_over_http() {
+    let metrics = coordinator_after_two_rounds();
+    let (addr, server, stop) = serve_until_stopped(&metrics).await;
     assert_ne!(addr.port(), 0, "port 0 must resolve to the bound port");
 
     let resp = http_get(addr, "/metrics").await.expect("GET /metrics");
@@ -150,4 +162,68 @@ fn accuracy_outside_zero_to_one_is_refused() {
     m.set_token_balance("a", 1);
     assert!(m.remove_token_balance("a"));
     assert!(!m.render().expect("render").contains("account=\"a\""));
+}
+
+/// Issue #13 case 9: 500 slow partial requests (a request line, never the end of the headers)
+/// used to be held for 45 s each, and about 20,000 exhausted the process's file descriptors.
+/// Now at most `MAX_CONNECTIONS` are served at once (the rest are closed at accept), each held
+/// connection is closed after `HEADER_READ_TIMEOUT`, and a normal scrape answers after that.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_partial_requests_do_not_pin_the_endpoint() {
+    use fedchain_metrics::http::{HEADER_READ_TIMEOUT, MAX_CONNECTIONS};
+    use std::time::Instant;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let metrics = coordinator_after_two_rounds();
+    let (addr, server, stop) = serve_until_stopped(&metrics).await;
+    let start = Instant::now();
+    let mut slow = Vec::new();
+    for _ in 0..500 {
+        let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        // a partial request: the headers never end
+        let _ = s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n").await;
+        slow.push(s);
+    }
+    // every slow connection is closed by the server: at accept (over the cap) or after the
+    // header timeout; none is held longer
+    // each connection's read waits concurrently, so its time is when the server closed it
+    let waits: Vec<_> = slow
+        .drain(..)
+        .map(|mut s| {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 256];
+                let r = tokio::time::timeout(HEADER_READ_TIMEOUT * 3, s.read(&mut buf)).await;
+                (r.is_ok(), start.elapsed())
+            })
+        })
+        .collect();
+    let (mut at_accept, mut after_timeout) = (0usize, 0usize);
+    for w in waits {
+        let (closed, at) = w.await.expect("join");
+        assert!(closed, "a slow partial request is still held after {at:?}");
+        if at < HEADER_READ_TIMEOUT / 2 {
+            at_accept += 1;
+        } else {
+            after_timeout += 1;
+        }
+    }
+    let held = start.elapsed();
+    assert!(
+        held < HEADER_READ_TIMEOUT * 4,
+        "slow requests held for {held:?}"
+    );
+    assert!(
+        after_timeout <= MAX_CONNECTIONS,
+        "{after_timeout} held until the header timeout, over the cap of {MAX_CONNECTIONS}"
+    );
+    eprintln!(
+        "500 slow partial requests: all closed after {held:?}: {at_accept} at accept, \
+         {after_timeout} at the header timeout"
+    );
+    // and a normal scrape answers
+    let resp = http_get(addr, "/metrics").await.expect("GET /metrics");
+    assert_eq!(resp.status, 200);
+    assert!(resp.body.contains("fedchain_rounds_committed_total 2"));
+    let _ = stop.send(());
+    server.await.expect("join").expect("serve");
 }
