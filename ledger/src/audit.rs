@@ -503,7 +503,9 @@ fn check_columns<S: Store>(
         store
             .scan(c, &mut |k, _| match key_height(k) {
                 Some(h) if h <= head.height => Ok(()),
-                Some(h) => Err(corrupt(h, what, format!("stored above the head {}", head.height)).into()),
+                Some(h) => {
+                    Err(corrupt(h, what, format!("stored above the head {}", head.height)).into())
+                }
                 None => Err(corrupt(head.height, what, format!("key of {} bytes", k.len())).into()),
             })
             .map_err(audit_err)?;
@@ -511,9 +513,11 @@ fn check_columns<S: Store>(
     let mut seen = 0usize;
     store
         .scan(Column::Txs, &mut |k, v| {
-            let at = <[u8; 8]>::try_from(&v[..8.min(v.len())])
-                .map_or(head.height, u64::from_be_bytes);
-            let want = <[u8; 32]>::try_from(k).ok().and_then(|d| index.get(&Hash(d)));
+            let at =
+                <[u8; 8]>::try_from(&v[..8.min(v.len())]).map_or(head.height, u64::from_be_bytes);
+            let want = <[u8; 32]>::try_from(k)
+                .ok()
+                .and_then(|d| index.get(&Hash(d)));
             match want {
                 Some(w) if w.as_slice() == v => {
                     seen += 1;
@@ -538,7 +542,11 @@ fn check_columns<S: Store>(
         return Err(corrupt(
             head.height,
             "tx index",
-            format!("{} of {} transactions missing", index.len() - seen, index.len()),
+            format!(
+                "{} of {} transactions missing",
+                index.len() - seen,
+                index.len()
+            ),
         ));
     }
     store
@@ -555,14 +563,21 @@ fn check_columns<S: Store>(
         .map_err(audit_err)?;
     for (c, what, keys) in [
         (Column::State, "state", &[b"current".as_slice()][..]),
-        (Column::Meta, "meta", &[b"head".as_slice(), b"genesis".as_slice()][..]),
+        (
+            Column::Meta,
+            "meta",
+            &[b"head".as_slice(), b"genesis".as_slice()][..],
+        ),
     ] {
         store
             .scan(c, &mut |k, _| {
                 if keys.contains(&k) {
                     Ok(())
                 } else {
-                    Err(corrupt(head.height, what, format!("unknown key {}", hex::encode(k))).into())
+                    Err(
+                        corrupt(head.height, what, format!("unknown key {}", hex::encode(k)))
+                            .into(),
+                    )
                 }
             })
             .map_err(audit_err)?;

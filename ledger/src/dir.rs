@@ -39,7 +39,11 @@ pub enum StoreError {
     #[error("{path} is in use by another process (it holds {LOCK_FILE})")]
     Locked { path: PathBuf },
     #[error("{path}: the store's head is height {head} but its anchor says {anchor} was final: blocks were lost (a dropped log tail or an older copy); refusing it")]
-    BehindAnchor { path: PathBuf, head: u64, anchor: u64 },
+    BehindAnchor {
+        path: PathBuf,
+        head: u64,
+        anchor: u64,
+    },
     #[error("{path}: block {height} hashes to {found}, the anchor says {expected}: the store holds another history; refusing it")]
     AnchorMismatch {
         path: PathBuf,

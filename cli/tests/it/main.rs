@@ -12,3 +12,4 @@ mod faults;
 mod flood;
 mod keys;
 mod multiprocess;
+mod stores;

@@ -65,7 +65,9 @@ fn files_ending(dir: &Path, ext: &str) -> Vec<PathBuf> {
 }
 
 fn set_read_only(dir: &Path, ro: bool) {
-    for p in std::iter::once(dir.to_path_buf()).chain(std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path())) {
+    for p in std::iter::once(dir.to_path_buf())
+        .chain(std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()))
+    {
         let mut perm = std::fs::metadata(&p).unwrap().permissions();
         perm.set_readonly(ro);
         std::fs::set_permissions(&p, perm).unwrap();
@@ -83,7 +85,10 @@ fn readers_change_no_byte_and_open_a_read_only_copy() {
     let store = RocksStore::open_read_only(&path).unwrap();
     let report = verify_chain(&store, &net.genesis).unwrap();
     assert!(report.blocks > 5);
-    assert!(store.raw_put(Column::Meta, b"x", b"y").is_err(), "a reader wrote");
+    assert!(
+        store.raw_put(Column::Meta, b"x", b"y").is_err(),
+        "a reader wrote"
+    );
     drop(store);
     drop(Chain::open_existing(RocksStore::open_read_only(&path).unwrap()).unwrap());
     assert_eq!(checksums(&path), before, "a reader changed the directory");
@@ -153,7 +158,9 @@ fn a_store_behind_its_anchor_is_refused() {
         RocksStore::open(&old),
     ] {
         match r {
-            Err(LedgerError::Open(StoreError::BehindAnchor { head: h, anchor, .. })) => {
+            Err(LedgerError::Open(StoreError::BehindAnchor {
+                head: h, anchor, ..
+            })) => {
                 assert_eq!((h, anchor), (head.height - 3, head.height))
             }
             other => panic!("{other:?}"),
@@ -206,7 +213,12 @@ fn a_directory_without_a_valid_store_is_never_a_fresh_start() {
     let manifest = std::fs::read_dir(&cut)
         .unwrap()
         .map(|e| e.unwrap().path())
-        .find(|p| p.file_name().unwrap().to_string_lossy().starts_with("MANIFEST-"))
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("MANIFEST-")
+        })
         .unwrap();
     let m = std::fs::read(&manifest).unwrap();
     std::fs::write(&manifest, &m[..600.min(m.len())]).unwrap();
@@ -215,7 +227,11 @@ fn a_directory_without_a_valid_store_is_never_a_fresh_start() {
         .and_then(|s| verify_chain(&s, &net.genesis).map_err(Into::into))
         .is_err());
     assert!(RocksStore::open(&cut).is_err());
-    assert_eq!(checksums(&cut), before, "a failed open changed or removed files");
+    assert_eq!(
+        checksums(&cut),
+        before,
+        "a failed open changed or removed files"
+    );
     assert_eq!(files_ending(&cut, "sst").len(), tables.len());
 }
 
@@ -235,7 +251,15 @@ fn the_audit_checks_the_tx_index_and_every_payload() {
         .unwrap();
     assert!(entries.len() > 3);
     let (k, v) = entries[entries.len() / 2].clone();
-    let tx_index = |e: AuditError| matches!(e, AuditError::Corrupt { what: "tx index", .. });
+    let tx_index = |e: AuditError| {
+        matches!(
+            e,
+            AuditError::Corrupt {
+                what: "tx index",
+                ..
+            }
+        )
+    };
     // a flipped byte in a location, a removed entry, an entry for no transaction
     for at in [7usize, 11] {
         let mut bad = v.clone();
@@ -257,12 +281,16 @@ fn the_audit_checks_the_tx_index_and_every_payload() {
     verify_chain(&store, &net.genesis).unwrap();
     // a payload no block references, altered
     let d = store.put_payload(b"unreferenced").unwrap();
-    store.raw_put(Column::Payloads, &d.0, b"unreferencee").unwrap();
+    store
+        .raw_put(Column::Payloads, &d.0, b"unreferencee")
+        .unwrap();
     assert!(matches!(
         verify_chain(&store, &net.genesis),
         Err(AuditError::StoredPayload { .. })
     ));
-    store.raw_put(Column::Payloads, &d.0, b"unreferenced").unwrap();
+    store
+        .raw_put(Column::Payloads, &d.0, b"unreferenced")
+        .unwrap();
     // a block stored above the head
     let h = store.head().unwrap().unwrap().height;
     let top = store.header(h).unwrap().unwrap();
@@ -270,7 +298,10 @@ fn the_audit_checks_the_tx_index_and_every_payload() {
         .raw_put(Column::Headers, &RocksStore::height_key(h + 1), &top)
         .unwrap();
     let e = verify_chain(&store, &net.genesis).unwrap_err();
-    assert!(matches!(e, AuditError::Corrupt { what: "header", .. }), "{e}");
+    assert!(
+        matches!(e, AuditError::Corrupt { what: "header", .. }),
+        "{e}"
+    );
 }
 
 #[test]
