@@ -7,6 +7,7 @@ mod e2e;
 mod ledger;
 mod net;
 mod peers;
+mod restart;
 
 use clap::{Parser, Subcommand};
 
@@ -35,6 +36,10 @@ enum Cmd {
     /// (breast-cancer and digits also against Flower FedAvg). Writes
     /// bench/results/<scenario>.json and plots in bench/results/<scenario>/.
     E2e(e2e::Args),
+    /// Reopening a coordinator's ledger after a restart: the full replay against the head
+    /// snapshot, on one ledger (built by a 512-bit simulation). Writes
+    /// bench/results/restart.json.
+    Restart(restart::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -43,5 +48,6 @@ fn main() -> anyhow::Result<()> {
         Cmd::Ledger(a) => ledger::run(a),
         Cmd::Net(a) => net::run(a),
         Cmd::E2e(a) => e2e::run(a),
+        Cmd::Restart(a) => restart::run(a),
     }
 }

@@ -19,7 +19,7 @@ pub use audit::{
     claims_of_block, stored_genesis, verify_chain, verify_chain_with, AuditReport, Claim,
     PenaltyClaim, RoundClaim, RoundVerifier, VoidClaim,
 };
-pub use chain::{Chain, Proposal};
+pub use chain::{Chain, Proposal, Recovery};
 pub use dir::{Anchor, DirLock, StoreError};
 pub use error::{AuditError, BlockError, LedgerError, Result, TxError};
 pub use state::{Genesis, State};
