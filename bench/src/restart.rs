@@ -96,7 +96,10 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     }
     let (full_replay_s, snapshot_s) = (median(full), median(snap));
     let report = Report {
-        command: std::env::args().collect::<Vec<_>>().join(" "),
+        command: format!(
+            "cargo run --release -p fedchain-bench -- {}",
+            std::env::args().skip(1).collect::<Vec<_>>().join(" ")
+        ),
         blocks,
         validators: n,
         full_replay_s,

@@ -202,6 +202,7 @@ pub fn is_vacant(dir: &Path) -> Result<bool, StoreError> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

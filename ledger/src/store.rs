@@ -40,6 +40,9 @@ pub struct Head {
     pub hash: Hash,
 }
 
+/// What [`Store::scan`] calls with each (key, value) of a column; an error stops the scan.
+pub type Visit<'a> = dyn FnMut(&[u8], &[u8]) -> Result<()> + 'a;
+
 /// Ledger storage.
 pub trait Store: Send + Sync {
     /// The last committed block, if any.
@@ -70,7 +73,7 @@ pub trait Store: Send + Sync {
     fn remove_pending(&self, seqs: &[u64]) -> Result<()>;
     /// Every entry of a column as stored (key, value), so the audit can check each column in
     /// full, the transaction index included.
-    fn scan(&self, c: Column, f: &mut dyn FnMut(&[u8], &[u8]) -> Result<()>) -> Result<()>;
+    fn scan(&self, c: Column, f: &mut Visit<'_>) -> Result<()>;
 
     /// Whether a payload is present. Payloads are keyed by the SHA-256 of their bytes when
     /// written, so presence means it hashed to its digest then; later damage is what the
@@ -205,7 +208,7 @@ impl Store for MemoryStore {
         }
         Ok(())
     }
-    fn scan(&self, c: Column, f: &mut dyn FnMut(&[u8], &[u8]) -> Result<()>) -> Result<()> {
+    fn scan(&self, c: Column, f: &mut Visit<'_>) -> Result<()> {
         let m = self.lock();
         match c {
             Column::Headers | Column::Bodies => {
@@ -678,7 +681,7 @@ impl Store for RocksStore {
         self.write(wb)?;
         Ok(())
     }
-    fn scan(&self, c: Column, f: &mut dyn FnMut(&[u8], &[u8]) -> Result<()>) -> Result<()> {
+    fn scan(&self, c: Column, f: &mut Visit<'_>) -> Result<()> {
         let cf = self.cf(c)?;
         for item in self.db.iterator_cf(cf, rocksdb::IteratorMode::Start) {
             let (k, v) = item?;
