@@ -454,7 +454,6 @@ pub fn verify_chain_with<S: Store>(
             height: head.height,
         });
     }
-    check_columns(store, head, &index)?;
     let rounds_verified = claims
         .iter()
         .filter(|c| matches!(c, Claim::Round(_)))
@@ -474,6 +473,8 @@ pub fn verify_chain_with<S: Store>(
             return Err(AuditError::Crypto { height, reason });
         }
     }
+    // last, so a damaged payload a round uses is reported with its round by the verifier
+    check_columns(store, head, &index)?;
     Ok(AuditReport {
         rounds_verified,
         penalties_verified,
