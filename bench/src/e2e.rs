@@ -223,7 +223,7 @@ impl RoundTraffic {
 /// Reads a finished run's ledger: per round, the payload bytes and sample counts each hospital
 /// (identified by its registered pseudonym `hospital-<i>`) submitted.
 pub fn ledger_traffic(dir: &Path) -> anyhow::Result<BTreeMap<u32, RoundTraffic>> {
-    let store = RocksStore::open_existing(dir)
+    let store = RocksStore::open_read_only(dir)
         .with_context(|| format!("opening the ledger {}", dir.display()))?;
     let head = store.head()?.context("the ledger has no blocks")?;
     let mut index = BTreeMap::new();

@@ -8,6 +8,7 @@ mod ledger;
 mod net;
 mod peers;
 mod range;
+mod restart;
 
 use clap::{Parser, Subcommand};
 
@@ -39,6 +40,10 @@ enum Cmd {
     /// The blame step's slot range proofs: prove and verify per ciphertext on one core
     /// (8-, 12- and 16-bit values). Writes bench/results/range.json.
     Range(range::Args),
+    /// Reopening a coordinator's ledger after a restart: the full replay against the head
+    /// snapshot, on one ledger (built by a 512-bit simulation). Writes
+    /// bench/results/restart.json.
+    Restart(restart::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -48,5 +53,6 @@ fn main() -> anyhow::Result<()> {
         Cmd::Net(a) => net::run(a),
         Cmd::E2e(a) => e2e::run(a),
         Cmd::Range(a) => range::run(a),
+        Cmd::Restart(a) => restart::run(a),
     }
 }

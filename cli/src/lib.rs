@@ -55,6 +55,11 @@ enum Command {
         /// printed it): a ledger holding another genesis fails.
         #[arg(long)]
         genesis: Option<String>,
+        /// A block known final, `<height>:<hash>` (64 hex digits, e.g. from a validator or an
+        /// earlier audit's head): a ledger whose head is below it, or that holds another block
+        /// at that height, fails.
+        #[arg(long, value_parser = parse_head)]
+        head: Option<fedchain_ledger::Head>,
     },
     /// Print a ledger's jobs, rounds, balances and parameter-hash history.
     Inspect {
@@ -429,9 +434,28 @@ fn emit(text: &str) -> anyhow::Result<()> {
     }
 }
 
-fn run_audit(dir: &PathBuf, expected: Option<&str>) -> anyhow::Result<()> {
+/// `--head <height>:<hash>`.
+fn parse_head(s: &str) -> Result<fedchain_ledger::Head, String> {
+    let (h, hash) = s
+        .split_once(':')
+        .ok_or("expected <height>:<hash>, e.g. 37:9f2c...")?;
+    let height = h.parse::<u64>().map_err(|e| format!("height {h:?}: {e}"))?;
+    let bytes = hex::decode(hash).map_err(|e| format!("hash: {e}"))?;
+    let hash = <[u8; 32]>::try_from(bytes)
+        .map_err(|b| format!("hash of {} bytes, expected 32", b.len()))?;
+    Ok(fedchain_ledger::Head {
+        height,
+        hash: fedchain_ledger::Hash(hash),
+    })
+}
+
+fn run_audit(
+    dir: &PathBuf,
+    expected: Option<&str>,
+    head: Option<fedchain_ledger::Head>,
+) -> anyhow::Result<()> {
     let store =
-        RocksStore::open_existing(dir).with_context(|| format!("opening {}", dir.display()))?;
+        RocksStore::open_read_only(dir).with_context(|| format!("opening {}", dir.display()))?;
     let genesis = stored_genesis(&store)?;
     let about = format!(
         "genesis {} (consortium {}, {} validators)",
@@ -447,7 +471,7 @@ fn run_audit(dir: &PathBuf, expected: Option<&str>) -> anyhow::Result<()> {
         ),
     }
     let t = std::time::Instant::now();
-    let (_, r) = audit_ledger(&store, expected, Some(&FedchainVerifier))?;
+    let (_, r) = audit_ledger(&store, expected, head, Some(&FedchainVerifier))?;
     println!(
         "audit ok: {} blocks, {} transactions, {} payloads, {} rounds re-verified (ciphertext products, share proofs, next parameters), supply {} tokens, head {}, {:.2} s",
         r.blocks, r.transactions, r.payloads_checked, r.rounds_verified, r.supply, hex::encode(r.head.0), t.elapsed().as_secs_f64()
@@ -457,7 +481,7 @@ fn run_audit(dir: &PathBuf, expected: Option<&str>) -> anyhow::Result<()> {
 
 fn run_inspect(dir: &PathBuf) -> anyhow::Result<()> {
     let store =
-        RocksStore::open_existing(dir).with_context(|| format!("opening {}", dir.display()))?;
+        RocksStore::open_read_only(dir).with_context(|| format!("opening {}", dir.display()))?;
     let chain = Chain::open_existing(store)?;
     let s = chain.state();
     let mut o = String::new();
@@ -801,7 +825,11 @@ impl Cli {
                 Ok(Some(code)) => return ExitCode::from(code),
                 r => r.map(|_| ()),
             },
-            Command::Audit { ledger, genesis } => run_audit(ledger, genesis.as_deref()),
+            Command::Audit {
+                ledger,
+                genesis,
+                head,
+            } => run_audit(ledger, genesis.as_deref(), *head),
             Command::Inspect { ledger } => run_inspect(ledger),
             Command::Keys(c) => run_keys(c),
             Command::Ca(c) => run_ca(c),

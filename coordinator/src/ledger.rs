@@ -31,9 +31,51 @@ pub struct Ledger {
 
 impl Ledger {
     /// A ledger on a fresh (or existing) RocksDB chain in `dir`, with one in-memory replica per
-    /// validator. On an existing chain the replicas replay every committed block (each checked
-    /// with its certificate) and the aggregator continues after its last nonce on chain.
+    /// validator. On an existing chain every replica starts from the state stored with the
+    /// head block, checked against the head's certified header (`Chain::from_snapshot`: the
+    /// head's quorum certificate and state root), with the payloads of the open rounds, so a
+    /// restart costs what the open round needs, not the length of the chain. A stored state
+    /// that does not match its head is rebuilt by a full replay (`Recovery::Replayed`, for
+    /// the caller to warn about). The aggregator continues after its last nonce on chain.
     pub fn open(
+        dir: &std::path::Path,
+        genesis: &Genesis,
+        validators: Vec<SigningKey>,
+        aggregator: SigningKey,
+    ) -> Result<Self> {
+        Self::open_observed(dir, genesis, validators, aggregator, &mut |_, _| {})
+    }
+
+    /// [`Ledger::open`], reporting `progress(done, total)` of a fallback replay.
+    pub fn open_observed(
+        dir: &std::path::Path,
+        genesis: &Genesis,
+        validators: Vec<SigningKey>,
+        aggregator: SigningKey,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<Self> {
+        let chain = Chain::open_observed(RocksStore::open(dir)?, genesis, progress)?;
+        let head = chain.head().height;
+        let head_block = chain
+            .block(head)?
+            .ok_or_else(|| SimError::Refused(format!("block {head} missing from the store")))?;
+        let payloads = open_round_payloads(&chain);
+        let replicas = (0..validators.len())
+            .map(|_| {
+                let store = MemoryStore::new();
+                for p in &payloads {
+                    store.put_payload(p)?;
+                }
+                Chain::from_snapshot(store, genesis, &head_block, chain.state().clone())
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Self::with(chain, replicas, genesis, validators, aggregator)
+    }
+
+    /// The ledger as it was opened before snapshots: every replica replays every committed
+    /// block (each checked with its certificate). Kept to measure restarts against
+    /// (`fedchain-bench restart`) and to check that both give the same replicas.
+    pub fn open_replaying(
         dir: &std::path::Path,
         genesis: &Genesis,
         validators: Vec<SigningKey>,
@@ -56,6 +98,16 @@ impl Ledger {
                 r.commit(&block)?;
             }
         }
+        Self::with(chain, replicas, genesis, validators, aggregator)
+    }
+
+    fn with(
+        chain: Chain<RocksStore>,
+        replicas: Vec<Chain<MemoryStore>>,
+        genesis: &Genesis,
+        validators: Vec<SigningKey>,
+        aggregator: SigningKey,
+    ) -> Result<Self> {
         let state = chain.state();
         let aggregator_nonce = state
             .nonces
@@ -227,6 +279,36 @@ pub struct Dropped {
     pub tx: Hash,
     pub kind: TxTag,
     pub reason: String,
+}
+
+/// The payloads a replica started from a snapshot needs to validate what follows: each job's
+/// current parameters and, of its open round, the starting parameters, every submission
+/// (rejected ones too: penalty evidence) and every decryption share.
+fn open_round_payloads(chain: &Chain<RocksStore>) -> Vec<Vec<u8>> {
+    let mut digests: Vec<Hash> = Vec::new();
+    for j in chain.state().jobs.values() {
+        digests.extend(j.current_params);
+        if let Some(o) = &j.open {
+            digests.push(o.params_hash);
+            digests.extend(o.submissions.values().map(|x| x.payload));
+            digests.extend(o.shares.values().map(|(d, _)| *d));
+        }
+    }
+    digests
+        .iter()
+        .filter_map(|d| chain.store().payload(d).ok().flatten())
+        .collect()
+}
+
+/// A replica's view, to compare replicas started differently (tests, benchmarks).
+impl Ledger {
+    /// Each replica's head and state root.
+    pub fn replica_heads(&self) -> Vec<(Hash, Hash)> {
+        self.replicas
+            .iter()
+            .map(|r| (r.head().hash, r.state().root()))
+            .collect()
+    }
 }
 
 fn payloads_of(chain: &Chain<RocksStore>, block: &Block) -> Vec<Vec<u8>> {

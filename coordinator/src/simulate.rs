@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use fedchain_crypto::threshold::VectorDecryptionShare;
-use fedchain_ledger::{verify_chain_with, Address, Hash, JobId, SignedTx, TxKind, TxTag};
+use fedchain_ledger::{
+    verify_chain_with, Address, DirLock, Hash, JobId, LedgerError, SignedTx, TxKind, TxTag,
+};
 use fedchain_worker::{
     encode_plain, round_seed, Hospital, Protection, ShareMsg, SubmissionMsg, WorkerError,
 };
@@ -780,19 +782,29 @@ fn prepare_dir(dir: &Path, force: bool) -> Result<()> {
         path: dir.to_path_buf(),
         reason,
     };
-    if dir.exists() {
-        let non_empty = std::fs::read_dir(dir)
-            .map_err(|e| out(e.to_string()))?
-            .next()
-            .is_some();
-        if non_empty && !force {
+    if !fedchain_ledger::dir::is_vacant(dir).map_err(LedgerError::from)? {
+        if !force {
             return Err(out(
                 "already holds a ledger; choose another --out or pass --force".into(),
             ));
         }
-        if non_empty {
-            std::fs::remove_dir_all(dir).map_err(|e| out(e.to_string()))?;
+        // only while no other process owns it (a running simulate or coordinator)
+        let lock = DirLock::acquire(dir).map_err(LedgerError::from)?;
+        for e in std::fs::read_dir(dir).map_err(|e| out(e.to_string()))? {
+            let p = e.map_err(|e| out(e.to_string()))?.path();
+            if p.file_name()
+                .is_some_and(|n| n == fedchain_ledger::dir::LOCK_FILE)
+            {
+                continue;
+            }
+            let r = if p.is_dir() {
+                std::fs::remove_dir_all(&p)
+            } else {
+                std::fs::remove_file(&p)
+            };
+            r.map_err(|e| out(e.to_string()))?;
         }
+        drop(lock);
     }
     std::fs::create_dir_all(dir).map_err(|e| out(e.to_string()))
 }
@@ -857,6 +869,9 @@ pub fn simulate(
         path: out.clone(),
         reason: e.to_string(),
     })?;
+    // one run per output directory: a second one (even with --force) is refused while this
+    // one holds it, so it never deletes a live ledger
+    let _owner = DirLock::acquire(&out).map_err(LedgerError::from)?;
     let main = run_one(cfg, &out.join("ledger"), obs)?;
     let baseline = if cfg.baseline && !cfg.plaintext && !main.interrupted {
         obs.progress(Progress::Setup(

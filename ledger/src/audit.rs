@@ -3,8 +3,9 @@
 use crate::chain::body_bytes;
 use crate::error::AuditError;
 use crate::state::{apply_checked_block, check_block_crypto, genesis_block, Genesis, State};
-use crate::store::Store;
+use crate::store::{header_hash, tx_location_bytes, Column, Head, Store};
 use rayon::prelude::*;
+use std::collections::HashMap;
 
 use crate::types::*;
 
@@ -427,6 +428,8 @@ pub fn verify_chain_with<S: Store>(
     let mut state = State::genesis(genesis);
     let mut prev = g.header.hash();
     let (mut txs, mut payloads) = (0u64, 0u64);
+    // what the tx index must hold: every transaction's (height, index), nothing else
+    let mut index: HashMap<Hash, [u8; 12]> = HashMap::new();
     let mut height = 0u64;
     while height <= head.height {
         // phase 1, in parallel over a chunk: read, decode, and check what needs no state
@@ -498,6 +501,9 @@ pub fn verify_chain_with<S: Store>(
                 });
             }
             txs += block.txs.len() as u64;
+            for (i, t) in block.txs.iter().enumerate() {
+                index.insert(t.hash(), tx_location_bytes(height_now, i as u32));
+            }
             prev = block.header.hash();
         }
         height = last + 1;
@@ -541,6 +547,8 @@ pub fn verify_chain_with<S: Store>(
             return Err(AuditError::Crypto { height, reason });
         }
     }
+    // last, so a damaged payload a round uses is reported with its round by the verifier
+    check_columns(store, head, &index)?;
     Ok(AuditReport {
         rounds_verified,
         penalties_verified,
@@ -553,16 +561,166 @@ pub fn verify_chain_with<S: Store>(
     })
 }
 
+/// Every column family in full, after the replay: no header or body above the head, the tx
+/// index exactly the replayed transactions' locations, every stored payload hashing to its
+/// key (referenced or not), only the known keys in state and meta, well-formed pending keys.
+fn check_columns<S: Store>(
+    store: &S,
+    head: Head,
+    index: &HashMap<Hash, [u8; 12]>,
+) -> Result<(), AuditError> {
+    let corrupt = |height: u64, what: &'static str, reason: String| AuditError::Corrupt {
+        height,
+        what,
+        reason,
+    };
+    let key_height = |k: &[u8]| <[u8; 8]>::try_from(k).ok().map(u64::from_be_bytes);
+    for (c, what) in [(Column::Headers, "header"), (Column::Bodies, "body")] {
+        store
+            .scan(c, &mut |k, _| match key_height(k) {
+                Some(h) if h <= head.height => Ok(()),
+                Some(h) => {
+                    Err(corrupt(h, what, format!("stored above the head {}", head.height)).into())
+                }
+                None => Err(corrupt(head.height, what, format!("key of {} bytes", k.len())).into()),
+            })
+            .map_err(audit_err)?;
+    }
+    let mut seen = 0usize;
+    store
+        .scan(Column::Txs, &mut |k, v| {
+            let at =
+                <[u8; 8]>::try_from(&v[..8.min(v.len())]).map_or(head.height, u64::from_be_bytes);
+            let want = <[u8; 32]>::try_from(k)
+                .ok()
+                .and_then(|d| index.get(&Hash(d)));
+            match want {
+                Some(w) if w.as_slice() == v => {
+                    seen += 1;
+                    Ok(())
+                }
+                Some(_) => Err(corrupt(
+                    at,
+                    "tx index",
+                    format!("transaction {} located wrongly", hex::encode(k)),
+                )
+                .into()),
+                None => Err(corrupt(
+                    at,
+                    "tx index",
+                    format!("entry {} names no transaction on chain", hex::encode(k)),
+                )
+                .into()),
+            }
+        })
+        .map_err(audit_err)?;
+    if seen != index.len() {
+        return Err(corrupt(
+            head.height,
+            "tx index",
+            format!(
+                "{} of {} transactions missing",
+                index.len() - seen,
+                index.len()
+            ),
+        ));
+    }
+    store
+        .scan(Column::Payloads, &mut |k, v| {
+            if Hash::sha256(v).0.as_slice() == k {
+                Ok(())
+            } else {
+                Err(AuditError::StoredPayload {
+                    key: hex::encode(k),
+                }
+                .into())
+            }
+        })
+        .map_err(audit_err)?;
+    for (c, what, keys) in [
+        (Column::State, "state", &[b"current".as_slice()][..]),
+        (
+            Column::Meta,
+            "meta",
+            &[b"head".as_slice(), b"genesis".as_slice()][..],
+        ),
+    ] {
+        store
+            .scan(c, &mut |k, _| {
+                if keys.contains(&k) {
+                    Ok(())
+                } else {
+                    Err(
+                        corrupt(head.height, what, format!("unknown key {}", hex::encode(k)))
+                            .into(),
+                    )
+                }
+            })
+            .map_err(audit_err)?;
+    }
+    store
+        .scan(Column::Pending, &mut |k, _| {
+            if k.len() == 8 {
+                Ok(())
+            } else {
+                Err(corrupt(head.height, "pending", format!("key of {} bytes", k.len())).into())
+            }
+        })
+        .map_err(audit_err)
+}
+
+/// An audit finding passed through the store's scan callback, or the store's own error.
+fn audit_err(e: crate::LedgerError) -> AuditError {
+    match e {
+        crate::LedgerError::Audit(a) => a,
+        e => store_err(e),
+    }
+}
+
+/// The store must hold `expected` (a block known final, e.g. from `fedchain audit --head`):
+/// its head at or above that height and the header there hashing to that hash.
+pub fn check_head<S: Store>(store: &S, expected: Head) -> Result<(), AuditError> {
+    let head = store
+        .head()
+        .map_err(store_err)?
+        .ok_or(AuditError::Store("empty store".into()))?;
+    if head.height < expected.height {
+        return Err(AuditError::BelowHead {
+            expected: expected.height,
+            head: head.height,
+        });
+    }
+    let found = store
+        .header(expected.height)
+        .map_err(store_err)?
+        .map(|b| header_hash(&b));
+    if found != Some(expected.hash) {
+        return Err(AuditError::OtherHead {
+            height: expected.height,
+            expected: expected.hash,
+            found: found.map_or_else(|| "nothing".into(), |h| hex::encode(h.0)),
+        });
+    }
+    Ok(())
+}
+
 /// What `fedchain audit` runs: read the genesis stored in the ledger, refuse it unless its
 /// chain id (the hash of its content) is `expected` when one is given (a ledger replaced by
 /// another chain's is `OtherGenesis`, THREAT-MODEL A17), then [`verify_chain_with`]. Without
 /// `expected` the result holds relative to the returned genesis only: compare its chain id
 /// with the published one.
+///
+/// With `head` (a block known final), a store whose head is below it or that holds another
+/// block there is refused (`BelowHead`, `OtherHead`) before the replay.
 pub fn audit_ledger<S: Store>(
     store: &S,
     expected: Option<&str>,
+    head: Option<Head>,
     verifier: Option<&dyn RoundVerifier>,
 ) -> Result<(Genesis, AuditReport), AuditError> {
+    if let Some(h) = head {
+        check_head(store, h)?;
+    }
     let genesis = stored_genesis(store)?;
     if let Some(expected) = expected {
         if !expected.eq_ignore_ascii_case(&genesis.chain_id) {

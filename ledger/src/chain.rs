@@ -10,7 +10,7 @@ use crate::merkle;
 use crate::state::{
     apply_block, apply_txs, genesis_block, tx_root, verify_qc, verify_signatures, Genesis, State,
 };
-use crate::store::{CommitBatch, Head, Store};
+use crate::store::{header_hash, CommitBatch, Head, Store};
 use crate::types::*;
 use crate::{LedgerError, Result};
 
@@ -22,6 +22,21 @@ pub struct Proposal {
     pub rejected: Vec<(SignedTx, TxError)>,
 }
 
+/// How [`Chain::open`] found the state it continues from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Recovery {
+    /// An empty store: the genesis block was written.
+    Created,
+    /// The state stored with the head block (the snapshot), checked against the head's
+    /// header: its hash is the stored head's, and the state's root is the header's
+    /// `state_root` (which the head's quorum certificate signs).
+    Snapshot,
+    /// The stored state did not match the head (`reason`): it was rebuilt by replaying every
+    /// block from genesis (certificates, signatures, rules), and the replay reached the head's
+    /// state root. The stored state is replaced by the next commit.
+    Replayed { reason: String },
+}
+
 /// The ledger over a store.
 #[derive(Debug)]
 pub struct Chain<S: Store> {
@@ -29,6 +44,7 @@ pub struct Chain<S: Store> {
     state: State,
     head: Head,
     genesis_hash: Hash,
+    recovery: Recovery,
     /// The last block this chain proposed or validated, with the state it produces.
     validated: Mutex<Option<(Hash, State)>>,
 }
@@ -54,6 +70,16 @@ impl<S: Store> Chain<S> {
     /// chain id is not the hash of its content is refused (`LedgerError::GenesisId`), and so
     /// is a store holding another chain (`LedgerError::OtherChain`).
     pub fn open(store: S, genesis: &Genesis) -> Result<Self> {
+        Self::open_observed(store, genesis, &mut |_, _| {})
+    }
+
+    /// [`Chain::open`], calling `progress(done, total)` after each block a fallback replay
+    /// applies (only when the stored state does not match the head, see [`Recovery`]).
+    pub fn open_observed(
+        store: S,
+        genesis: &Genesis,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<Self> {
         genesis
             .check_id()
             .map_err(|(stated, derived)| LedgerError::GenesisId { stated, derived })?;
@@ -80,6 +106,7 @@ impl<S: Store> Chain<S> {
                         hash: genesis_hash,
                     },
                     genesis_hash,
+                    recovery: Recovery::Created,
                     validated: Mutex::new(None),
                 })
             }
@@ -94,22 +121,80 @@ impl<S: Store> Chain<S> {
                         found: stored.chain_id,
                     });
                 }
-                let bytes = store
-                    .state()?
-                    .ok_or_else(|| LedgerError::Store("no state".into()))?;
-                let state: State = decode("state", &bytes)?;
-                if state.height != head.height {
-                    return Err(LedgerError::Store("state and head disagree".into()));
-                }
+                let header = head_header(&store, head)?;
+                let (state, recovery) = match stored_snapshot(&store, &header) {
+                    Ok(state) => (state, Recovery::Snapshot),
+                    Err(reason) => {
+                        let state = replay(&store, genesis, &header, progress)?;
+                        (state, Recovery::Replayed { reason })
+                    }
+                };
                 Ok(Self {
                     store,
                     state,
                     head,
                     genesis_hash,
+                    recovery,
                     validated: Mutex::new(None),
                 })
             }
         }
+    }
+
+    /// A chain that continues from `state`, the state after the certified block `head`
+    /// (another chain's verified snapshot, e.g. a validator replica started from the
+    /// aggregator's store without replaying it): refused unless `head` is this genesis's
+    /// block 0 or carries a valid quorum certificate of the genesis validators, and unless
+    /// the state is at `head`'s height and has its state root.
+    pub fn from_snapshot(store: S, genesis: &Genesis, head: &Block, state: State) -> Result<Self> {
+        genesis
+            .check_id()
+            .map_err(|(stated, derived)| LedgerError::GenesisId { stated, derived })?;
+        let g = genesis_block(genesis);
+        let genesis_hash = g.header.hash();
+        let h = &head.header;
+        if h.height == 0 {
+            if h != &g.header {
+                return Err(LedgerError::OtherChain {
+                    expected: genesis.chain_id.clone(),
+                    found: h.chain_id.clone(),
+                });
+            }
+        } else {
+            let qc = head
+                .qc
+                .as_ref()
+                .ok_or_else(|| BlockError::BadQuorum("missing".into()))?;
+            verify_qc(&genesis.validators, &h.hash(), qc)?;
+        }
+        if h.chain_id != genesis.chain_id || state.chain_id != genesis.chain_id {
+            return Err(LedgerError::OtherChain {
+                expected: genesis.chain_id.clone(),
+                found: h.chain_id.clone(),
+            });
+        }
+        if state.height != h.height || state.root() != h.state_root {
+            return Err(LedgerError::Store(format!(
+                "snapshot at height {} does not have the state root of block {}",
+                state.height, h.height
+            )));
+        }
+        Ok(Self {
+            store,
+            state,
+            head: Head {
+                height: h.height,
+                hash: h.hash(),
+            },
+            genesis_hash,
+            recovery: Recovery::Snapshot,
+            validated: Mutex::new(None),
+        })
+    }
+
+    /// How this chain was opened.
+    pub fn recovery(&self) -> &Recovery {
+        &self.recovery
     }
 
     pub fn state(&self) -> &State {
@@ -276,12 +361,7 @@ impl<S: Store> Chain<S> {
 
     /// A committed block.
     pub fn block(&self, height: u64) -> Result<Option<Block>> {
-        let (Some(h), Some(b)) = (self.store.header(height)?, self.store.body(height)?) else {
-            return Ok(None);
-        };
-        let header: BlockHeader = decode("header", &h)?;
-        let (txs, qc): (Vec<SignedTx>, Option<QuorumCertificate>) = decode("body", &b)?;
-        Ok(Some(Block { header, txs, qc }))
+        read_block(&self.store, height)
     }
 
     /// The Merkle proof that a transaction is in a committed block, with that block's header.
@@ -305,4 +385,81 @@ impl<S: Store> Chain<S> {
         })?;
         Ok(s)
     }
+}
+
+fn read_block<S: Store>(store: &S, height: u64) -> Result<Option<Block>> {
+    let (Some(h), Some(b)) = (store.header(height)?, store.body(height)?) else {
+        return Ok(None);
+    };
+    let header: BlockHeader = decode("header", &h)?;
+    let (txs, qc): (Vec<SignedTx>, Option<QuorumCertificate>) = decode("body", &b)?;
+    Ok(Some(Block { header, txs, qc }))
+}
+
+/// The stored head's header, which must hash to the head record's hash.
+fn head_header<S: Store>(store: &S, head: Head) -> Result<BlockHeader> {
+    let bytes = store
+        .header(head.height)?
+        .ok_or_else(|| LedgerError::Store(format!("no header at the head {}", head.height)))?;
+    if header_hash(&bytes) != head.hash {
+        return Err(LedgerError::Store(format!(
+            "the header at the head {} does not hash to the head record",
+            head.height
+        )));
+    }
+    decode("header", &bytes)
+}
+
+/// The stored state if it is the state after `header` (height and state root).
+fn stored_snapshot<S: Store>(store: &S, header: &BlockHeader) -> Result<State, String> {
+    let bytes = store
+        .state()
+        .map_err(|e| e.to_string())?
+        .ok_or("no state stored")?;
+    let state: State = decode("state", &bytes).map_err(|e| e.to_string())?;
+    if state.height != header.height {
+        return Err(format!(
+            "stored state at height {}, head {}",
+            state.height, header.height
+        ));
+    }
+    if state.root() != header.state_root {
+        return Err(format!(
+            "stored state does not have the state root of block {}",
+            header.height
+        ));
+    }
+    Ok(state)
+}
+
+/// Rebuild the state after `head` by applying every stored block from genesis, each with its
+/// certificate; the result must have `head`'s state root.
+fn replay<S: Store>(
+    store: &S,
+    genesis: &Genesis,
+    head: &BlockHeader,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<State> {
+    let mut state = State::genesis(genesis);
+    let mut prev = genesis_block(genesis).header.hash();
+    for h in 1..=head.height {
+        let block = read_block(store, h)?
+            .ok_or_else(|| LedgerError::Store(format!("block {h} missing from the store")))?;
+        state = apply_block(
+            &state,
+            &prev,
+            &block,
+            &|d: &Hash| store.has_payload(d),
+            true,
+        )?;
+        prev = block.header.hash();
+        progress(h, head.height);
+    }
+    if prev != head.hash() || state.root() != head.state_root {
+        return Err(LedgerError::Store(format!(
+            "replaying the stored blocks does not reach the head {}",
+            head.height
+        )));
+    }
+    Ok(state)
 }

@@ -162,6 +162,16 @@ pub enum AuditError {
     GenesisId { stated: String, derived: String },
     #[error("the ledger's genesis is {found}, expected {expected}: it holds another chain")]
     OtherGenesis { expected: String, found: String },
+    #[error("stored payload under {key} does not hash to its key")]
+    StoredPayload { key: String },
+    #[error("the store's head is height {head}, below the known final height {expected}: blocks were lost")]
+    BelowHead { expected: u64, head: u64 },
+    #[error("height {height} holds {found}, the known final block is {expected}: another history")]
+    OtherHead {
+        height: u64,
+        expected: Hash,
+        found: String,
+    },
     #[error("store: {0}")]
     Store(String),
 }
@@ -175,6 +185,8 @@ pub enum LedgerError {
     Audit(#[from] AuditError),
     #[error("store: {0}")]
     Store(String),
+    #[error(transparent)]
+    Open(#[from] crate::dir::StoreError),
     #[error("decode {what}: {reason}")]
     Decode { what: &'static str, reason: String },
     #[error("genesis: {0}")]

@@ -7,21 +7,23 @@
 
 pub mod audit;
 pub mod chain;
+pub mod dir;
 mod error;
 pub mod merkle;
 pub mod state;
 pub mod store;
 pub mod types;
 
-pub use audit::audit_ledger;
+pub use audit::{audit_ledger, check_head};
 pub use audit::{
     claims_of_block, stored_genesis, verify_chain, verify_chain_with, AuditReport, Claim,
     PenaltyClaim, RangeClaim, RoundClaim, RoundVerifier, VoidClaim,
 };
-pub use chain::{Chain, Proposal};
+pub use chain::{Chain, Proposal, Recovery};
+pub use dir::{Anchor, DirLock, StoreError};
 pub use error::{AuditError, BlockError, LedgerError, Result, TxError};
 pub use state::{Genesis, State};
-pub use store::{Column, MemoryStore, RocksStore, Store};
+pub use store::{Column, Head, MemoryStore, RocksStore, Store};
 pub use types::{
     Address, Block, BlockHeader, Hash, JobId, JobSpec, Role, SignedTx, Transaction, TxKind, TxTag,
     MIN_PARTICIPANTS,

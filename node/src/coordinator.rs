@@ -463,8 +463,26 @@ fn open_stage(cfg: &CoordinatorConfig, c: &Consortium) -> Result<Stage> {
         });
     }
     drop(ledger);
-    let (s, out) = tokio::task::block_in_place(|| CoordinatorService::open(&cfg.ledger, c))?;
+    let t = Instant::now();
+    let mut last = t;
+    let mut progress = |done: u64, total: u64| {
+        if done == total || last.elapsed() >= Duration::from_secs(2) {
+            info!(done, total, "coordinator: replaying the ledger");
+            last = Instant::now();
+        }
+    };
+    let (s, out) = tokio::task::block_in_place(|| {
+        CoordinatorService::open_observed(&cfg.ledger, c, &mut progress)
+    })?;
+    match s.ledger().chain().recovery() {
+        fedchain_ledger::Recovery::Replayed { reason } => warn!(
+            %reason,
+            "coordinator: the stored state did not match the head; rebuilt it by a full replay"
+        ),
+        r => info!(recovery = ?r, "coordinator: state restored from the head's snapshot"),
+    }
     info!(
+        seconds = t.elapsed().as_secs_f64(),
         height = s.ledger().height(),
         round = ?s.round(),
         counted = s.counted().len(),

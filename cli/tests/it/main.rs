@@ -16,3 +16,4 @@ mod multiprocess;
 #[cfg(feature = "failpoints")]
 mod restart;
 mod secrets;
+mod stores;

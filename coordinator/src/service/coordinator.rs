@@ -146,7 +146,23 @@ impl CoordinatorService {
     /// pending records and continued. Gives the messages to send (the open round or the
     /// share request again, and whatever the replay completed).
     pub fn open(dir: &Path, c: &Consortium) -> Result<(Self, Vec<Outbound>)> {
-        let ledger = Ledger::open(dir, &c.genesis, c.validators.clone(), c.aggregator.clone())?;
+        Self::open_observed(dir, c, &mut |_, _| {})
+    }
+
+    /// [`CoordinatorService::open`], reporting `progress(done, total)` of a fallback replay
+    /// (only when the state stored with the head does not match it; see `Ledger::open`).
+    pub fn open_observed(
+        dir: &Path,
+        c: &Consortium,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<(Self, Vec<Outbound>)> {
+        let ledger = Ledger::open_observed(
+            dir,
+            &c.genesis,
+            c.validators.clone(),
+            c.aggregator.clone(),
+            progress,
+        )?;
         let state = ledger.chain().state();
         let job = state
             .next_job

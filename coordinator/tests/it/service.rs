@@ -891,3 +891,92 @@ fn a05_blame_step_survives_a_coordinator_crash_and_training_goes_on() {
     let report = net.coord().audit(&c).unwrap();
     assert_eq!(report.range_proofs_verified, 3);
 }
+
+/// Restart time (issue #13 item 4): a reopened coordinator starts its validator replicas from
+/// the state stored with the head (checked against the head's certified state root), not by
+/// replaying the chain, and they equal the replicas a full replay gives, mid-round included.
+/// A damaged stored state falls back to the full replay (`Recovery::Replayed`) and the job
+/// goes on: the open round finishes, the next commits, the audit passes.
+#[test]
+fn a_restart_starts_from_the_head_snapshot_and_replays_a_damaged_one() {
+    use fedchain_coordinator::Ledger;
+    use fedchain_ledger::{Column, Recovery, RocksStore};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("svc");
+    let c = Consortium::new(&small(3), &mut Quiet).unwrap();
+    let mut net = Net::new(&c, &path);
+    net.pump();
+    net.round();
+    // round 1 open, three of four submissions accepted, then the coordinator dies
+    net.start_round();
+    let mut subs = Vec::new();
+    while let Some((a, bytes)) = net.to_workers.pop_front() {
+        let msg: CoordinatorMsg = bincode::deserialize(&bytes).unwrap();
+        let w = net.workers.get_mut(&a).unwrap().as_mut().unwrap();
+        for reply in w.on_message(msg).unwrap() {
+            subs.push((a, wire(&reply)));
+        }
+    }
+    net.to_coord.extend(subs[..3].iter().cloned());
+    net.pump();
+    assert_eq!(net.coord().counted().len(), 3);
+    drop(net.coord.take());
+
+    let open = |replay: bool| {
+        let (v, a) = (c.validators.clone(), c.aggregator.clone());
+        let l = if replay {
+            Ledger::open_replaying(&path, &c.genesis, v, a).unwrap()
+        } else {
+            Ledger::open(&path, &c.genesis, v, a).unwrap()
+        };
+        (l.replica_heads(), l.chain().recovery().clone())
+    };
+    let (replayed, _) = open(true);
+    let (snap, recovery) = open(false);
+    assert_eq!(recovery, Recovery::Snapshot);
+    assert_eq!(
+        snap, replayed,
+        "snapshot replicas differ from replayed ones"
+    );
+    assert_eq!(snap.len(), c.validators.len());
+
+    {
+        let store = RocksStore::open(&path).unwrap();
+        let mut s = store
+            .raw_get(Column::State, RocksStore::state_key())
+            .unwrap()
+            .unwrap();
+        let at = s.len() / 2;
+        s[at] ^= 0x01;
+        store
+            .raw_put(Column::State, RocksStore::state_key(), &s)
+            .unwrap();
+    }
+    let mut progress = Vec::new();
+    let (coord, out) =
+        CoordinatorService::open_observed(&path, &c, &mut |d, t| progress.push((d, t))).unwrap();
+    assert!(
+        matches!(coord.ledger().chain().recovery(), Recovery::Replayed { .. }),
+        "{:?}",
+        coord.ledger().chain().recovery()
+    );
+    assert_eq!(coord.ledger().replica_heads(), replayed);
+    let h = coord.ledger().height();
+    assert_eq!(progress.last(), Some(&(h, h)));
+    net.coord = Some(coord);
+    net.send(out);
+    net.pump();
+    for _ in 0..20 {
+        if !net.coord().results().is_empty() {
+            break;
+        }
+        net.tick();
+    }
+    assert!(
+        net.coord().results()[0].committed,
+        "round 1 after the restart"
+    );
+    net.round();
+    assert!(net.coord().results()[1].committed, "round 2");
+    net.audit(&c);
+}

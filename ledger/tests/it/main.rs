@@ -7,6 +7,7 @@ mod flow;
 mod payment;
 mod props;
 mod replay;
+mod stores;
 mod suite;
 mod tamper;
 mod verifier;
