@@ -98,6 +98,9 @@ label_enum! {
         InvalidShare => "invalid_share",
         /// A committee member that did not submit before the deadline (forfeit at commit).
         MissedDeadline => "missed_deadline",
+        /// A blame step found the member without a range proof of its slots (it is then
+        /// excluded from the job).
+        OutOfRange => "out_of_range",
     }
 }
 

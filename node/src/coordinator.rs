@@ -1124,6 +1124,14 @@ impl Loop {
                     "coordinator: submissions closed, shares requested"
                 );
             }
+            CoordinatorMsg::RangeRequest(r) => {
+                warn!(
+                    round = r.round,
+                    plaintext = r.plaintext,
+                    height = s.ledger().height(),
+                    "coordinator: the aggregate does not unpack; blame step opened, range proofs requested"
+                );
+            }
             CoordinatorMsg::RoundResult(r) => {
                 self.metrics
                     .observe_phase(Phase::Decrypt, self.phase_started.elapsed());
@@ -1162,6 +1170,28 @@ impl Loop {
                 } else {
                     self.metrics.round_voided();
                     info!(round = r.round, height, "coordinator: round voided");
+                    // members a blame step of this round found out of range (THREAT-MODEL A5)
+                    let st = s.ledger().chain().state();
+                    if let Some(j) = st.jobs.get(&s.job()) {
+                        let blamed: Vec<Address> = j
+                            .excluded
+                            .iter()
+                            .filter(|a| {
+                                j.punished.contains(&(
+                                    r.round,
+                                    **a,
+                                    fedchain_ledger::types::Offence::OUT_OF_RANGE,
+                                ))
+                            })
+                            .copied()
+                            .collect();
+                        for _ in &blamed {
+                            self.metrics.penalty(PenaltyReason::OutOfRange);
+                        }
+                        if !blamed.is_empty() {
+                            warn!(round = r.round, blamed = ?names(&blamed), "coordinator: aggregate did not unpack; members without a range proof penalised and excluded from the job");
+                        }
+                    }
                 }
                 let st = s.ledger().chain().state();
                 for (a, p) in &st.participants {

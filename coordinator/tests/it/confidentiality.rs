@@ -450,7 +450,12 @@ fn a04_restarted_hospital_never_repeats_randomizers_or_nonces() {
 /// A14: a configuration below the floor of 3 participants is refused before any work.
 #[test]
 fn a14_a_job_minimum_below_three_is_refused() {
-    for (hospitals, threshold, min) in [(2usize, 2u32, None), (5, 2, Some(2)), (5, 4, Some(3))] {
+    // two hospitals cannot reach the floor at all: the hospital count is what is refused
+    for (hospitals, threshold, min, field) in [
+        (2usize, 2u32, None, "hospitals"),
+        (5, 2, Some(2), "min_participants"),
+        (5, 4, Some(3), "min_participants"),
+    ] {
         let cfg = SimulateConfig {
             hospitals,
             threshold,
@@ -458,10 +463,7 @@ fn a14_a_job_minimum_below_three_is_refused() {
             ..small()
         };
         let err = cfg.validate().unwrap_err();
-        assert_eq!(
-            err.field, "min_participants",
-            "{hospitals} {threshold} {min:?}"
-        );
+        assert_eq!(err.field, field, "{hospitals} {threshold} {min:?}");
     }
     assert_eq!(small().min_participants(), 3);
 }
