@@ -599,21 +599,8 @@ impl State {
                         height,
                     });
                 }
-                if let Some(prev) = open.submissions.get(&sender) {
-                    return Err(if prev.payload == *payload {
-                        TxError::Duplicate {
-                            job: *job,
-                            round: *round,
-                            hospital: sender,
-                        }
-                    } else {
-                        TxError::Equivocation {
-                            job: *job,
-                            round: *round,
-                            hospital: sender,
-                        }
-                    });
-                }
+                let previous = open.submissions.get(&sender).map(|s| &s.payload);
+                once(previous, payload, *job, *round, sender)?;
                 if *samples == 0 || *samples > declared {
                     return Err(TxError::Samples {
                         job: *job,
@@ -649,23 +636,13 @@ impl State {
                 }
                 let open = member_round(j, sender, *job, *round)?;
                 not_blaming(open, *job)?;
-                match open.shares.get(&sender) {
-                    Some((d, _)) if d == payload => {
-                        return Err(TxError::Duplicate {
-                            job: *job,
-                            round: *round,
-                            hospital: sender,
-                        })
-                    }
-                    Some(_) => {
-                        return Err(TxError::Equivocation {
-                            job: *job,
-                            round: *round,
-                            hospital: sender,
-                        })
-                    }
-                    None => {}
-                }
+                once(
+                    open.shares.get(&sender).map(|s| &s.0),
+                    payload,
+                    *job,
+                    *round,
+                    sender,
+                )?;
                 if !payloads.has_valid(payload) {
                     return Err(TxError::MissingPayload { digest: *payload });
                 }
@@ -772,23 +749,7 @@ impl State {
                         reason: format!("{sender} has no valid submission to prove"),
                     });
                 }
-                match blame.proofs.get(&sender) {
-                    Some(d) if d == payload => {
-                        return Err(TxError::Duplicate {
-                            job: *job,
-                            round: *round,
-                            hospital: sender,
-                        })
-                    }
-                    Some(_) => {
-                        return Err(TxError::Equivocation {
-                            job: *job,
-                            round: *round,
-                            hospital: sender,
-                        })
-                    }
-                    None => {}
-                }
+                once(blame.proofs.get(&sender), payload, *job, *round, sender)?;
                 if !payloads.has_valid(payload) {
                     return Err(TxError::MissingPayload { digest: *payload });
                 }
@@ -1154,6 +1115,30 @@ impl State {
         let f = forfeit(*d, permille);
         *d -= f;
         self.redistribute(f, &honest)
+    }
+}
+
+/// One message per sender and round: the same payload again is `Duplicate`, another one
+/// `Equivocation`.
+fn once(
+    previous: Option<&Hash>,
+    payload: &Hash,
+    job: JobId,
+    round: u32,
+    hospital: Address,
+) -> Result<(), TxError> {
+    match previous {
+        Some(d) if d == payload => Err(TxError::Duplicate {
+            job,
+            round,
+            hospital,
+        }),
+        Some(_) => Err(TxError::Equivocation {
+            job,
+            round,
+            hospital,
+        }),
+        None => Ok(()),
     }
 }
 

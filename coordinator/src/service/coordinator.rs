@@ -412,8 +412,8 @@ impl CoordinatorService {
                 job,
             } => Ok(self.hello(from, version, address, job)),
             WorkerMsg::Submit(m) => self.submit(from, m, now_ms),
-            WorkerMsg::Share(m) => self.share(from, m, now_ms),
-            WorkerMsg::RangeProof(m) => self.range_proof(from, m, now_ms),
+            WorkerMsg::Share(m) => self.share_or_proof(from, m, false, now_ms),
+            WorkerMsg::RangeProof(m) => self.share_or_proof(from, m, true, now_ms),
         }
     }
 
@@ -522,37 +522,26 @@ impl CoordinatorService {
         self.carry_out(actions, Some(origin), Mode::Live, now_ms)
     }
 
-    fn share(&mut self, from: Address, m: ShareMsg, now_ms: u64) -> Result<Vec<Outbound>> {
+    /// A decryption share (`range: false`) or a blame step's range proof (`range: true`).
+    fn share_or_proof(
+        &mut self,
+        from: Address,
+        m: ShareMsg,
+        range: bool,
+        now_ms: u64,
+    ) -> Result<Vec<Outbound>> {
         let digest = payload_digest(&m.tx, &m.payload);
-        if let Some(outcome) = self.admit(from, &m.tx, self.shared.get(&from)) {
+        let seen = if range { &self.ranged } else { &self.shared };
+        if let Some(outcome) = self.admit(from, &m.tx, seen.get(&from)) {
             return Ok(vec![ack(from, digest, outcome)]);
         }
-        let round = self.round().unwrap_or(0);
-        let record = Record::Share {
-            round,
-            tx: m.tx.clone(),
+        let (round, tx) = (self.round().unwrap_or(0), m.tx.clone());
+        let (record, event) = if range {
+            (Record::Range { round, tx }, Event::RangeProof(m))
+        } else {
+            (Record::Share { round, tx }, Event::Share(m))
         };
-        let actions = self.engine.handle(Event::Share(m));
-        let origin = Origin {
-            from,
-            digest,
-            record,
-            evidence: None,
-        };
-        self.carry_out(actions, Some(origin), Mode::Live, now_ms)
-    }
-
-    fn range_proof(&mut self, from: Address, m: ShareMsg, now_ms: u64) -> Result<Vec<Outbound>> {
-        let digest = payload_digest(&m.tx, &m.payload);
-        if let Some(outcome) = self.admit(from, &m.tx, self.ranged.get(&from)) {
-            return Ok(vec![ack(from, digest, outcome)]);
-        }
-        let round = self.round().unwrap_or(0);
-        let record = Record::Range {
-            round,
-            tx: m.tx.clone(),
-        };
-        let actions = self.engine.handle(Event::RangeProof(m));
+        let actions = self.engine.handle(event);
         let origin = Origin {
             from,
             digest,

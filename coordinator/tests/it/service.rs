@@ -96,6 +96,12 @@ impl Net {
 
     /// Deliver every queued message (and the replies they cause) until both queues are empty.
     fn pump(&mut self) {
+        self.pump_with(|_, reply| reply);
+    }
+
+    /// [`Self::pump`], passing each worker reply through `on_the_wire` (an attacker on the
+    /// path, or a misbehaving worker) before the coordinator sees it.
+    fn pump_with(&mut self, mut on_the_wire: impl FnMut(Address, WorkerMsg) -> WorkerMsg) {
         loop {
             if let Some((a, bytes)) = self.to_workers.pop_front() {
                 let Some(Some(w)) = self.workers.get_mut(&a) else {
@@ -105,6 +111,7 @@ impl Net {
                 match w.on_message(msg) {
                     Ok(replies) => {
                         for reply in replies {
+                            let reply = on_the_wire(a, reply);
                             self.to_coord.push_back((a, wire(&reply)));
                         }
                     }
@@ -793,54 +800,31 @@ fn a05_blame_step_survives_a_coordinator_crash_and_training_goes_on() {
     let fedchain_worker::Protection::Encrypted(e) = &c.protection else {
         panic!("encrypted job")
     };
-    loop {
-        if let Some((a, bytes)) = net.to_workers.pop_front() {
-            let msg: CoordinatorMsg = bincode::deserialize(&bytes).unwrap();
-            let w = net.workers.get_mut(&a).unwrap().as_mut().unwrap();
-            match w.on_message(msg) {
-                Ok(replies) => {
-                    for reply in replies {
-                        let reply = match reply {
-                            WorkerMsg::Submit(m) if a == cheat => {
-                                let payload = fedchain_coordinator::simulate::overflowing_payload(
-                                    e,
-                                    c.table.as_ref().unwrap(),
-                                    &c.genesis.chain_id,
-                                    0,
-                                    0,
-                                    &cheat,
-                                    c.ciphertexts(),
-                                )
-                                .unwrap();
-                                let TxKind::Submit { samples, .. } = m.tx.tx.kind else {
-                                    unreachable!()
-                                };
-                                let tx = forger.sign(TxKind::Submit {
-                                    job: 0,
-                                    round: 0,
-                                    payload: fedchain_ledger::Hash::sha256(&payload),
-                                    samples,
-                                    payload_bytes: payload.len() as u64,
-                                });
-                                WorkerMsg::Submit(fedchain_worker::SubmissionMsg { tx, payload })
-                            }
-                            other => other,
-                        };
-                        net.to_coord.push_back((a, wire(&reply)));
-                    }
-                }
-                Err(err) => net.refusals.push((a, err)),
-            }
-        } else if let Some((from, bytes)) = net.to_coord.pop_front() {
-            let msg: WorkerMsg = bincode::deserialize(&bytes).unwrap();
-            net.now_ms += 10;
-            let now = net.now_ms;
-            let out = net.coord().on_message(from, msg, now).unwrap();
-            net.send(out);
-        } else {
-            break;
+    let (table, chain_id, cts) = (
+        c.table.clone().unwrap(),
+        c.genesis.chain_id.clone(),
+        c.ciphertexts(),
+    );
+    net.pump_with(|a, reply| match reply {
+        WorkerMsg::Submit(m) if a == cheat => {
+            let payload = fedchain_coordinator::simulate::overflowing_payload(
+                e, &table, &chain_id, 0, 0, &cheat, cts,
+            )
+            .unwrap();
+            let TxKind::Submit { samples, .. } = m.tx.tx.kind else {
+                unreachable!()
+            };
+            let tx = forger.sign(TxKind::Submit {
+                job: 0,
+                round: 0,
+                payload: fedchain_ledger::Hash::sha256(&payload),
+                samples,
+                payload_bytes: payload.len() as u64,
+            });
+            WorkerMsg::Submit(fedchain_worker::SubmissionMsg { tx, payload })
         }
-    }
+        other => other,
+    });
     let blaming = |net: &mut Net| {
         net.coord().ledger().chain().state().jobs[&0]
             .open

@@ -143,7 +143,8 @@ async fn revoked_client_is_refused() {
         Server::bind("127.0.0.1:0".parse().expect("addr"), &h3_server, limits()).expect("bind");
     let r = Client::connect(bad_srv.local_addr().expect("addr"), "h3", &h1, limits()).await;
     assert!(
-        matches!(&r, Err(NetError::Handshake { reason, .. }) if reason.to_lowercase().contains("revoked")),
+        // a certificate refusal is permanent (the worker stops instead of retrying)
+        matches!(&r, Err(NetError::PeerRefused { reason, .. }) if reason.to_lowercase().contains("revoked")),
         "{r:?}"
     );
 }
@@ -175,7 +176,10 @@ async fn wrong_server_name_is_refused() {
     let c = Consortium::new();
     let srv = EchoServer::start(&c.bundle(&c.coordinator), limits());
     let r = Client::connect(srv.addr, "h2", &c.bundle(&c.h1), limits()).await;
-    assert!(matches!(r, Err(NetError::Handshake { .. })), "{r:?}");
+    assert!(
+        matches!(&r, Err(NetError::PeerRefused { reason, .. }) if reason.contains("not valid for name")),
+        "{r:?}"
+    );
 }
 
 #[tokio::test]
