@@ -925,6 +925,9 @@ impl Loop {
                     },
                 );
             }
+            // a recovered round notes the committee's return at the hello that completes it
+            // (its submissions may close the round before the next tick)
+            let _ = self.held();
         }
         for o in &out {
             if let Outbound::To(a, CoordinatorMsg::Ack(ack)) = o {
