@@ -189,7 +189,7 @@ fn scenario(
                 job: 0,
                 round: r,
                 params_hash: Hash::sha256(b"theta"),
-                deadline: u64::MAX,
+                deadline: chain.head().height + fedchain_ledger::state::MAX_DEADLINE_BLOCKS,
             },
         );
         net.block(&mut chain, vec![open])?;

@@ -195,9 +195,8 @@ pub const MAX_CLIP: f32 = 1.0e4;
 /// ciphertexts at 2048 bits).
 pub const MAX_PARAMS: u64 = 1 << 22;
 
-/// Most blocks a round stays open for submissions (the chain takes any deadline height; past
-/// this a round is a stall, not a deadline).
-pub const MAX_DEADLINE_BLOCKS: u64 = 1024;
+/// Most blocks a round stays open for submissions: the chain's own limit.
+pub use fedchain_ledger::state::MAX_DEADLINE_BLOCKS;
 
 /// Most hidden layers of an MLP.
 pub const MAX_HIDDEN_LAYERS: usize = 8;

@@ -18,6 +18,10 @@ use crate::types::*;
 /// may void it (a decryption that cannot complete must not block the job forever).
 pub const DECRYPTION_WINDOW: u64 = 16;
 
+/// Most blocks a round stays open for submissions: an `OpenRound` whose deadline is further
+/// after its own block is refused (past this a round is a stall, not a deadline).
+pub const MAX_DEADLINE_BLOCKS: u64 = 1024;
+
 /// Blocks after a [`TxKind::VoidUnpackable`] within which each valid submitter must put the
 /// range proof of its slots on chain; after them the aggregator ends the blame step.
 pub const BLAME_WINDOW: u64 = 8;
@@ -556,6 +560,11 @@ impl State {
                 }
                 if *deadline < height {
                     return Err(TxError::InvalidJob("deadline in the past".into()));
+                }
+                if *deadline > height.saturating_add(MAX_DEADLINE_BLOCKS) {
+                    return Err(TxError::InvalidJob(format!(
+                        "deadline {deadline} is more than {MAX_DEADLINE_BLOCKS} blocks after height {height}"
+                    )));
                 }
                 if let Some(current) = j.current_params {
                     if current != *params_hash {

@@ -616,3 +616,37 @@ fn share_and_submission_equivocations_are_distinct_offences() {
     assert!(punished.contains(&(0, h1, Offence::SUBMISSION_EQUIVOCATION)));
     verify_chain(chain.store(), &net.genesis).unwrap();
 }
+
+/// Issue #13 item 7: a round's deadline may be at most `MAX_DEADLINE_BLOCKS` after the block
+/// that opens it (a deadline near u64::MAX would write empty blocks forever).
+#[test]
+fn a_deadline_beyond_the_limit_is_refused() {
+    let mut net = Net::new(4, 3);
+    let mut chain = Chain::open(MemoryStore::new(), &net.genesis).unwrap();
+    net.setup_job(&mut chain, 2);
+    let agg = net.aggregator.clone();
+    let next = chain.head().height + 1;
+    let limit = fedchain_ledger::state::MAX_DEADLINE_BLOCKS;
+    for (deadline, ok) in [
+        (next + limit + 1, false),
+        (u64::MAX, false),
+        (next + limit, true),
+    ] {
+        let t = net.tx(
+            &agg,
+            TxKind::OpenRound {
+                job: 0,
+                round: 0,
+                params_hash: Hash::sha256(b"theta"),
+                deadline,
+            },
+        );
+        match chain.check_tx(&t) {
+            Ok(()) => assert!(ok, "deadline {deadline} accepted"),
+            Err(TxError::InvalidJob(m)) => {
+                assert!(!ok && m.contains("blocks after height"), "{deadline}: {m}")
+            }
+            Err(e) => panic!("{deadline}: {e}"),
+        }
+    }
+}
