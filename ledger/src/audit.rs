@@ -259,12 +259,7 @@ pub fn claims_of_block(before: &State, block: &Block, out: &mut Vec<Claim>) {
                             job: *job,
                             round: *round,
                             spec: j.spec.clone(),
-                            submissions: open
-                                .submissions
-                                .iter()
-                                .filter(|(_, x)| !x.rejected)
-                                .map(|(a, x)| (*a, x.payload, x.samples))
-                                .collect(),
+                            submissions: valid_submissions(open),
                             shares: open
                                 .shares
                                 .iter()
@@ -327,12 +322,7 @@ pub fn claims_of_block(before: &State, block: &Block, out: &mut Vec<Claim>) {
                             offender: *offender,
                             digest,
                             share,
-                            submissions: open
-                                .submissions
-                                .iter()
-                                .filter(|(_, x)| !x.rejected)
-                                .map(|(a, x)| (*a, x.payload, x.samples))
-                                .collect(),
+                            submissions: valid_submissions(open),
                         }));
                     }
                 }
@@ -342,6 +332,15 @@ pub fn claims_of_block(before: &State, block: &Block, out: &mut Vec<Claim>) {
         // invalid transactions make apply_block fail right after; ignore them here
         let _ = s.apply_tx(t, block.header.height, &|_: &Hash| true);
     }
+}
+
+/// A round's valid submissions as claims list them: (hospital, payload digest, samples).
+fn valid_submissions(open: &crate::state::OpenRound) -> Vec<(Address, Hash, u64)> {
+    open.submissions
+        .iter()
+        .filter(|(_, x)| !x.rejected)
+        .map(|(a, x)| (*a, x.payload, x.samples))
+        .collect()
 }
 
 /// Blocks read and checked in parallel at a time.

@@ -795,15 +795,7 @@ impl State {
         share_providers: &[Address],
     ) -> Result<(), TxError> {
         let bad = |reason: String| TxError::BadCommit { job, round, reason };
-        let j = self.jobs.get(&job).ok_or(TxError::UnknownJob(job))?;
-        if j.aggregator != sender {
-            return Err(TxError::NotAggregator { job });
-        }
-        let open = j
-            .open
-            .as_ref()
-            .filter(|o| o.round == round)
-            .ok_or(TxError::RoundNotOpen { job, round })?;
+        let (j, open) = self.aggregator_round(sender, job, round)?;
         not_blaming(open, job)?;
         let acc: BTreeSet<_> = accepted.iter().copied().collect();
         if acc.len() != accepted.len() {
@@ -943,6 +935,25 @@ impl State {
         Ok(())
     }
 
+    /// Job `job` and its open round `round`, for its aggregator `sender` only.
+    fn aggregator_round(
+        &self,
+        sender: Address,
+        job: JobId,
+        round: u32,
+    ) -> Result<(&Job, &OpenRound), TxError> {
+        let j = self.jobs.get(&job).ok_or(TxError::UnknownJob(job))?;
+        if j.aggregator != sender {
+            return Err(TxError::NotAggregator { job });
+        }
+        let open = j
+            .open
+            .as_ref()
+            .filter(|o| o.round == round)
+            .ok_or(TxError::RoundNotOpen { job, round })?;
+        Ok((j, open))
+    }
+
     /// End the blame step of `round`: every valid submitter without a range proof on chain
     /// forfeits the misbehaviour share of its deposit (to the other members) and is excluded;
     /// the round is void.
@@ -953,15 +964,7 @@ impl State {
         round: u32,
         height: u64,
     ) -> Result<(), TxError> {
-        let j = self.jobs.get(&job).ok_or(TxError::UnknownJob(job))?;
-        if j.aggregator != sender {
-            return Err(TxError::NotAggregator { job });
-        }
-        let open = j
-            .open
-            .as_ref()
-            .filter(|o| o.round == round)
-            .ok_or(TxError::RoundNotOpen { job, round })?;
+        let (j, open) = self.aggregator_round(sender, job, round)?;
         let Some(step) = &open.blame else {
             return Err(TxError::BadCommit {
                 job,
