@@ -6,7 +6,7 @@ use std::time::Instant;
 use anyhow::Context;
 use fedchain_crypto::identity::SigningKey;
 use fedchain_ledger::state::{assemble_qc, vote, Genesis};
-use fedchain_ledger::types::Incentives;
+use fedchain_ledger::types::{Certificate, Incentives};
 use fedchain_ledger::{
     verify_chain, Address, Chain, Hash, JobSpec, RocksStore, Role, SignedTx, Transaction, TxKind,
 };
@@ -72,7 +72,10 @@ impl Net {
             .enumerate()
             .map(|(i, k)| (i as u32, vote(k, i as u32, &h)))
             .collect();
-        b.qc = Some(assemble_qc(self.validators.len(), &votes)?);
+        b.cert = Some(Certificate::Replicas(assemble_qc(
+            self.validators.len(),
+            &votes,
+        )?));
         chain.commit(&b)?;
         Ok(p.rejected.len())
     }

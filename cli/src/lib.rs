@@ -471,7 +471,13 @@ fn run_audit(
         ),
     }
     let t = std::time::Instant::now();
-    let (_, r) = audit_ledger(&store, expected, head, Some(&FedchainVerifier))?;
+    let (_, r) = audit_ledger(
+        &store,
+        expected,
+        head,
+        Some(&FedchainVerifier),
+        Some(&fedchain_validator::SimplexFinality::new()),
+    )?;
     println!(
         "audit ok: {} blocks, {} transactions, {} payloads, {} rounds re-verified (ciphertext products, share proofs, next parameters), supply {} tokens, head {}, {:.2} s",
         r.blocks, r.transactions, r.payloads_checked, r.rounds_verified, r.supply, hex::encode(r.head.0), t.elapsed().as_secs_f64()

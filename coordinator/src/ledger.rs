@@ -5,7 +5,7 @@
 
 use fedchain_crypto::identity::SigningKey;
 use fedchain_ledger::state::{assemble_qc, vote, Genesis};
-use fedchain_ledger::types::{encode, Block};
+use fedchain_ledger::types::{encode, Block, Certificate};
 use fedchain_ledger::{
     claims_of_block, Address, Chain, Hash, MemoryStore, RocksStore, SignedTx, Store, Transaction,
     TxKind, TxTag,
@@ -233,14 +233,14 @@ impl Ledger {
                 Ok((i as u32, vote(&validators[i], i as u32, &header_hash)))
             })
             .collect::<Result<Vec<_>>>()?;
-        block.qc =
-            Some(
-                assemble_qc(self.validators.len(), &votes).map_err(|e| SimError::Validator {
-                    height,
-                    reason: e.to_string(),
-                })?,
-            );
-        self.bytes += (encode(&block.header).len() + encode(&(&block.txs, &block.qc)).len()) as u64;
+        block.cert = Some(Certificate::Replicas(
+            assemble_qc(self.validators.len(), &votes).map_err(|e| SimError::Validator {
+                height,
+                reason: e.to_string(),
+            })?,
+        ));
+        self.bytes +=
+            (encode(&block.header).len() + encode(&(&block.txs, &block.cert)).len()) as u64;
         self.chain.commit(&block)?;
         for r in &mut self.replicas {
             r.commit(&block)?;

@@ -23,7 +23,7 @@ use fedchain_crypto::{
     VectorDecryptionShare,
 };
 use fedchain_ledger::state::{assemble_qc, vote, Genesis};
-use fedchain_ledger::types::{Incentives, JobSpec, Offence};
+use fedchain_ledger::types::{Certificate, Incentives, JobSpec, Offence};
 use fedchain_ledger::{
     Address, Block, Chain, Hash, MemoryStore, Role, SignedTx, State, Transaction, TxKind,
 };
@@ -162,7 +162,9 @@ pub fn certify(validators: &[SigningKey], block: &mut Block) {
         .enumerate()
         .map(|(i, k)| (i as u32, vote(k, i as u32, &h)))
         .collect();
-    block.qc = Some(assemble_qc(validators.len(), &votes).expect("qc"));
+    block.cert = Some(Certificate::Replicas(
+        assemble_qc(validators.len(), &votes).expect("qc"),
+    ));
 }
 
 /// The job the fixture ledger creates (its committee: `hospitals`).

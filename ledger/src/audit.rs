@@ -2,7 +2,9 @@
 
 use crate::chain::body_bytes;
 use crate::error::AuditError;
-use crate::state::{apply_checked_block, check_block_crypto, genesis_block, Genesis, State};
+use crate::state::{
+    apply_checked_block, check_block_crypto, genesis_block, Certs, Finality, Genesis, State,
+};
 use crate::store::{header_hash, tx_location_bytes, Column, Head, Store};
 use rayon::prelude::*;
 use std::collections::HashMap;
@@ -361,12 +363,12 @@ fn decode_block(
     let bb = bb.ok_or_else(|| corrupt("body", "missing".into()))?;
     let header: BlockHeader =
         decode("header", &hb).map_err(|e| corrupt("header", e.to_string()))?;
-    let (txs, qc): (Vec<SignedTx>, Option<QuorumCertificate>) =
+    let (txs, cert): (Vec<SignedTx>, Option<Certificate>) =
         decode("body", &bb).map_err(|e| corrupt("body", e.to_string()))?;
     if header.height != height {
         return Err(corrupt("header", format!("says height {}", header.height)));
     }
-    Ok(Block { header, txs, qc })
+    Ok(Block { header, txs, cert })
 }
 
 fn store_err(e: crate::LedgerError) -> AuditError {
@@ -410,6 +412,18 @@ pub fn verify_chain_with<S: Store>(
     genesis: &Genesis,
     verifier: Option<&dyn RoundVerifier>,
 ) -> Result<AuditReport, AuditError> {
+    verify_chain_full(store, genesis, verifier, None)
+}
+
+/// [`verify_chain_with`] for a ledger whose blocks carry consensus finalizations, each checked
+/// by `finality` against the genesis validator set (a block without a certificate is final
+/// only through a certified descendant; the head must carry one).
+pub fn verify_chain_full<S: Store>(
+    store: &S,
+    genesis: &Genesis,
+    verifier: Option<&dyn RoundVerifier>,
+    finality: Option<&dyn Finality>,
+) -> Result<AuditReport, AuditError> {
     let mut claims: Vec<Claim> = Vec::new();
     let head = store
         .head()
@@ -430,6 +444,8 @@ pub fn verify_chain_with<S: Store>(
     // what the tx index must hold: every transaction's (height, index), nothing else
     let mut index: HashMap<Hash, [u8; 12]> = HashMap::new();
     let mut height = 0u64;
+    // genesis needs none; every later head must carry one
+    let mut head_certified = true;
     while height <= head.height {
         // phase 1, in parallel over a chunk: read, decode, and check what needs no state
         // (tx root, quorum certificate, every signature)
@@ -448,7 +464,7 @@ pub fn verify_chain_with<S: Store>(
             .map(|(h, hb, bb)| {
                 let block = decode_block(h, hb, bb)?;
                 if h > 0 {
-                    check_block_crypto(&genesis.validators, &block, true)
+                    check_block_crypto(&genesis.validators, &block, Certs::IfPresent(finality))
                         .map_err(|error| AuditError::Invalid { height: h, error })?;
                 }
                 Ok(block)
@@ -500,6 +516,7 @@ pub fn verify_chain_with<S: Store>(
                 });
             }
             txs += block.txs.len() as u64;
+            head_certified = block.cert.is_some();
             for (i, t) in block.txs.iter().enumerate() {
                 index.insert(t.hash(), tx_location_bytes(height_now, i as u32));
             }
@@ -510,6 +527,12 @@ pub fn verify_chain_with<S: Store>(
     if prev != head.hash {
         return Err(AuditError::BrokenLink {
             height: head.height,
+        });
+    }
+    if !head_certified {
+        return Err(AuditError::Invalid {
+            height: head.height,
+            error: crate::error::BlockError::BadQuorum("the head carries no certificate".into()),
         });
     }
     let stored = store
@@ -716,6 +739,7 @@ pub fn audit_ledger<S: Store>(
     expected: Option<&str>,
     head: Option<Head>,
     verifier: Option<&dyn RoundVerifier>,
+    finality: Option<&dyn Finality>,
 ) -> Result<(Genesis, AuditReport), AuditError> {
     if let Some(h) = head {
         check_head(store, h)?;
@@ -729,6 +753,6 @@ pub fn audit_ledger<S: Store>(
             });
         }
     }
-    let report = verify_chain_with(store, &genesis, verifier)?;
+    let report = verify_chain_full(store, &genesis, verifier, finality)?;
     Ok((genesis, report))
 }

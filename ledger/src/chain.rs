@@ -1,6 +1,6 @@
 //! The chain: the state machine driven over a store (a thin adapter, no rules of its own).
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use fedchain_crypto::identity::SigningKey;
 use rayon::prelude::*;
@@ -8,7 +8,8 @@ use rayon::prelude::*;
 use crate::error::{BlockError, TxError};
 use crate::merkle;
 use crate::state::{
-    apply_block, apply_txs, genesis_block, tx_root, verify_qc, verify_signatures, Genesis, State,
+    apply_block, apply_txs, genesis_block, tx_root, verify_certificate, verify_signatures, Certs,
+    Finality, Genesis, Payloads, State,
 };
 use crate::store::{header_hash, CommitBatch, Head, Store};
 use crate::types::*;
@@ -47,11 +48,89 @@ pub struct Chain<S: Store> {
     recovery: Recovery,
     /// The last block this chain proposed or validated, with the state it produces.
     validated: Mutex<Option<(Hash, State)>>,
+    /// The checker of consensus finalizations ([`Certificate::Finalization`]); without one
+    /// such a certificate is refused.
+    finality: FinalityRef,
+}
+
+/// An optional [`Finality`] verifier (shown in `Debug` only as present or absent).
+#[derive(Clone, Default)]
+pub struct FinalityRef(pub Option<Arc<dyn Finality>>);
+
+impl std::fmt::Debug for FinalityRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "FinalityRef({})",
+            if self.0.is_some() { "some" } else { "none" }
+        )
+    }
+}
+
+impl FinalityRef {
+    pub fn get(&self) -> Option<&dyn Finality> {
+        self.0.as_deref()
+    }
 }
 
 /// The body as stored: transactions and certificate.
 pub(crate) fn body_bytes(block: &Block) -> Vec<u8> {
-    encode(&(&block.txs, &block.qc))
+    encode(&(&block.txs, &block.cert))
+}
+
+/// Build a block on `parent` (its header hash and the state after it) from candidate
+/// transactions: the ones that apply go in, in order; the others come back with their errors.
+/// A validator proposes on a certified parent that may not be final yet; [`Chain::propose`]
+/// proposes on the head.
+pub fn propose_on(
+    parent_state: &State,
+    parent_hash: Hash,
+    candidates: Vec<SignedTx>,
+    timestamp_ms: u64,
+    proposer: &SigningKey,
+    payloads: &dyn Payloads,
+) -> Proposal {
+    let height = parent_state.height + 1;
+    let mut state = parent_state.clone();
+    let mut txs = Vec::new();
+    let mut rejected = Vec::new();
+    // one batch verification; per transaction only when the batch fails
+    let sig_ok: Vec<bool> = if verify_signatures(&candidates).is_ok() {
+        vec![true; candidates.len()]
+    } else {
+        candidates.par_iter().map(SignedTx::verify).collect()
+    };
+    for (t, ok) in candidates.into_iter().zip(sig_ok) {
+        let r = if ok {
+            state.apply_tx(&t, height, payloads)
+        } else {
+            Err(TxError::BadSignature)
+        };
+        match r {
+            Ok(()) => txs.push(t),
+            Err(e) => rejected.push((t, e)),
+        }
+    }
+    state.height = height;
+    state.timestamp_ms = timestamp_ms.max(parent_state.timestamp_ms);
+    let header = BlockHeader {
+        chain_id: state.chain_id.clone(),
+        height,
+        prev_hash: parent_hash,
+        tx_root: tx_root(&txs),
+        state_root: state.root(),
+        timestamp_ms: state.timestamp_ms,
+        proposer: proposer.verifying_key(),
+    };
+    Proposal {
+        block: Block {
+            header,
+            txs,
+            cert: None,
+        },
+        state,
+        rejected,
+    }
 }
 
 impl<S: Store> Chain<S> {
@@ -78,6 +157,17 @@ impl<S: Store> Chain<S> {
     pub fn open_observed(
         store: S,
         genesis: &Genesis,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<Self> {
+        Self::open_with(store, genesis, FinalityRef::default(), progress)
+    }
+
+    /// [`Chain::open_observed`] for a chain whose blocks carry consensus finalizations,
+    /// checked by `finality` (in a fallback replay and at every commit).
+    pub fn open_with(
+        store: S,
+        genesis: &Genesis,
+        finality: FinalityRef,
         progress: &mut dyn FnMut(u64, u64),
     ) -> Result<Self> {
         genesis
@@ -108,6 +198,7 @@ impl<S: Store> Chain<S> {
                     genesis_hash,
                     recovery: Recovery::Created,
                     validated: Mutex::new(None),
+                    finality: finality.clone(),
                 })
             }
             Some(head) => {
@@ -125,7 +216,7 @@ impl<S: Store> Chain<S> {
                 let (state, recovery) = match stored_snapshot(&store, &header) {
                     Ok(state) => (state, Recovery::Snapshot),
                     Err(reason) => {
-                        let state = replay(&store, genesis, &header, progress)?;
+                        let state = replay(&store, genesis, &header, finality.get(), progress)?;
                         (state, Recovery::Replayed { reason })
                     }
                 };
@@ -136,6 +227,7 @@ impl<S: Store> Chain<S> {
                     genesis_hash,
                     recovery,
                     validated: Mutex::new(None),
+                    finality: finality.clone(),
                 })
             }
         }
@@ -161,11 +253,11 @@ impl<S: Store> Chain<S> {
                 });
             }
         } else {
-            let qc = head
-                .qc
+            let cert = head
+                .cert
                 .as_ref()
                 .ok_or_else(|| BlockError::BadQuorum("missing".into()))?;
-            verify_qc(&genesis.validators, &h.hash(), qc)?;
+            verify_certificate(&genesis.validators, h, cert, None)?;
         }
         if h.chain_id != genesis.chain_id || state.chain_id != genesis.chain_id {
             return Err(LedgerError::OtherChain {
@@ -189,6 +281,7 @@ impl<S: Store> Chain<S> {
             genesis_hash,
             recovery: Recovery::Snapshot,
             validated: Mutex::new(None),
+            finality: FinalityRef::default(),
         })
     }
 
@@ -242,50 +335,16 @@ impl<S: Store> Chain<S> {
         timestamp_ms: u64,
         proposer: &SigningKey,
     ) -> Proposal {
-        let height = self.state.height + 1;
-        let mut state = self.state.clone();
-        let mut txs = Vec::new();
-        let mut rejected = Vec::new();
-        let payloads = |d: &Hash| self.store.has_payload(d);
-        // one batch verification; per transaction only when the batch fails
-        let sig_ok: Vec<bool> = if verify_signatures(&candidates).is_ok() {
-            vec![true; candidates.len()]
-        } else {
-            candidates.par_iter().map(SignedTx::verify).collect()
-        };
-        for (t, ok) in candidates.into_iter().zip(sig_ok) {
-            let r = if ok {
-                state.apply_tx(&t, height, &payloads)
-            } else {
-                Err(TxError::BadSignature)
-            };
-            match r {
-                Ok(()) => txs.push(t),
-                Err(e) => rejected.push((t, e)),
-            }
-        }
-        state.height = height;
-        state.timestamp_ms = timestamp_ms.max(self.state.timestamp_ms);
-        let header = BlockHeader {
-            chain_id: state.chain_id.clone(),
-            height,
-            prev_hash: self.head.hash,
-            tx_root: tx_root(&txs),
-            state_root: state.root(),
-            timestamp_ms: state.timestamp_ms,
-            proposer: proposer.verifying_key(),
-        };
-        let block = Block {
-            header,
-            txs,
-            qc: None,
-        };
-        self.remember(&block, &state);
-        Proposal {
-            block,
-            state,
-            rejected,
-        }
+        let p = propose_on(
+            &self.state,
+            self.head.hash,
+            candidates,
+            timestamp_ms,
+            proposer,
+            &|d: &Hash| self.store.has_payload(d),
+        );
+        self.remember(&p.block, &p.state);
+        p
     }
 
     fn remember(&self, block: &Block, state: &State) {
@@ -313,7 +372,7 @@ impl<S: Store> Chain<S> {
             &self.head.hash,
             block,
             &|d: &Hash| self.store.has_payload(d),
-            false,
+            Certs::Unchecked,
         )?;
         self.remember(block, &next);
         Ok(next)
@@ -325,11 +384,16 @@ impl<S: Store> Chain<S> {
     pub fn commit(&mut self, block: &Block) -> Result<()> {
         let next = match self.recall(block) {
             Some(state) => {
-                let qc = block
-                    .qc
+                let cert = block
+                    .cert
                     .as_ref()
                     .ok_or_else(|| BlockError::BadQuorum("missing".into()))?;
-                verify_qc(&self.state.validators, &block.header.hash(), qc)?;
+                verify_certificate(
+                    &self.state.validators,
+                    &block.header,
+                    cert,
+                    self.finality.get(),
+                )?;
                 state
             }
             None => apply_block(
@@ -337,9 +401,32 @@ impl<S: Store> Chain<S> {
                 &self.head.hash,
                 block,
                 &|d: &Hash| self.store.has_payload(d),
-                true,
+                Certs::Required(self.finality.get()),
             )?,
         };
+        self.write(block, next)
+    }
+
+    /// Commit a block the caller already re-executed on this chain's head state (a validator
+    /// that verified it as a proposal on this parent): `next` must be the state it produces
+    /// (height and state root of the header). A certificate the block carries is checked; a
+    /// block without one is final through the certified descendant committed after it (the
+    /// engine finalizes a block together with its ancestors).
+    pub fn commit_executed(&mut self, block: &Block, next: State) -> Result<()> {
+        let h = &block.header;
+        if h.prev_hash != self.head.hash || h.height != self.head.height + 1 {
+            return Err(BlockError::WrongParent.into());
+        }
+        if next.height != h.height || next.root() != h.state_root {
+            return Err(BlockError::WrongStateRoot.into());
+        }
+        if let Some(cert) = &block.cert {
+            verify_certificate(&self.state.validators, h, cert, self.finality.get())?;
+        }
+        self.write(block, next)
+    }
+
+    fn write(&mut self, block: &Block, next: State) -> Result<()> {
         let header_hash = block.header.hash();
         self.store.commit(&CommitBatch {
             height: block.header.height,
@@ -392,8 +479,8 @@ fn read_block<S: Store>(store: &S, height: u64) -> Result<Option<Block>> {
         return Ok(None);
     };
     let header: BlockHeader = decode("header", &h)?;
-    let (txs, qc): (Vec<SignedTx>, Option<QuorumCertificate>) = decode("body", &b)?;
-    Ok(Some(Block { header, txs, qc }))
+    let (txs, cert): (Vec<SignedTx>, Option<Certificate>) = decode("body", &b)?;
+    Ok(Some(Block { header, txs, cert }))
 }
 
 /// The stored head's header, which must hash to the head record's hash.
@@ -438,10 +525,12 @@ fn replay<S: Store>(
     store: &S,
     genesis: &Genesis,
     head: &BlockHeader,
+    finality: Option<&dyn Finality>,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<State> {
     let mut state = State::genesis(genesis);
     let mut prev = genesis_block(genesis).header.hash();
+    let mut certified = true;
     for h in 1..=head.height {
         let block = read_block(store, h)?
             .ok_or_else(|| LedgerError::Store(format!("block {h} missing from the store")))?;
@@ -450,10 +539,18 @@ fn replay<S: Store>(
             &prev,
             &block,
             &|d: &Hash| store.has_payload(d),
-            true,
+            Certs::IfPresent(finality),
         )?;
+        certified = block.cert.is_some();
         prev = block.header.hash();
         progress(h, head.height);
+    }
+    if !certified {
+        return Err(BlockError::BadQuorum(format!(
+            "the head {} carries no certificate",
+            head.height
+        ))
+        .into());
     }
     if prev != head.hash() || state.root() != head.state_root {
         return Err(LedgerError::Store(format!(

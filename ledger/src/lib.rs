@@ -16,15 +16,15 @@ pub mod types;
 
 pub use audit::{audit_ledger, check_head};
 pub use audit::{
-    claims_of_block, stored_genesis, verify_chain, verify_chain_with, AuditReport, Claim,
-    PenaltyClaim, RangeClaim, RoundClaim, RoundVerifier, VoidClaim,
+    claims_of_block, stored_genesis, verify_chain, verify_chain_full, verify_chain_with,
+    AuditReport, Claim, PenaltyClaim, RangeClaim, RoundClaim, RoundVerifier, VoidClaim,
 };
-pub use chain::{Chain, Proposal, Recovery};
+pub use chain::{propose_on, Chain, FinalityRef, Proposal, Recovery};
 pub use dir::{Anchor, DirLock, StoreError};
 pub use error::{AuditError, BlockError, LedgerError, Result, TxError};
-pub use state::{Genesis, State};
+pub use state::{Certs, Finality, Genesis, State};
 pub use store::{Column, Head, MemoryStore, RocksStore, Store};
 pub use types::{
-    Address, Block, BlockHeader, Hash, JobId, JobSpec, Role, SignedTx, Transaction, TxKind, TxTag,
-    MIN_PARTICIPANTS,
+    Address, Block, BlockHeader, Certificate, Hash, JobId, JobSpec, Role, SignedTx, Transaction,
+    TxKind, TxTag, MIN_PARTICIPANTS,
 };

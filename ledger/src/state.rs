@@ -1329,12 +1329,12 @@ pub fn apply_txs(
 }
 
 /// The state-independent checks of a block: transaction root, the quorum certificate (with
-/// `require_qc`) against the validator set, and every signature. Blocks can be checked this
+/// `certs`) against the validator set, and every signature. Blocks can be checked this
 /// way in parallel; [`apply_checked_block`] then replays them in order.
 pub fn check_block_crypto(
     validators: &[VerifyingKey],
     block: &Block,
-    require_qc: bool,
+    certs: Certs<'_>,
 ) -> Result<(), BlockError> {
     let h = &block.header;
     if !validators.contains(&h.proposer) {
@@ -1343,14 +1343,79 @@ pub fn check_block_crypto(
     if tx_root(&block.txs) != h.tx_root {
         return Err(BlockError::WrongTxRoot);
     }
-    if require_qc {
-        let qc = block
-            .qc
-            .as_ref()
-            .ok_or_else(|| BlockError::BadQuorum("missing".into()))?;
-        verify_qc(validators, &h.hash(), qc)?;
+    let finality = match certs {
+        Certs::Unchecked => None,
+        Certs::Required(f) | Certs::IfPresent(f) => Some(f),
+    };
+    if let Some(finality) = finality {
+        match &block.cert {
+            Some(cert) => verify_certificate(validators, h, cert, finality)?,
+            None if matches!(certs, Certs::Required(_)) => {
+                return Err(BlockError::BadQuorum("missing".into()))
+            }
+            None => {}
+        }
     }
     verify_signatures(&block.txs)
+}
+
+/// Which certificate checks [`check_block_crypto`] makes.
+#[derive(Clone, Copy)]
+pub enum Certs<'a> {
+    /// None (a proposal, before it is certified).
+    Unchecked,
+    /// The block must carry a valid certificate.
+    Required(Option<&'a dyn Finality>),
+    /// A certificate the block carries must be valid; a block without one is final only
+    /// through a certified descendant (the caller checks that the head carries one).
+    IfPresent(Option<&'a dyn Finality>),
+}
+
+impl std::fmt::Debug for Certs<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Certs::Unchecked => "Unchecked",
+            Certs::Required(_) => "Required",
+            Certs::IfPresent(_) => "IfPresent",
+        })
+    }
+}
+
+/// The check of a consensus engine's finalization certificate. The ledger does not know the
+/// engine; `fedchain-validator` implements this for commonware `simplex` (`bls12381_multisig`).
+pub trait Finality: Send + Sync {
+    /// `Ok` when `finalization` (the engine's encoding) finalizes the block whose header
+    /// hash is `header_hash` on the chain `chain_id`, signed by more than 2/3 of
+    /// `validators` (the genesis validator set, in genesis order).
+    fn verify(
+        &self,
+        chain_id: &str,
+        validators: &[VerifyingKey],
+        header_hash: &Hash,
+        finalization: &[u8],
+    ) -> Result<(), String>;
+}
+
+/// Check a block's certificate against the validator set: a replicas' quorum certificate
+/// here, a consensus finalization by `finality` (refused when there is none to check it).
+pub fn verify_certificate(
+    validators: &[VerifyingKey],
+    header: &BlockHeader,
+    cert: &Certificate,
+    finality: Option<&dyn Finality>,
+) -> Result<(), BlockError> {
+    match cert {
+        Certificate::Replicas(qc) => verify_qc(validators, &header.hash(), qc),
+        Certificate::Finalization(bytes) => {
+            let f = finality.ok_or_else(|| {
+                BlockError::BadQuorum(
+                    "a consensus finalization, and no finality verifier to check it".into(),
+                )
+            })?;
+            f.verify(&header.chain_id, validators, &header.hash(), bytes)
+                .map_err(BlockError::BadQuorum)
+        }
+    }
 }
 
 /// The state-dependent checks of a block whose [`check_block_crypto`] passed: height, parent,
@@ -1400,9 +1465,9 @@ pub fn apply_block(
     head_hash: &Hash,
     block: &Block,
     payloads: &dyn Payloads,
-    require_qc: bool,
+    certs: Certs<'_>,
 ) -> Result<State, BlockError> {
-    check_block_crypto(&state.validators, block, require_qc)?;
+    check_block_crypto(&state.validators, block, certs)?;
     apply_checked_block(state, head_hash, block, payloads)
 }
 
@@ -1421,7 +1486,7 @@ pub fn genesis_block(g: &Genesis) -> Block {
             proposer: proposer.unwrap_or_else(|| SigningKey::from_seed(&[0; 32]).verifying_key()),
         },
         txs: Vec::new(),
-        qc: None,
+        cert: None,
     }
 }
 

@@ -468,10 +468,25 @@ pub fn vote_message(header_hash: &Hash, index: u32) -> Vec<u8> {
     m
 }
 
-/// A block: header, transactions and the quorum certificate that commits it.
+/// What makes a block final: more than 2/3 of the genesis validators signed it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Certificate {
+    /// A quorum certificate of validator replicas that one process holds (the coordinator's
+    /// in-process replicas; they go when the aggregator becomes a client of the validators).
+    Replicas(QuorumCertificate),
+    /// A finalization of the validators' consensus engine (commonware `simplex` with
+    /// `bls12381_multisig`: signer bitmap and one aggregated BLS signature over the view, the
+    /// parent view and this block's header hash), in the engine's own encoding. This crate
+    /// does not know the engine: a [`crate::state::Finality`] verifier checks it.
+    Finalization(#[serde(with = "serde_bytes")] Vec<u8>),
+}
+
+/// A block: header, transactions and the certificate that makes it final. A block finalized
+/// as the ancestor of a certified block may carry none: the descendant's certificate signs a
+/// header that links to it by hash (the head of a ledger always carries one).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Block {
     pub header: BlockHeader,
     pub txs: Vec<SignedTx>,
-    pub qc: Option<QuorumCertificate>,
+    pub cert: Option<Certificate>,
 }

@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use fedchain_coordinator::SimulateConfig;
 use fedchain_crypto::{knowledge, CiphertextVector, Encode, Encryptor, Integer, ProvenVector};
 use fedchain_fuzz as fx;
-use fedchain_ledger::types::{encode, QuorumCertificate};
+use fedchain_ledger::types::{encode, Certificate};
 use fedchain_ledger::{Address, Hash, SignedTx, TxKind};
 use fedchain_net::pki::{self, CommitteeMember, RoleArg};
 use fedchain_net::wire::{FrameKind, Header, FLAG_PAYLOAD};
@@ -150,7 +150,7 @@ fn check(targets: &[(&str, Seeds)]) {
         assert!(tx.verify(), "{name}");
     }
     let l = fx::ledger();
-    fedchain_ledger::state::check_block_crypto(&l.validator_keys(), &l.next, true)
+    fedchain_ledger::state::check_block_crypto(&l.validator_keys(), &l.next, fedchain_ledger::state::Certs::Required(None))
         .expect("next block");
     fedchain_ledger::state::apply_checked_block(&l.state, &l.head_hash, &l.next, &|_: &Hash| true)
         .expect("next block applies");
@@ -367,10 +367,10 @@ fn blocks() -> Seeds {
     for (i, b) in l.blocks.iter().chain(std::iter::once(&l.next)).enumerate() {
         let h = i + 1;
         s.push((format!("header{h}"), encode(&b.header)));
-        s.push((format!("body{h}"), encode(&(b.txs.clone(), b.qc.clone()))));
+        s.push((format!("body{h}"), encode(&(b.txs.clone(), b.cert.clone()))));
         s.push((format!("block{h}"), encode(b)));
     }
-    let no_qc: (Vec<SignedTx>, Option<QuorumCertificate>) = (l.next.txs.clone(), None);
+    let no_qc: (Vec<SignedTx>, Option<Certificate>) = (l.next.txs.clone(), None);
     s.push(("body-no-qc".into(), encode(&no_qc)));
     s
 }

@@ -2,7 +2,7 @@ use std::collections::HashMap;
 
 use fedchain_crypto::identity::SigningKey;
 use fedchain_ledger::state::{assemble_qc, vote, Genesis};
-use fedchain_ledger::types::{Incentives, JobSpec};
+use fedchain_ledger::types::{Certificate, Incentives, JobSpec};
 use fedchain_ledger::{Address, Block, Chain, Hash, Role, SignedTx, Store, Transaction, TxKind};
 
 /// The test consortium's name (the chain id is the hash of the whole genesis).
@@ -68,7 +68,9 @@ impl Net {
             .iter()
             .map(|&i| (i as u32, vote(&self.validators[i], i as u32, &h)))
             .collect();
-        block.qc = Some(assemble_qc(self.validators.len(), &votes).unwrap());
+        block.cert = Some(Certificate::Replicas(
+            assemble_qc(self.validators.len(), &votes).unwrap(),
+        ));
     }
 
     /// Propose, certify by all validators and commit; returns the rejected transactions' errors.

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use fedchain_crypto::identity::SigningKey;
 use fedchain_ledger::state::{assemble_qc, vote};
+use fedchain_ledger::types::Certificate;
 use fedchain_ledger::{verify_chain, Address, Chain, RocksStore, Role, Transaction, TxKind};
 use rand::{Rng, SeedableRng};
 
@@ -52,7 +53,7 @@ fn child_commits_forever() {
             .iter()
             .map(|&i| (i as u32, vote(&net.validators[i], i as u32, &h)))
             .collect();
-        b.qc = Some(assemble_qc(4, &votes).unwrap());
+        b.cert = Some(Certificate::Replicas(assemble_qc(4, &votes).unwrap()));
         assert_eq!(b.txs.len(), 1, "the child's transaction was rejected");
         chain.commit(&b).unwrap();
         println!("committed {}", b.header.height);

@@ -1,7 +1,7 @@
 //! A whole job on chain: rounds, rewards, penalties and every typed rejection.
 
 use fedchain_ledger::state::{RoundOutcome, State};
-use fedchain_ledger::types::Offence;
+use fedchain_ledger::types::{Certificate, Offence};
 use fedchain_ledger::{verify_chain, BlockError, Chain, Hash, MemoryStore, TxError, TxKind};
 
 use crate::common::{addr, Net};
@@ -457,7 +457,7 @@ fn a_block_needs_more_than_two_thirds_of_validators() {
     ));
     // a bitmap claiming a signer that did not sign
     let mut lying = b.clone();
-    if let Some(qc) = lying.qc.as_mut() {
+    if let Some(Certificate::Replicas(qc)) = lying.cert.as_mut() {
         qc.signers[4] = true;
     }
     assert!(matches!(

@@ -133,7 +133,7 @@ fn a17_audit_refuses_another_genesis() {
     let published = a.genesis.chain_id.clone();
     {
         let store = RocksStore::open_existing(&pa).unwrap();
-        let (g, report) = audit_ledger(&store, Some(&published), None, None).unwrap();
+        let (g, report) = audit_ledger(&store, Some(&published), None, None, None).unwrap();
         assert_eq!(g, a.genesis);
         assert_eq!(report.blocks, 4);
     }
@@ -141,7 +141,7 @@ fn a17_audit_refuses_another_genesis() {
     std::fs::remove_dir_all(&pa).unwrap();
     copy_dir(&pb, &pa);
     let store = RocksStore::open_existing(&pa).unwrap();
-    match audit_ledger(&store, Some(&published), None, None) {
+    match audit_ledger(&store, Some(&published), None, None, None) {
         Err(AuditError::OtherGenesis { expected, found }) => {
             assert_eq!(expected, published);
             assert_eq!(found, b.genesis.chain_id);
@@ -149,7 +149,7 @@ fn a17_audit_refuses_another_genesis() {
         other => panic!("another chain's ledger passed the audit: {other:?}"),
     }
     // unpinned, the audit holds relative to the genesis it found (B's)
-    let (g, _) = audit_ledger(&store, None, None, None).unwrap();
+    let (g, _) = audit_ledger(&store, None, None, None, None).unwrap();
     assert_eq!(g.chain_id, b.genesis.chain_id);
     // the stored genesis edited to claim A's id: its content does not hash to it
     let mut forged = b.genesis.clone();
@@ -157,7 +157,7 @@ fn a17_audit_refuses_another_genesis() {
     store
         .raw_put(Column::Meta, b"genesis", &encode(&forged))
         .unwrap();
-    match audit_ledger(&store, Some(&published), None, None) {
+    match audit_ledger(&store, Some(&published), None, None, None) {
         Err(AuditError::GenesisId { stated, derived }) => {
             assert_eq!(stated, published);
             assert_eq!(derived, b.genesis.chain_id);

@@ -316,14 +316,14 @@ fn the_audit_refuses_a_head_below_a_known_final_block() {
     let store = chain.into_store();
     for ok in [at, top] {
         check_head(&store, ok).unwrap();
-        audit_ledger(&store, None, Some(ok), None).unwrap();
+        audit_ledger(&store, None, Some(ok), None, None).unwrap();
     }
     let above = Head {
         height: top.height + 1,
         hash: top.hash,
     };
     assert!(matches!(
-        audit_ledger(&store, None, Some(above), None),
+        audit_ledger(&store, None, Some(above), None, None),
         Err(AuditError::BelowHead { .. })
     ));
     let wrong = Head {
@@ -331,7 +331,7 @@ fn the_audit_refuses_a_head_below_a_known_final_block() {
         hash: top.hash,
     };
     assert!(matches!(
-        audit_ledger(&store, None, Some(wrong), None),
+        audit_ledger(&store, None, Some(wrong), None, None),
         Err(AuditError::OtherHead { .. })
     ));
 }
