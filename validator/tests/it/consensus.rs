@@ -119,6 +119,40 @@ impl Consortium {
         .unwrap()
     }
 
+    /// Start validators `0..n`.
+    async fn boot(
+        &self,
+        context: &deterministic::Context,
+        oracle: &mut Oracle<PublicKey, deterministic::Context>,
+        n: usize,
+    ) -> Vec<Mailbox> {
+        let mut mailboxes = Vec::new();
+        for i in 0..n {
+            mailboxes.push(self.start(context, oracle, i).await);
+        }
+        mailboxes
+    }
+
+    /// Client `k` registers through validator `k % len`, for every `k` in `clients`; then
+    /// every validator settles on one head at `height` or above.
+    async fn register_all(
+        &self,
+        context: &deterministic::Context,
+        mailboxes: &[Mailbox],
+        clients: std::ops::Range<usize>,
+        height: u64,
+    ) -> Vec<(u64, Hash, Vec<String>)> {
+        for k in clients {
+            let h = mailboxes[k % mailboxes.len()]
+                .submit(self.register(k), Vec::new())
+                .await
+                .unwrap();
+            assert_eq!(h, self.register(k).hash());
+        }
+        let refs: Vec<&Mailbox> = mailboxes.iter().collect();
+        settle(context, &refs, height).await
+    }
+
     /// Audit validator `i`'s replica from the genesis, every certificate checked.
     fn audit(&self, i: usize) -> AuditReport {
         let store = RocksStore::open_read_only(self.store_dir(i)).unwrap();
@@ -211,20 +245,9 @@ fn four_validators_finalize_submitted_transactions_and_every_replica_audits_clea
     let executor = deterministic::Runner::timed(Duration::from_secs(300));
     let c = executor.start(|context| async move {
         let mut oracle = network(&context, &c).await;
-        let mut mailboxes = Vec::new();
-        for i in 0..4 {
-            mailboxes.push(c.start(&context, &mut oracle, i).await);
-        }
+        let mailboxes = c.boot(&context, &mut oracle, 4).await;
         // each client submits to a different validator; gossip spreads the transactions
-        for k in 0..c.clients.len() {
-            let h = mailboxes[k % 4]
-                .submit(c.register(k), Vec::new())
-                .await
-                .unwrap();
-            assert_eq!(h, c.register(k).hash());
-        }
-        let refs: Vec<&Mailbox> = mailboxes.iter().collect();
-        let heads = settle(&context, &refs, 1).await;
+        let heads = c.register_all(&context, &mailboxes, 0..6, 1).await;
         for (_, _, faults) in &heads {
             assert!(
                 faults.is_empty(),
@@ -255,27 +278,16 @@ fn a_validator_down_does_not_stop_finality_and_catches_up_when_it_returns() {
     let c = executor.start(|context| async move {
         let mut oracle = network(&context, &c).await;
         // validator 3 is down: 3 of 4 are more than 2/3
-        let mut mailboxes = Vec::new();
-        for i in 0..3 {
-            mailboxes.push(c.start(&context, &mut oracle, i).await);
-        }
-        for k in 0..2 {
-            mailboxes[k % 3]
-                .submit(c.register(k), Vec::new())
-                .await
-                .unwrap();
-        }
+        let mut mailboxes = c.boot(&context, &mut oracle, 3).await;
+        let before = c.register_all(&context, &mailboxes, 0..2, 1).await;
+        // it comes back, learns what was finalized without it, then takes part again
+        mailboxes.push(c.start(&context, &mut oracle, 3).await);
+        let after = c
+            .register_all(&context, &mailboxes[3..], 2..4, before[0].0 + 1)
+            .await;
         let refs: Vec<&Mailbox> = mailboxes.iter().collect();
-        let before = settle(&context, &refs, 1).await;
-        // it comes back and learns what was finalized without it; then takes part again
-        let late = c.start(&context, &mut oracle, 3).await;
-        for k in 2..4 {
-            late.submit(c.register(k), Vec::new()).await.unwrap();
-        }
-        mailboxes.push(late);
-        let refs: Vec<&Mailbox> = mailboxes.iter().collect();
-        let after = settle(&context, &refs, before[0].0 + 1).await;
-        assert!(after[3].0 > before[0].0);
+        let all = settle(&context, &refs, after[0].0).await;
+        assert!(all[3].0 > before[0].0);
         c
     });
     for i in 0..4 {
@@ -292,16 +304,8 @@ fn a_finalization_checked_against_another_validator_set_fails() {
     let executor = deterministic::Runner::timed(Duration::from_secs(300));
     let c = executor.start(|context| async move {
         let mut oracle = network(&context, &c).await;
-        let mut mailboxes = Vec::new();
-        for i in 0..4 {
-            mailboxes.push(c.start(&context, &mut oracle, i).await);
-        }
-        mailboxes[0]
-            .submit(c.register(0), Vec::new())
-            .await
-            .unwrap();
-        let refs: Vec<&Mailbox> = mailboxes.iter().collect();
-        settle(&context, &refs, 1).await;
+        let mailboxes = c.boot(&context, &mut oracle, 4).await;
+        c.register_all(&context, &mailboxes, 0..1, 1).await;
         c
     });
     let store = RocksStore::open_read_only(c.store_dir(0)).unwrap();
