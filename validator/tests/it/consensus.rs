@@ -344,3 +344,56 @@ fn fedchain_bls_keys_are_commonware_keys() {
         scheme::private_key(&k).expect("same scalar, same public key on both sides");
     }
 }
+
+#[test]
+fn a16_an_equivocating_validator_cannot_split_finality_and_its_proposals_never_become_blocks() {
+    use commonware_consensus::simplex::elector::RoundRobin;
+    use commonware_consensus::simplex::mocks::{equivocator, relay};
+    use commonware_consensus::types::Epoch;
+    use commonware_cryptography::Sha256;
+    // validator 3 signs two different proposals for each view it leads, sent to different
+    // validators, and proposes payloads that are no fedchain block at all
+    let c = Consortium::new(4, 6);
+    let executor = deterministic::Runner::timed(Duration::from_secs(600));
+    let c = executor.start(|context| async move {
+        let mut oracle = network(&context, &c).await;
+        let mailboxes = c.boot(&context, &mut oracle, 3).await;
+        let control = oracle.control(c.identity(3));
+        let votes = control.register(0, QUOTA).await.unwrap();
+        let certificates = control.register(1, QUOTA).await.unwrap();
+        let validators: Vec<_> = c.validators.iter().map(SigningKey::verifying_key).collect();
+        let byzantine = equivocator::Equivocator::<_, _, _, Sha256>::new(
+            context.child("byzantine"),
+            equivocator::Config {
+                scheme: scheme::signer(&c.genesis.chain_id, &validators, &c.validators[3]).unwrap(),
+                elector: RoundRobin::<Sha256>::default(),
+                epoch: Epoch::new(0),
+                relay: Arc::new(relay::Relay::new()),
+            },
+        );
+        byzantine.start(votes, certificates);
+        // the honest three finalize every registration, in several rounds of leaders
+        for k in 0..3 {
+            c.register_all(&context, &mailboxes, 2 * k..2 * k + 2, k as u64 + 1)
+                .await;
+        }
+        c
+    });
+    let mut heads = Vec::new();
+    for i in 0..3 {
+        let r = c.audit(i);
+        registered(&r, &c.store_dir(i), &c.genesis, c.clients.len());
+        heads.push(r.head);
+        // every block on the chain was proposed by an honest validator
+        let store = RocksStore::open_read_only(c.store_dir(i)).unwrap();
+        let chain = Chain::open_existing(store).unwrap();
+        for h in 1..=chain.head().height {
+            let b = chain.block(h).unwrap().unwrap();
+            assert_ne!(b.header.proposer, c.validators[3].verifying_key());
+        }
+    }
+    assert!(
+        heads.windows(2).all(|w| w[0] == w[1]),
+        "one chain: {heads:?}"
+    );
+}
