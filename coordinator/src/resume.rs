@@ -162,13 +162,12 @@ impl RunFiles {
 
     /// Refuse `given` unless it is the stored configuration with only `rounds` changed (`out`
     /// and `force` name the directory, not the run).
-    pub fn check_config(&self, given: &SimulateConfig) -> Result<SimulateConfig> {
-        let stored = self.load_config()?;
-        let fields = changed_fields(&stored, given);
+    pub fn check_config(&self, given: &SimulateConfig) -> Result<()> {
+        let fields = changed_fields(&self.load_config()?, given);
         if !fields.is_empty() {
             return Err(ResumeError::ConfigChanged { fields }.into());
         }
-        Ok(stored)
+        Ok(())
     }
 
     /// Write the consortium's key material, created exclusively with mode 0600 and synced.

@@ -275,6 +275,14 @@ pub fn run_resumable(
             first = round + 1;
         }
     }
+    if let Some(f) = resuming {
+        // the stored configuration follows an extension of the rounds
+        let mut stored = f.load_config()?;
+        if stored.rounds != cfg.rounds {
+            stored.rounds = cfg.rounds;
+            f.write_config(&stored)?;
+        }
+    }
     let setup_s = setup_start.elapsed().as_secs_f64();
 
     for round in first..cfg.rounds {
@@ -520,7 +528,11 @@ pub fn run_resumable(
         }
         let decrypt_s = t.elapsed().as_secs_f64();
 
-        // commit (or void)
+        // commit (or void); the round's shares are on chain by now
+        obs.progress(Progress::Phase {
+            round,
+            phase: "commit",
+        });
         let t = Instant::now();
         let (accepted, void) = match io.outcome.take() {
             Some(Action::Complete(RoundResult {
@@ -1105,11 +1117,7 @@ fn simulate_or_resume(
     // one holds it, so it never deletes a live ledger
     let _owner = DirLock::acquire(&out).map_err(LedgerError::from)?;
     if resume {
-        let mut stored = files.check_config(cfg)?;
-        if stored.rounds != cfg.rounds {
-            stored.rounds = cfg.rounds;
-            files.write_config(&stored)?;
-        }
+        files.check_config(cfg)?;
     } else if cfg.force {
         files.remove()?;
     } else if files.secret().exists() || files.config().exists() {
