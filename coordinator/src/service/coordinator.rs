@@ -163,6 +163,13 @@ impl CoordinatorService {
             c.aggregator.clone(),
             progress,
         )?;
+        Self::recover(ledger, dir, c)
+    }
+
+    /// [`CoordinatorService::open`] on the ledger of `dir` as the caller already opened it
+    /// (`Ledger::open_observed`), so a process that looks at its ledger before it starts the
+    /// service opens it, and replays a damaged snapshot, once.
+    pub fn recover(ledger: Ledger, dir: &Path, c: &Consortium) -> Result<(Self, Vec<Outbound>)> {
         let state = ledger.chain().state();
         let job = state
             .next_job
