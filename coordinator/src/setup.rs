@@ -437,6 +437,22 @@ impl Consortium {
         })
     }
 
+    /// The aggregator's ledger of this consortium in `dir` ([`Ledger::open_observed`] with its
+    /// genesis, validators and aggregator key; `progress` of a fallback replay).
+    pub fn open_ledger(
+        &self,
+        dir: &std::path::Path,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<Ledger> {
+        Ledger::open_observed(
+            dir,
+            &self.genesis,
+            self.validators.clone(),
+            self.aggregator.clone(),
+            progress,
+        )
+    }
+
     /// The committee in key-holder order.
     pub fn committee(&self) -> Vec<Address> {
         self.members.clone()

@@ -186,12 +186,7 @@ pub fn run_resumable(
         }
     }
     let genesis = consortium.genesis.clone();
-    let mut ledger = Ledger::open(
-        ledger_dir,
-        &genesis,
-        consortium.validators.clone(),
-        consortium.aggregator.clone(),
-    )?;
+    let mut ledger = consortium.open_ledger(ledger_dir, &mut |_, _| {})?;
     // a resume of a run that had its job on chain; else (stopped before the bootstrap) the
     // bootstrap runs with the reloaded keys
     let recovered = match resuming {
@@ -320,15 +315,7 @@ pub fn run_resumable(
             }
             None => Default::default(),
         };
-        feed(
-            &mut engine,
-            Event::Height(ledger.height()),
-            &mut ledger,
-            &mut io,
-            obs,
-            round,
-            usize::MAX,
-        )?;
+        tick(&mut engine, &mut ledger, &mut io, obs, round)?;
         if let Some(o) = &resumed {
             let shares = o.shares.iter().cloned().map(Event::Share);
             replay_on_chain(&mut engine, shares, &mut io, obs, round);
@@ -454,15 +441,7 @@ pub fn run_resumable(
         left_out(ledger.block(std::mem::take(&mut io.pending))?, obs, round)?;
         // wait for the deadline when not everybody submitted
         while io.outcome.is_none() {
-            feed(
-                &mut engine,
-                Event::Height(ledger.height()),
-                &mut ledger,
-                &mut io,
-                obs,
-                round,
-                usize::MAX,
-            )?;
+            tick(&mut engine, &mut ledger, &mut io, obs, round)?;
             if io.outcome.is_some() {
                 break;
             }
@@ -602,15 +581,7 @@ pub fn run_resumable(
                 }
                 left_out(ledger.block(std::mem::take(&mut io.pending))?, obs, round)?;
                 while io.outcome.is_none() {
-                    feed(
-                        &mut engine,
-                        Event::Height(ledger.height()),
-                        &mut ledger,
-                        &mut io,
-                        obs,
-                        round,
-                        usize::MAX,
-                    )?;
+                    tick(&mut engine, &mut ledger, &mut io, obs, round)?;
                     if io.outcome.is_none() {
                         left_out(ledger.block(std::mem::take(&mut io.pending))?, obs, round)?;
                     }
@@ -932,6 +903,19 @@ fn tamper_share(
 struct RoundIo {
     pending: Vec<SignedTx>,
     outcome: Option<Action>,
+}
+
+/// Tell the engine the ledger's height (it closes a round at its deadline, ends a blame step at
+/// its window) and carry out what follows.
+fn tick(
+    engine: &mut RoundEngine,
+    ledger: &mut Ledger,
+    io: &mut RoundIo,
+    obs: &mut dyn Observer,
+    round: u32,
+) -> Result<()> {
+    let h = Event::Height(ledger.height());
+    feed(engine, h, ledger, io, obs, round, usize::MAX)
 }
 
 /// Feed one event to the engine and carry out its actions.

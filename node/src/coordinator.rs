@@ -469,13 +469,7 @@ fn recover_stage(
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<Stage> {
     let t = Instant::now();
-    let ledger = Ledger::open_observed(
-        dir,
-        &c.genesis,
-        c.validators.clone(),
-        c.aggregator.clone(),
-        progress,
-    )?;
+    let ledger = c.open_ledger(dir, progress)?;
     if ledger.height() == 0 {
         info!(ledger = %dir.display(), "coordinator: fresh ledger, waiting for the committee to enroll");
         return Ok(Stage::Enrolling {

@@ -4,14 +4,10 @@
 //! in rounds.csv, the audit clean and no honest deposit touched. A resume with another
 //! configuration, or of a directory without a run, is refused.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
 
-use fedchain_ledger::dir::Anchor;
-
-use crate::cluster::{bin, lock};
+use crate::cluster::{bin, interrupt_after_rows, lock, wait_for_height, SMALL_SIMULATE};
 
 const ROUNDS: u64 = 6;
 
@@ -19,20 +15,8 @@ const ROUNDS: u64 = 6;
 fn start(dir: &Path, stdout: Stdio) -> Child {
     Command::new(bin())
         .current_dir(dir)
-        .args([
-            "simulate",
-            "--key-bits",
-            "512",
-            "--hospitals",
-            "4",
-            "--threshold",
-            "2",
-            "--rounds",
-            &ROUNDS.to_string(),
-            "--no-baseline",
-            "--out",
-            "out",
-        ])
+        .args(SMALL_SIMULATE)
+        .args(["--rounds", &ROUNDS.to_string(), "--out", "out"])
         .stdout(stdout)
         .stderr(Stdio::piped())
         .spawn()
@@ -112,28 +96,8 @@ fn sigint_then_resume_ends_with_every_planned_round_and_a_changed_config_is_refu
     assert!(!d.join("empty/out").exists());
 
     let mut child = start(d, Stdio::piped());
-    let stdout = child.stdout.take().expect("stdout");
-    let mut lines = BufReader::new(stdout).lines();
-    let mut rows = 0;
-    for l in lines.by_ref() {
-        if l.expect("line")
-            .trim_start()
-            .starts_with(|c: char| c.is_ascii_digit())
-        {
-            rows += 1;
-            if rows == 2 {
-                break;
-            }
-        }
-    }
-    assert_eq!(rows, 2, "no round rows");
-    let sent = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .expect("kill");
-    assert!(sent.success());
-    let _rest: Vec<String> = lines.map_while(|l| l.ok()).collect();
-    assert_eq!(child.wait().expect("wait").code(), Some(130));
+    let (status, rest) = interrupt_after_rows(&mut child, 2);
+    assert_eq!(status.code(), Some(130), "{}", rest.join("\n"));
 
     // another experiment in the same directory is refused, naming what changed
     let o = resume(d, &["--seed", "7"]);
@@ -152,14 +116,8 @@ fn sigkill_mid_run_then_resume_completes() {
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
     let mut child = start(d, Stdio::null());
-    let ledger = d.join("out/ledger");
     // past the bootstrap (3 blocks) and the first round, into the second or third
-    let end = Instant::now() + Duration::from_secs(120);
-    while Anchor::read(&ledger).ok().flatten().map_or(0, |a| a.height) < 9 {
-        assert!(Instant::now() < end, "simulate wrote no 9 blocks in 120 s");
-        assert!(child.try_wait().expect("wait").is_none(), "simulate ended");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_for_height(&mut child, &d.join("out/ledger"), 9);
     child.kill().expect("SIGKILL");
     child.wait().expect("wait");
     check_complete(d, &resume(d, &[]));
