@@ -46,18 +46,33 @@ impl Observer for StopAfter {
     }
 }
 
-/// Dies when `round` enters `phase`: like a kill -9 there, only what the store synced before
-/// survives (the unwinding drops the store without writing anything more).
+/// Dies the `nth` time (from 1) a round `round` enters `phase` (the plaintext baseline's
+/// rounds count too): like a kill -9 there, only what the store synced before survives (the
+/// unwinding drops the store without writing anything more).
 struct DieAt {
     round: u32,
     phase: &'static str,
+    nth: usize,
+}
+
+impl DieAt {
+    fn first(round: u32, phase: &'static str) -> Self {
+        Self {
+            round,
+            phase,
+            nth: 1,
+        }
+    }
 }
 
 impl Observer for DieAt {
     fn progress(&mut self, p: Progress<'_>) {
         if let Progress::Phase { round, phase } = p {
             if round == self.round && phase == self.phase {
-                panic!("killed at round {round}, {phase}");
+                self.nth -= 1;
+                if self.nth == 0 {
+                    panic!("killed at round {round}, {phase}");
+                }
             }
         }
     }
@@ -152,7 +167,7 @@ fn a_run_killed_in_the_middle_of_a_round_continues_that_round() {
         let out = dir.path().join("out");
         let cfg = small(&out, 3);
         let died = catch_unwind(AssertUnwindSafe(|| {
-            simulate(&cfg, &mut DieAt { round: 1, phase })
+            simulate(&cfg, &mut DieAt::first(1, phase))
         }));
         assert!(died.is_err(), "{phase}: the run did not die");
         {
@@ -255,4 +270,56 @@ fn a_resume_without_a_run_or_with_damaged_keys_is_refused() {
     std::fs::write(&path, &good).unwrap();
     let (summary, _, _) = resume(&cfg, &mut Quiet).unwrap();
     check_complete(&summary, &out, 2);
+}
+
+#[test]
+fn a_plaintext_run_resumes_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let cfg = SimulateConfig {
+        plaintext: true,
+        ..small(&out, 3)
+    };
+    let died = catch_unwind(AssertUnwindSafe(|| {
+        simulate(&cfg, &mut DieAt::first(2, "train"))
+    }));
+    assert!(died.is_err());
+    let (summary, run, _) = resume(&cfg, &mut Quiet).unwrap();
+    assert_eq!(summary.resumed_after, Some(2));
+    check_complete(&summary, &out, 3);
+    assert!(!run.encrypted);
+}
+
+#[test]
+fn a_run_killed_in_its_baseline_runs_the_baseline_again_on_resume() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let cfg = SimulateConfig {
+        baseline: true,
+        ..small(&out, 2)
+    };
+    // the second round 1 to train is the baseline's: the encrypted run is complete
+    let died = catch_unwind(AssertUnwindSafe(|| {
+        let mut die = DieAt {
+            round: 1,
+            phase: "train",
+            nth: 2,
+        };
+        simulate(&cfg, &mut die)
+    }));
+    assert!(died.is_err());
+    assert!(out.join("plaintext-ledger").exists());
+    let (summary, _, baseline) = resume(&cfg, &mut Quiet).unwrap();
+    assert_eq!(
+        summary.resumed_after,
+        Some(2),
+        "the encrypted run had ended"
+    );
+    check_complete(&summary, &out, 2);
+    let baseline = baseline.expect("the baseline ran");
+    assert_eq!(baseline.rows.len(), 2);
+    assert!(baseline.audit.starts_with("ok"), "{}", baseline.audit);
+    assert!(summary.plaintext_final_accuracy.is_some());
+    let csv = std::fs::read_to_string(out.join("plaintext-rounds.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 3, "{csv}");
 }
