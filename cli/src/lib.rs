@@ -217,6 +217,10 @@ struct SimulateArgs {
     /// Replace an existing output ledger.
     #[arg(long)]
     force: bool,
+    /// Continue the stopped run in --out from its ledger (its stored config.toml is the
+    /// base the other flags override; anything but --rounds must stay as it was).
+    #[arg(long, conflicts_with = "force")]
+    resume: bool,
     /// A misbehaving hospital: HOSPITAL:equivocate|bad-proof|garbage-ciphertext|late|dropout
     /// (repeatable).
     #[arg(long)]
@@ -229,6 +233,16 @@ impl SimulateArgs {
             Some(p) => SimulateConfig::from_toml(
                 &std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?,
             )?,
+            // a resume starts from the stopped run's own configuration
+            None if self.resume => {
+                let out = self
+                    .out
+                    .clone()
+                    .unwrap_or_else(|| SimulateConfig::default().out);
+                let mut c = fedchain_coordinator::resume::RunFiles::new(&out).load_config()?;
+                c.out = out;
+                c
+            }
             None => SimulateConfig::default(),
         };
         macro_rules! set {
@@ -406,7 +420,11 @@ fn run_simulate(a: &SimulateArgs) -> anyhow::Result<Option<u8>> {
         encrypted: !cfg.plaintext && cfg.baseline,
         stop: Arc::clone(&stop),
     };
-    let result = simulate(&cfg, &mut term);
+    let result = if a.resume {
+        fedchain_coordinator::simulate::resume(&cfg, &mut term)
+    } else {
+        simulate(&cfg, &mut term)
+    };
     term.bar.finish_and_clear();
     let (summary, _, _) = result?;
     print_summary(&summary);

@@ -6,6 +6,7 @@ pub mod config;
 pub mod engine;
 pub mod ledger;
 pub mod report;
+pub mod resume;
 pub mod service;
 pub mod setup;
 pub mod simulate;

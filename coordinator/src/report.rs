@@ -13,10 +13,10 @@ use plotters::prelude::{
     LineSeries, PathElement, RGBColor, Rectangle, ShapeStyle, Text, TextStyle, BLACK, WHITE,
 };
 use plotters::style::text_anchor::{HPos, Pos, VPos};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// One round of a run, as printed and written to rounds.csv.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RoundRow {
     pub round: u32,
     /// Test accuracy of the global model after this round (0..1).

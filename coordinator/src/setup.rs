@@ -250,6 +250,59 @@ pub fn deployed_hospital(cfg: &SimulateConfig, h: DeployedHospital) -> Result<Ho
     }))
 }
 
+/// The secret key material of a simulated consortium (one process plays every party): the
+/// aggregator's, validators' and hospitals' signing keys, and unless the run is plaintext the
+/// dealt threshold key with every share. Always from the operating system's generator, never
+/// from the seed or the configuration. `simulate` keeps it in `consortium.secret` of its
+/// output directory so that `--resume` can continue the run (`crate::resume`); a deployment
+/// has no such thing.
+pub struct SimKeys {
+    pub aggregator: SigningKey,
+    pub validators: Vec<SigningKey>,
+    pub hospitals: Vec<SigningKey>,
+    pub threshold: Option<fedchain_crypto::threshold::DealtKey>,
+}
+
+impl std::fmt::Debug for SimKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SimKeys")
+            .field("validators", &self.validators.len())
+            .field("hospitals", &self.hospitals.len())
+            .field("threshold", &self.threshold.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl SimKeys {
+    /// Fresh keys for `cfg` from the operating system's generator: the seed is in the config,
+    /// and whoever has the config must not be able to recompute a secret (THREAT-MODEL G2, A3).
+    pub fn generate(cfg: &SimulateConfig, obs: &mut dyn Observer) -> Result<Self> {
+        let mut rng = OsRng;
+        let aggregator = SigningKey::generate(&mut rng);
+        let validators = (0..cfg.validators)
+            .map(|_| SigningKey::generate(&mut rng))
+            .collect();
+        let hospitals = (0..cfg.hospitals)
+            .map(|_| SigningKey::generate(&mut rng))
+            .collect();
+        let threshold = if cfg.plaintext {
+            None
+        } else {
+            obs.progress(Progress::Setup(
+                "generating the threshold Paillier key (safe primes) and dealing shares",
+            ));
+            let (p, q) = safe_prime_pair(cfg.key_bits, &mut rng)?;
+            Some(deal(&p, &q, cfg.hospitals as u32, cfg.threshold, &mut rng)?)
+        };
+        Ok(Self {
+            aggregator,
+            validators,
+            hospitals,
+            threshold,
+        })
+    }
+}
+
 /// A consortium and its job as derived from a [`SimulateConfig`] and its seed.
 #[derive(Debug)]
 pub struct Consortium {
@@ -284,8 +337,28 @@ impl Consortium {
     /// genesis configuration.
     pub fn new(cfg: &SimulateConfig, obs: &mut dyn Observer) -> Result<Self> {
         cfg.validate()?;
-        let encrypted = !cfg.plaintext;
         obs.progress(Progress::Setup("loading and partitioning data"));
+        let data = ExperimentData::prepare(cfg)?;
+        let keys = SimKeys::generate(cfg, obs)?;
+        Self::assemble(cfg, keys, data, obs)
+    }
+
+    /// The consortium of a simulation from key material it generated earlier (what
+    /// `simulate --resume` reloads from `consortium.secret`): the data and the model come
+    /// from the seed again, the keys from `keys`.
+    pub fn from_keys(cfg: &SimulateConfig, keys: SimKeys, obs: &mut dyn Observer) -> Result<Self> {
+        cfg.validate()?;
+        obs.progress(Progress::Setup("loading and partitioning data"));
+        let data = ExperimentData::prepare(cfg)?;
+        Self::assemble(cfg, keys, data, obs)
+    }
+
+    fn assemble(
+        cfg: &SimulateConfig,
+        keys: SimKeys,
+        data: ExperimentData,
+        obs: &mut dyn Observer,
+    ) -> Result<Self> {
         let ExperimentData {
             split,
             parts,
@@ -294,42 +367,38 @@ impl Consortium {
             initial_params,
             total_samples,
             max_samples,
-        } = ExperimentData::prepare(cfg)?;
-
-        // every key from the operating system: the seed is in the config, and whoever has the
-        // config must not be able to recompute a secret (THREAT-MODEL G2, A3)
-        let mut rng = OsRng;
-        let aggregator = SigningKey::generate(&mut rng);
-        let validators: Vec<SigningKey> = (0..cfg.validators)
-            .map(|_| SigningKey::generate(&mut rng))
-            .collect();
-        let hospital_keys: Vec<SigningKey> = (0..cfg.hospitals)
-            .map(|_| SigningKey::generate(&mut rng))
-            .collect();
-
-        let (protection, shares, table) = if encrypted {
-            obs.progress(Progress::Setup(
-                "generating the threshold Paillier key (safe primes) and dealing shares",
+        } = data;
+        let SimKeys {
+            aggregator,
+            validators,
+            hospitals: hospital_keys,
+            threshold,
+        } = keys;
+        if validators.len() != cfg.validators || hospital_keys.len() != cfg.hospitals {
+            return Err(SimError::Refused(format!(
+                "the key material holds {} validators and {} hospitals, the experiment says {} and {}",
+                validators.len(),
+                hospital_keys.len(),
+                cfg.validators,
+                cfg.hospitals
+            )));
+        }
+        if cfg.plaintext != threshold.is_none() {
+            return Err(SimError::Refused(
+                "the experiment's plaintext setting and the threshold key disagree".into(),
             ));
-            let (p, q) = safe_prime_pair(cfg.key_bits, &mut rng)?;
-            let dealt = deal(&p, &q, cfg.hospitals as u32, cfg.threshold, &mut rng)?;
-            let packer = Packer::new(
-                packing_params(cfg, max_samples),
-                dealt.public.public_key().plaintext_bits(),
-            )?;
-            obs.progress(Progress::Setup("building the fixed-base encryption table"));
-            let table = Arc::new(FixedBaseTable::new(dealt.public.public_key(), cfg.window)?);
-            let job = Arc::new(EncryptedJob {
-                key: dealt.public,
-                packer,
-            });
-            (
-                Protection::Encrypted(job),
-                dealt.shares.into_iter().map(Some).collect::<Vec<_>>(),
-                Some(table),
-            )
-        } else {
-            (Protection::Plaintext, vec![None; cfg.hospitals], None)
+        }
+        let (protection, shares, table) = match threshold {
+            Some(dealt) => {
+                obs.progress(Progress::Setup("building the fixed-base encryption table"));
+                let (protection, table) = protection_for(cfg, Some(dealt.public), max_samples)?;
+                (
+                    protection,
+                    dealt.shares.into_iter().map(Some).collect::<Vec<_>>(),
+                    table,
+                )
+            }
+            None => (Protection::Plaintext, vec![None; cfg.hospitals], None),
         };
 
         let committee: Vec<VerifyingKey> = hospital_keys
@@ -366,6 +435,22 @@ impl Consortium {
             total_samples,
             max_samples,
         })
+    }
+
+    /// The aggregator's ledger of this consortium in `dir` ([`Ledger::open_observed`] with its
+    /// genesis, validators and aggregator key; `progress` of a fallback replay).
+    pub fn open_ledger(
+        &self,
+        dir: &std::path::Path,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<Ledger> {
+        Ledger::open_observed(
+            dir,
+            &self.genesis,
+            self.validators.clone(),
+            self.aggregator.clone(),
+            progress,
+        )
     }
 
     /// The committee in key-holder order.

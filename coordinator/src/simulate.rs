@@ -20,6 +20,7 @@ use crate::config::{Behaviour, SimulateConfig};
 use crate::engine::{Action, Event, RoundEngine, RoundResult};
 use crate::ledger::{Dropped, Ledger};
 use crate::report::RoundRow;
+use crate::resume::RunFiles;
 use crate::setup::Consortium;
 use crate::strategy::{params_hash, Strategy};
 use crate::verify::FedchainVerifier;
@@ -49,6 +50,8 @@ pub enum SimError {
     Service(String),
     #[error("failpoint {0} fired")]
     Failpoint(&'static str),
+    #[error("resume: {0}")]
+    Resume(Box<crate::resume::ResumeError>),
 }
 
 pub type Result<T, E = SimError> = std::result::Result<T, E>;
@@ -116,6 +119,8 @@ pub struct RunOutcome {
     pub setup_s: f64,
     /// Stopped before its planned rounds ([`Observer::stop_requested`]).
     pub interrupted: bool,
+    /// Continued a stopped run (`simulate --resume`) after this many finished rounds.
+    pub resumed_after: Option<u32>,
 }
 
 fn behaviour(cfg: &SimulateConfig, h: usize, b: Behaviour) -> bool {
@@ -131,10 +136,41 @@ pub fn run_one(
     ledger_dir: &Path,
     obs: &mut dyn Observer,
 ) -> Result<RunOutcome> {
+    run_resumable(cfg, ledger_dir, None, false, obs)
+}
+
+/// [`run_one`], keeping in `files` what `simulate --resume` needs (the key material, the
+/// configuration, a row per finished round: [`crate::resume`]), or with `resume` continuing
+/// the run `files` describe from its ledger in `ledger_dir`: the keys are reloaded, the job,
+/// its excluded members, the hospitals' nonces and marks and the global parameters come from
+/// the chain, and a round the chain holds open is continued where the chain says it stands
+/// (its submissions and shares on chain are handed to a fresh engine, the hospitals without
+/// one on chain train and submit, those without a share on chain are asked for one; a round
+/// in its blame step is ended by `Blame` at the end of its window, which penalises every
+/// submitter whose range proof is not on chain: the witnesses died with the process).
+pub fn run_resumable(
+    cfg: &SimulateConfig,
+    ledger_dir: &Path,
+    files: Option<&RunFiles>,
+    resume: bool,
+    obs: &mut dyn Observer,
+) -> Result<RunOutcome> {
     cfg.validate()?;
     let setup_start = Instant::now();
     let encrypted = !cfg.plaintext;
-    let consortium = Consortium::new(cfg, obs)?;
+    let resuming = match (files, resume) {
+        (Some(f), true) => Some(f),
+        (None, true) => return Err(SimError::Refused("no run files to resume from".into())),
+        _ => None,
+    };
+    let consortium = match resuming {
+        Some(f) => {
+            obs.progress(Progress::Setup("reloading the consortium's key material"));
+            let keys = f.load_keys(cfg)?;
+            Consortium::from_keys(cfg, keys, obs)?
+        }
+        None => Consortium::new(cfg, obs)?,
+    };
     let split = &consortium.split;
     let protection = consortium.protection.clone();
     let mut global_model = consortium.spec.build(cfg.seed)?;
@@ -142,45 +178,148 @@ pub fn run_one(
     let mut theta = consortium.initial_params.clone();
 
     obs.progress(Progress::Setup("opening the ledger"));
-    prepare_dir(ledger_dir, cfg.force)?;
+    if resuming.is_none() {
+        prepare_dir(ledger_dir, cfg.force)?;
+        if let Some(f) = files {
+            f.write_keys(&consortium)?;
+            f.write_config(cfg)?;
+        }
+    }
     let genesis = consortium.genesis.clone();
-    let mut ledger = Ledger::open(
-        ledger_dir,
-        &genesis,
-        consortium.validators.clone(),
-        consortium.aggregator.clone(),
-    )?;
-    let mut hospitals = consortium.hospitals()?;
+    let mut ledger = consortium.open_ledger(ledger_dir, &mut |_, _| {})?;
+    // a resume of a run that had its job on chain; else (stopped before the bootstrap) the
+    // bootstrap runs with the reloaded keys
+    let recovered = match resuming {
+        Some(_) if ledger.height() > 0 => {
+            Some(crate::resume::recover(&ledger, &consortium, ledger_dir)?)
+        }
+        _ => None,
+    };
+    let mut hospitals = match &recovered {
+        Some(r) => (0..cfg.hospitals)
+            .map(|i| {
+                let marks = r.marks.get(i).cloned().unwrap_or_default();
+                let mut h = consortium.restarted_hospital(i, marks)?;
+                h.resume_nonce(r.nonces.get(i).copied().unwrap_or(0));
+                Ok(h)
+            })
+            .collect::<Result<Vec<_>>>()?,
+        None => consortium.hospitals()?,
+    };
 
     // registration, the job, deposits
-    let job = consortium.bootstrap(&mut ledger, &mut hospitals)?;
+    let job = match &recovered {
+        Some(r) => r.job,
+        None => consortium.bootstrap(&mut ledger, &mut hospitals)?,
+    };
     let declared = declared_samples(&ledger, job);
     let mut engine = RoundEngine::new(consortium.engine_config(job, declared));
     let ciphertexts = consortium.ciphertexts();
-    let setup_s = setup_start.elapsed().as_secs_f64();
 
     let mut rows = Vec::new();
     let mut params_history = Vec::new();
     let mut interrupted = false;
-    for round in 0..cfg.rounds {
+    let mut first = 0;
+    let mut open_round = None;
+    let resumed_after = resuming.map(|_| recovered.as_ref().map_or(0, |r| r.history.len() as u32));
+    if let (Some(r), Some(f)) = (recovered, resuming) {
+        engine.exclude(r.excluded.iter().copied());
+        first = r.next_round;
+        if cfg.rounds < first {
+            return Err(crate::resume::ResumeError::RoundsBelowDone {
+                given: cfg.rounds,
+                done: first,
+            }
+            .into());
+        }
+        // the rows of the finished rounds: as written, or rebuilt from the chain
+        let written = f.load_rows()?;
+        for (round, void, accepted, th) in r.history {
+            let row = match written.get(&round) {
+                Some(row) => row.clone(),
+                None => evaluated_row(&mut global_model, &th, &split.test, round, accepted, void)?,
+            };
+            obs.progress(Progress::Round(&row));
+            rows.push(row);
+            if num_params <= 1 << 20 {
+                params_history.push(th);
+            }
+        }
+        f.write_rows(&rows)?;
+        theta = r.theta;
+        open_round = r.open;
+        // a round in its blame step: nothing but range proofs and Blame may follow, and the
+        // submitters' witnesses died with the process
+        if let Some(o) = open_round.take_if(|o| o.blame_ends.is_some()) {
+            let (round, ends) = (o.round, o.blame_ends.unwrap_or(0));
+            while ledger.height() < ends {
+                left_out(ledger.block(Vec::new())?, obs, round)?;
+            }
+            let blame = ledger.sign(TxKind::Blame { job, round });
+            left_out(ledger.block(vec![blame])?, obs, round)?;
+            if let Some(j) = ledger.chain.state().jobs.get(&job) {
+                engine.exclude(j.excluded.iter().copied());
+            }
+            let row = evaluated_row(&mut global_model, &theta, &split.test, round, 0, true)?;
+            obs.progress(Progress::Round(&row));
+            f.append_row(&row)?;
+            rows.push(row);
+            if num_params <= 1 << 20 {
+                params_history.push(theta.clone());
+            }
+            first = round + 1;
+        }
+    }
+    if let Some(f) = resuming {
+        // the stored configuration follows an extension of the rounds
+        let mut stored = f.load_config()?;
+        if stored.rounds != cfg.rounds {
+            stored.rounds = cfg.rounds;
+            f.write_config(&stored)?;
+        }
+    }
+    let setup_s = setup_start.elapsed().as_secs_f64();
+
+    for round in first..cfg.rounds {
         if obs.stop_requested() {
             interrupted = true;
             break;
         }
         let t_round = Instant::now();
         let bytes_before = ledger.bytes;
-        let theta_bytes = encode_plain(&theta);
-        let params = ledger.put_payload(&theta_bytes)?;
-        let deadline = ledger.height() + 1 + cfg.deadline_blocks;
-        let open = ledger.sign(TxKind::OpenRound {
-            job,
-            round,
-            params_hash: params,
-            deadline,
-        });
-        ledger.block_all(vec![open])?;
+        let mut io = RoundIo::default();
+        let resumed = open_round.take().filter(|o| o.round == round);
+        let deadline = match &resumed {
+            Some(o) => o.deadline,
+            None => {
+                let theta_bytes = encode_plain(&theta);
+                let params = ledger.put_payload(&theta_bytes)?;
+                let deadline = ledger.height() + 1 + cfg.deadline_blocks;
+                let open = ledger.sign(TxKind::OpenRound {
+                    job,
+                    round,
+                    params_hash: params,
+                    deadline,
+                });
+                ledger.block_all(vec![open])?;
+                deadline
+            }
+        };
         engine.open(round, deadline);
-        engine.handle(Event::Height(ledger.height()));
+        // a resumed round: what the chain holds of it first (not included again)
+        let signed = match &resumed {
+            Some(o) => {
+                let subs = o.submissions.iter().cloned().map(Event::Submission);
+                replay_on_chain(&mut engine, subs, &mut io, obs, round);
+                o.signed.clone()
+            }
+            None => Default::default(),
+        };
+        tick(&mut engine, &mut ledger, &mut io, obs, round)?;
+        if let Some(o) = &resumed {
+            let shares = o.shares.iter().cloned().map(Event::Share);
+            replay_on_chain(&mut engine, shares, &mut io, obs, round);
+        }
 
         // local training, with encryption randomness precomputed alongside
         obs.progress(Progress::Phase {
@@ -188,12 +327,16 @@ pub fn run_one(
             phase: "train",
         });
         let t = Instant::now();
-        // dropouts, and members a blame step excluded, do not take part
-        let active: Vec<bool> = (0..hospitals.len())
+        // dropouts, and members a blame step excluded, do not take part; a resumed round's
+        // members with a submission on chain do not submit again
+        let taking_part: Vec<bool> = (0..hospitals.len())
             .map(|i| {
                 !behaviour(cfg, i, Behaviour::Dropout)
                     && !engine.excluded().contains(&hospitals[i].address())
             })
+            .collect();
+        let active: Vec<bool> = (0..hospitals.len())
+            .map(|i| taking_part[i] && !signed.contains(&hospitals[i].address()))
             .collect();
         let updates = {
             let th = &theta;
@@ -278,7 +421,6 @@ pub fn run_one(
         });
         let t = Instant::now();
 
-        let mut io = RoundIo::default();
         // in hospital order; an equivocator's second message right after its first
         let mut deliveries: Vec<(usize, SubmissionMsg)> = Vec::new();
         for (i, m) in msgs.into_iter().enumerate() {
@@ -299,15 +441,7 @@ pub fn run_one(
         left_out(ledger.block(std::mem::take(&mut io.pending))?, obs, round)?;
         // wait for the deadline when not everybody submitted
         while io.outcome.is_none() {
-            feed(
-                &mut engine,
-                Event::Height(ledger.height()),
-                &mut ledger,
-                &mut io,
-                obs,
-                round,
-                usize::MAX,
-            )?;
+            tick(&mut engine, &mut ledger, &mut io, obs, round)?;
             if io.outcome.is_some() {
                 break;
             }
@@ -341,7 +475,8 @@ pub fn run_one(
             });
             io.outcome = None;
             // each holder checks the round's valid submissions as their senders signed them
-            let mut holders: Vec<usize> = (0..hospitals.len()).filter(|i| active[*i]).collect();
+            let mut holders: Vec<usize> =
+                (0..hospitals.len()).filter(|i| taking_part[*i]).collect();
             // honest holders in order; a misbehaving one answers first so its penalty shows
             holders.sort_by_key(|i| !behaviour(cfg, *i, Behaviour::BadProof));
             for i in holders {
@@ -372,7 +507,11 @@ pub fn run_one(
         }
         let decrypt_s = t.elapsed().as_secs_f64();
 
-        // commit (or void)
+        // commit (or void); the round's shares are on chain by now
+        obs.progress(Progress::Phase {
+            round,
+            phase: "commit",
+        });
         let t = Instant::now();
         let (accepted, void) = match io.outcome.take() {
             Some(Action::Complete(RoundResult {
@@ -442,15 +581,7 @@ pub fn run_one(
                 }
                 left_out(ledger.block(std::mem::take(&mut io.pending))?, obs, round)?;
                 while io.outcome.is_none() {
-                    feed(
-                        &mut engine,
-                        Event::Height(ledger.height()),
-                        &mut ledger,
-                        &mut io,
-                        obs,
-                        round,
-                        usize::MAX,
-                    )?;
+                    tick(&mut engine, &mut ledger, &mut io, obs, round)?;
                     if io.outcome.is_none() {
                         left_out(ledger.block(std::mem::take(&mut io.pending))?, obs, round)?;
                     }
@@ -520,6 +651,9 @@ pub fn run_one(
             bytes_on_chain: ledger.bytes - bytes_before,
         };
         obs.progress(Progress::Round(&row));
+        if let Some(f) = files {
+            f.append_row(&row)?;
+        }
         rows.push(row);
         if num_params <= 1 << 20 {
             params_history.push(theta.clone());
@@ -568,7 +702,62 @@ pub fn run_one(
         audit,
         setup_s,
         interrupted,
+        resumed_after,
     })
+}
+
+/// A round's row evaluated from the parameters after it, without timings (a round finished
+/// before a resume whose row was not written, or ended by the resume itself).
+fn evaluated_row(
+    model: &mut Box<dyn fedchain_models::Model>,
+    theta: &[f32],
+    test: &fedchain_datasets::Dataset,
+    round: u32,
+    accepted: usize,
+    void: bool,
+) -> Result<RoundRow> {
+    model.set_params(theta)?;
+    let eval = model.evaluate(test)?;
+    Ok(RoundRow {
+        round,
+        accuracy: eval.accuracy,
+        loss: eval.loss,
+        auc: eval.auc,
+        accepted,
+        rejected: 0,
+        void,
+        train_s: 0.0,
+        encrypt_s: 0.0,
+        aggregate_s: 0.0,
+        decrypt_s: 0.0,
+        commit_s: 0.0,
+        total_s: 0.0,
+        bytes_on_chain: 0,
+    })
+}
+
+/// Hand the engine what the chain already holds of a resumed round: its transactions are on
+/// chain (their Include and penalties are not repeated), only the outcome counts.
+fn replay_on_chain(
+    engine: &mut RoundEngine,
+    events: impl Iterator<Item = Event>,
+    io: &mut RoundIo,
+    obs: &mut dyn Observer,
+    round: u32,
+) {
+    for e in events {
+        for a in engine.handle(e) {
+            match a {
+                Action::Include { .. } | Action::Penalize { .. } => {}
+                Action::Reject { reason, .. } => obs.progress(Progress::Rejected {
+                    round,
+                    hospital: usize::MAX,
+                    reason: format!("on chain, refused by the resumed engine: {reason}"),
+                }),
+                a => io.outcome = Some(a),
+            }
+        }
+    }
 }
 
 /// The members' sample counts of `job` as declared on chain when they joined.
@@ -716,6 +905,19 @@ struct RoundIo {
     outcome: Option<Action>,
 }
 
+/// Tell the engine the ledger's height (it closes a round at its deadline, ends a blame step at
+/// its window) and carry out what follows.
+fn tick(
+    engine: &mut RoundEngine,
+    ledger: &mut Ledger,
+    io: &mut RoundIo,
+    obs: &mut dyn Observer,
+    round: u32,
+) -> Result<()> {
+    let h = Event::Height(ledger.height());
+    feed(engine, h, ledger, io, obs, round, usize::MAX)
+}
+
 /// Feed one event to the engine and carry out its actions.
 fn feed(
     engine: &mut RoundEngine,
@@ -817,6 +1019,9 @@ pub struct Summary {
     pub rounds_run: usize,
     /// Stopped by a signal before the planned rounds: the files describe what ran.
     pub interrupted: bool,
+    /// `simulate --resume` continued a stopped run after this many finished rounds (the rows
+    /// cover every round; the plaintext baseline, when asked, ran again in full).
+    pub resumed_after: Option<u32>,
     pub final_accuracy: f64,
     pub plaintext_final_accuracy: Option<f64>,
     pub accuracy_gap_pp: Option<f64>,
@@ -858,13 +1063,36 @@ impl PhaseTotals {
 }
 
 /// The whole `fedchain simulate`: the run (encrypted unless `plaintext`), the plaintext baseline
-/// when asked, then rounds.csv, summary.json and plots in `cfg.out`.
+/// when asked, then rounds.csv, summary.json and plots in `cfg.out`. The run keeps in `cfg.out`
+/// what [`resume`] needs to continue it after a stop ([`crate::resume`]).
 pub fn simulate(
     cfg: &SimulateConfig,
     obs: &mut dyn Observer,
 ) -> Result<(Summary, RunOutcome, Option<RunOutcome>)> {
+    simulate_or_resume(cfg, false, obs)
+}
+
+/// `fedchain simulate --resume`: continue the stopped run in `cfg.out` (refused when `cfg`
+/// differs from the stored configuration in anything but `rounds`, or when `cfg.out` holds no
+/// run), then write the reports of all its rounds as [`simulate`] does.
+pub fn resume(
+    cfg: &SimulateConfig,
+    obs: &mut dyn Observer,
+) -> Result<(Summary, RunOutcome, Option<RunOutcome>)> {
+    simulate_or_resume(cfg, true, obs)
+}
+
+fn simulate_or_resume(
+    cfg: &SimulateConfig,
+    resume: bool,
+    obs: &mut dyn Observer,
+) -> Result<(Summary, RunOutcome, Option<RunOutcome>)> {
     cfg.validate()?;
     let out = cfg.out.clone();
+    let files = RunFiles::new(&out);
+    if resume && !files.exists() {
+        return Err(crate::resume::ResumeError::NothingToResume { dir: out }.into());
+    }
     std::fs::create_dir_all(&out).map_err(|e| SimError::Output {
         path: out.clone(),
         reason: e.to_string(),
@@ -872,7 +1100,17 @@ pub fn simulate(
     // one run per output directory: a second one (even with --force) is refused while this
     // one holds it, so it never deletes a live ledger
     let _owner = DirLock::acquire(&out).map_err(LedgerError::from)?;
-    let main = run_one(cfg, &out.join("ledger"), obs)?;
+    if resume {
+        files.check_config(cfg)?;
+    } else if cfg.force {
+        files.remove()?;
+    } else if files.secret().exists() || files.config().exists() {
+        return Err(crate::resume::ResumeError::Exists {
+            path: files.secret(),
+        }
+        .into());
+    }
+    let main = run_resumable(cfg, &out.join("ledger"), Some(&files), resume, obs)?;
     let baseline = if cfg.baseline && !cfg.plaintext && !main.interrupted {
         obs.progress(Progress::Setup(
             "running the plaintext baseline (same seed, no encryption)",
@@ -880,6 +1118,8 @@ pub fn simulate(
         let mut b = cfg.clone();
         b.plaintext = true;
         b.byzantine.clear();
+        // a resume runs it again in full (an interrupted one may have left its ledger)
+        b.force |= resume;
         Some(run_one(&b, &out.join("plaintext-ledger"), obs)?)
     } else {
         None
@@ -918,6 +1158,7 @@ pub fn simulate(
         config: cfg.clone(),
         rounds_run: main.rows.len(),
         interrupted: main.interrupted,
+        resumed_after: main.resumed_after,
         final_accuracy: main.final_accuracy,
         plaintext_final_accuracy: baseline.as_ref().map(|b| b.final_accuracy),
         accuracy_gap_pp: baseline

@@ -447,40 +447,45 @@ pub async fn run(
 
 /// A fresh ledger waits for enrollments; one holding the job reopens the service.
 fn open_stage(cfg: &CoordinatorConfig, c: &Consortium) -> Result<Stage> {
-    let ledger = tokio::task::block_in_place(|| {
-        Ledger::open(
-            &cfg.ledger,
-            &c.genesis,
-            c.validators.clone(),
-            c.aggregator.clone(),
-        )
-    })?;
-    if ledger.height() == 0 {
-        info!(ledger = %cfg.ledger.display(), "coordinator: fresh ledger, waiting for the committee to enroll");
-        return Ok(Stage::Enrolling {
-            ledger: Some(Box::new(ledger)),
-            enrolled: BTreeMap::new(),
-        });
-    }
-    drop(ledger);
-    let t = Instant::now();
-    let mut last = t;
+    let mut last = Instant::now();
     let mut progress = |done: u64, total: u64| {
         if done == total || last.elapsed() >= Duration::from_secs(2) {
             info!(done, total, "coordinator: replaying the ledger");
             last = Instant::now();
         }
     };
-    let (s, out) = tokio::task::block_in_place(|| {
-        CoordinatorService::open_observed(&cfg.ledger, c, &mut progress)
-    })?;
-    match s.ledger().chain().recovery() {
+    let key_file = cfg.job_dir.join(fedchain_net::pki::THRESHOLD_KEY);
+    tokio::task::block_in_place(|| recover_stage(&cfg.ledger, &key_file, c, &mut progress))
+}
+
+/// [`open_stage`] with its progress callback: the ledger is opened ONCE (a stored state that
+/// does not match its head is replayed once, `progress` called once per block), then a fresh
+/// one waits for enrollments and one holding the job must hold it under the threshold key the
+/// coordinator loaded (`key_file`, for the error) before the service is rebuilt on it.
+fn recover_stage(
+    dir: &std::path::Path,
+    key_file: &std::path::Path,
+    c: &Consortium,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<Stage> {
+    let t = Instant::now();
+    let ledger = c.open_ledger(dir, progress)?;
+    if ledger.height() == 0 {
+        info!(ledger = %dir.display(), "coordinator: fresh ledger, waiting for the committee to enroll");
+        return Ok(Stage::Enrolling {
+            ledger: Some(Box::new(ledger)),
+            enrolled: BTreeMap::new(),
+        });
+    }
+    match ledger.chain().recovery() {
         fedchain_ledger::Recovery::Replayed { reason } => warn!(
             %reason,
             "coordinator: the stored state did not match the head; rebuilt it by a full replay"
         ),
         r => info!(recovery = ?r, "coordinator: state restored from the head's snapshot"),
     }
+    check_job_key(&ledger, c, key_file)?;
+    let (s, out) = CoordinatorService::recover(ledger, dir, c)?;
     info!(
         seconds = t.elapsed().as_secs_f64(),
         height = s.ledger().height(),
@@ -491,6 +496,46 @@ fn open_stage(cfg: &CoordinatorConfig, c: &Consortium) -> Result<Stage> {
     );
     // the recovered round's announcements go out as hospitals say hello again
     Ok(Stage::Running(Box::new(s)))
+}
+
+/// Refuse to run a job whose `CreateJob` on chain carries another threshold key than the one
+/// the coordinator loaded from `key_file` (or none, for a plaintext job): its shares, bounds
+/// and checks would all be computed for the wrong key.
+fn check_job_key(ledger: &Ledger, c: &Consortium, key_file: &std::path::Path) -> Result<()> {
+    let state = ledger.chain().state();
+    let job = state
+        .next_job
+        .checked_sub(1)
+        .and_then(|j| state.jobs.get(&j).map(|x| (j, x)));
+    let Some((job, j)) = job else {
+        return Err(NodeError::Runtime(
+            "the ledger holds blocks but no job".into(),
+        ));
+    };
+    let loaded = match &c.protection {
+        Protection::Encrypted(e) => {
+            use fedchain_crypto::Encode;
+            e.key.to_bytes()
+        }
+        Protection::Plaintext => Vec::new(),
+    };
+    if j.spec.threshold_key != loaded {
+        return Err(NodeError::ThresholdKeyMismatch {
+            path: key_file.to_path_buf(),
+            job,
+            on_chain: fingerprint(&j.spec.threshold_key),
+            loaded: fingerprint(&loaded),
+        });
+    }
+    Ok(())
+}
+
+/// A short name for key bytes in messages (the SHA-256 prefix, or "none").
+fn fingerprint(key: &[u8]) -> String {
+    if key.is_empty() {
+        return "none (plaintext)".into();
+    }
+    hex::encode(&Hash::sha256(key).0[..8])
 }
 
 /// Log the transport's refusal counters when they changed.
@@ -871,8 +916,9 @@ impl Loop {
             .take()
             .ok_or_else(|| NodeError::Runtime("ledger already bootstrapped".into()))?;
         let job = self.c.bootstrap_enrolled(&mut l, &txs)?;
-        drop(l);
-        let (s, _) = CoordinatorService::open(&self.cfg.ledger, &self.c)?;
+        let key_file = self.cfg.job_dir.join(fedchain_net::pki::THRESHOLD_KEY);
+        check_job_key(&l, &self.c, &key_file)?;
+        let (s, _) = CoordinatorService::recover(*l, &self.cfg.ledger, &self.c)?;
         info!(
             job,
             height = s.ledger().height(),
@@ -1397,5 +1443,105 @@ mod tests {
         let e = outbox.push(d).expect_err("over the byte budget");
         assert!(e.contains("budget 1000"), "{e}");
         assert_eq!(outbox.queued.load(Ordering::Acquire), fits as u64 * size);
+    }
+
+    /// A ledger holding a bootstrapped job of `c` in `dir` (the simulated hospitals enroll).
+    fn bootstrapped(dir: &std::path::Path, c: &Consortium) {
+        let mut hospitals = c.hospitals().expect("hospitals");
+        CoordinatorService::create(dir, c, &mut hospitals).expect("bootstrap");
+    }
+
+    /// `c` as the deployed coordinator loads it, with `threshold_key` from its job directory.
+    fn deployed(c: &Consortium, threshold_key: Option<ThresholdPublicKey>) -> Consortium {
+        let keys = DeploymentKeys {
+            genesis: c.genesis.clone(),
+            aggregator: c.aggregator.clone(),
+            validators: c.validators.clone(),
+            committee: c.hospital_keys.iter().map(|k| k.verifying_key()).collect(),
+            threshold_key,
+        };
+        Consortium::deployment(&c.cfg, keys).expect("deployment")
+    }
+
+    fn key_of(c: &Consortium) -> Option<ThresholdPublicKey> {
+        match &c.protection {
+            Protection::Encrypted(e) => Some(e.key.clone()),
+            Protection::Plaintext => None,
+        }
+    }
+
+    /// Issue #13: a coordinator whose `threshold_key.fc` is not the key in the job's
+    /// `CreateJob` on chain (another keygen's, e.g. a job directory of another deployment)
+    /// stops at start with a typed error instead of running rounds under the wrong key.
+    #[test]
+    fn a_threshold_key_other_than_the_jobs_on_chain_stops_the_coordinator() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ledger = dir.path().join("ledger");
+        let key_file = dir.path().join("job/threshold_key.fc");
+        let c = consortium(4, 512);
+        bootstrapped(&ledger, &c);
+        let other = consortium(4, 512);
+        let wrong = deployed(&c, key_of(&other));
+        match recover_stage(&ledger, &key_file, &wrong, &mut |_, _| {}) {
+            Err(NodeError::ThresholdKeyMismatch {
+                path,
+                job,
+                on_chain,
+                loaded,
+            }) => {
+                assert_eq!((path, job), (key_file.clone(), 0));
+                assert_ne!(on_chain, loaded);
+            }
+            Err(e) => panic!("another error: {e}"),
+            Ok(_) => panic!("started under another threshold key"),
+        }
+        // the job's own key starts it
+        let right = deployed(&c, key_of(&c));
+        let stage = recover_stage(&ledger, &key_file, &right, &mut |_, _| {}).expect("start");
+        assert!(matches!(stage, Stage::Running(_)));
+    }
+
+    /// Issue #13: a restart whose stored state does not match its head replays the chain ONCE
+    /// (it was replayed by the first open of the ledger and again by the service's own open):
+    /// each block is applied once, and the service runs on the replayed state.
+    #[test]
+    fn a_damaged_snapshot_is_replayed_once_at_restart() {
+        use fedchain_ledger::{Column, Recovery, RocksStore, Store};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ledger = dir.path().join("ledger");
+        let c = consortium(4, 512);
+        bootstrapped(&ledger, &c);
+        let height = {
+            let store = RocksStore::open(&ledger).expect("store");
+            let mut s = store
+                .raw_get(Column::State, RocksStore::state_key())
+                .expect("read")
+                .expect("state");
+            let at = s.len() / 2;
+            s[at] ^= 0x01;
+            store
+                .raw_put(Column::State, RocksStore::state_key(), &s)
+                .expect("write");
+            store.head().expect("head").expect("a head").height
+        };
+        assert!(height >= 1);
+        let mut applied = Vec::new();
+        let stage = recover_stage(
+            &ledger,
+            &dir.path().join("threshold_key.fc"),
+            &deployed(&c, key_of(&c)),
+            &mut |done, total| applied.push((done, total)),
+        )
+        .expect("start");
+        let want: Vec<(u64, u64)> = (1..=height).map(|h| (h, height)).collect();
+        assert_eq!(applied, want, "each block applied exactly once");
+        let Stage::Running(s) = stage else {
+            panic!("not running")
+        };
+        assert!(matches!(
+            s.ledger().chain().recovery(),
+            Recovery::Replayed { .. }
+        ));
+        assert_eq!(s.ledger().height(), height);
     }
 }

@@ -48,6 +48,16 @@ pub enum NodeError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error(
+        "{path}: the threshold key loaded ({loaded}) is not the key of job {job} on chain \
+         ({on_chain}); the job directory is not this ledger's"
+    )]
+    ThresholdKeyMismatch {
+        path: PathBuf,
+        job: u64,
+        on_chain: String,
+        loaded: String,
+    },
     #[error("refused by the coordinator: {0}")]
     Refused(String),
     #[error("{0}")]

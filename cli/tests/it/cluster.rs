@@ -22,6 +22,70 @@ pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_fedchain")
 }
 
+/// `fedchain simulate` on a small, fast job: a 512-bit key (tests only), 4 hospitals, t = 2, no
+/// plaintext baseline.
+pub const SMALL_SIMULATE: &[&str] = &[
+    "simulate",
+    "--key-bits",
+    "512",
+    "--hospitals",
+    "4",
+    "--threshold",
+    "2",
+    "--no-baseline",
+];
+
+/// Read the table of `child` (a `simulate` with its stdout piped) until `n` round rows went by
+/// (they start with the round number), send it SIGINT and wait for it: its exit status and
+/// the rest of its output. Panics when the output ends before `n` rows.
+pub fn interrupt_after_rows(
+    child: &mut Child,
+    n: usize,
+) -> (std::process::ExitStatus, Vec<String>) {
+    use std::io::{BufRead, BufReader};
+    let stdout = child.stdout.take().expect("stdout piped");
+    let mut lines = BufReader::new(stdout).lines();
+    let mut rows = 0;
+    for l in lines.by_ref() {
+        if l.expect("line")
+            .trim_start()
+            .starts_with(|c: char| c.is_ascii_digit())
+        {
+            rows += 1;
+            if rows == n {
+                break;
+            }
+        }
+    }
+    assert_eq!(rows, n, "the output ended after {rows} of {n} round rows");
+    let sent = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(sent.success());
+    let rest: Vec<String> = lines.map_while(|l| l.ok()).collect();
+    (child.wait().expect("wait"), rest)
+}
+
+/// Wait until the ledger in `ledger` (written by `child`) is final at `height` or above, by its
+/// anchor; panics after 120 s or when `child` ends first.
+pub fn wait_for_height(child: &mut Child, ledger: &Path, height: u64) {
+    let end = Instant::now() + Duration::from_secs(120);
+    while fedchain_ledger::dir::Anchor::read(ledger)
+        .ok()
+        .flatten()
+        .map_or(0, |a| a.height)
+        < height
+    {
+        assert!(Instant::now() < end, "no {height} blocks in 120 s");
+        assert!(
+            child.try_wait().expect("wait").is_none(),
+            "the writer ended"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// Run `fedchain args` to completion; panics with its output on failure.
 pub fn fedchain(dir: &Path, args: &[&str]) -> String {
     let out: Output = Command::new(bin())

@@ -5,7 +5,7 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::cluster::bin;
+use crate::cluster::{bin, interrupt_after_rows, SMALL_SIMULATE};
 
 /// `fedchain simulate ARGS --out <dir>/out` must fail naming `field`, quickly, and create
 /// nothing.
@@ -71,50 +71,18 @@ fn out_of_range_values_are_refused_before_any_setup() {
 /// is 130.
 #[test]
 fn sigint_on_simulate_writes_the_reports_of_what_ran_and_exits_130() {
-    use std::io::{BufRead, BufReader};
     let dir = tempfile::tempdir().expect("tempdir");
     let out = dir.path().join("out");
     let mut child = Command::new(bin())
         .current_dir(dir.path())
-        .args([
-            "simulate",
-            "--key-bits",
-            "512",
-            "--hospitals",
-            "4",
-            "--threshold",
-            "2",
-            "--rounds",
-            "200",
-            "--no-baseline",
-            "--out",
-        ])
+        .args(SMALL_SIMULATE)
+        .args(["--rounds", "200", "--out"])
         .arg(&out)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("spawn");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut lines = BufReader::new(stdout).lines();
-    // wait for two round rows of the table
-    let mut rows = 0;
-    for l in lines.by_ref() {
-        let l = l.expect("line");
-        if l.trim_start().starts_with(|c: char| c.is_ascii_digit()) {
-            rows += 1;
-            if rows == 2 {
-                break;
-            }
-        }
-    }
-    assert_eq!(rows, 2, "no round rows");
-    let sent = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .expect("kill");
-    assert!(sent.success());
-    let rest: Vec<String> = lines.map_while(|l| l.ok()).collect();
-    let status = child.wait().expect("wait");
+    let (status, rest) = interrupt_after_rows(&mut child, 2);
     assert_eq!(status.code(), Some(130), "{}", rest.join("\n"));
     let summary: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).expect("summary"))

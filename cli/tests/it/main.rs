@@ -15,5 +15,6 @@ mod limits;
 mod multiprocess;
 #[cfg(feature = "failpoints")]
 mod restart;
+mod resume;
 mod secrets;
 mod stores;

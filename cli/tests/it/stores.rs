@@ -11,18 +11,9 @@ use std::time::{Duration, Instant};
 use fedchain_ledger::dir::{Anchor, ANCHOR_FILE};
 use fedchain_ledger::{Column, Hash, RocksStore, Store};
 
-use crate::cluster::{bin, fedchain, lock, Cluster};
+use crate::cluster::{bin, fedchain, lock, wait_for_height, Cluster, SMALL_SIMULATE};
 
-const SIM: &[&str] = &[
-    "simulate",
-    "--key-bits",
-    "512",
-    "--hospitals",
-    "4",
-    "--threshold",
-    "2",
-    "--no-baseline",
-];
+const SIM: &[&str] = SMALL_SIMULATE;
 
 fn run(dir: &Path, args: &[&str]) -> Output {
     Command::new(bin())
@@ -102,12 +93,7 @@ fn a_killed_simulate_with_a_flipped_log_byte_is_refused_not_audited_short() {
     let d = dir.path();
     let mut child = simulate(d, "r", "100");
     let ledger = d.join("r/ledger");
-    let end = Instant::now() + Duration::from_secs(120);
-    while Anchor::read(&ledger).ok().flatten().map_or(0, |a| a.height) < 12 {
-        assert!(Instant::now() < end, "simulate wrote no 12 blocks in 120 s");
-        assert!(child.try_wait().expect("wait").is_none(), "simulate ended");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_for_height(&mut child, &ledger, 12);
     child.kill().expect("SIGKILL");
     child.wait().expect("wait");
     let anchor = Anchor::read(&ledger).expect("anchor").expect("anchor");

@@ -130,7 +130,7 @@ impl CoordinatorService {
     /// A coordinator on a fresh ledger in `dir` (created): the bootstrap blocks
     /// (registrations, the job, deposits; the hospitals sign their own transactions).
     pub fn create(dir: &Path, c: &Consortium, hospitals: &mut [Hospital]) -> Result<Self> {
-        let mut ledger = Ledger::open(dir, &c.genesis, c.validators.clone(), c.aggregator.clone())?;
+        let mut ledger = c.open_ledger(dir, &mut |_, _| {})?;
         if ledger.height() != 0 {
             return Err(SimError::Service(format!(
                 "{} already holds a ledger; use CoordinatorService::open",
@@ -156,13 +156,13 @@ impl CoordinatorService {
         c: &Consortium,
         progress: &mut dyn FnMut(u64, u64),
     ) -> Result<(Self, Vec<Outbound>)> {
-        let ledger = Ledger::open_observed(
-            dir,
-            &c.genesis,
-            c.validators.clone(),
-            c.aggregator.clone(),
-            progress,
-        )?;
+        Self::recover(c.open_ledger(dir, progress)?, dir, c)
+    }
+
+    /// [`CoordinatorService::open`] on the ledger of `dir` as the caller already opened it
+    /// (`Ledger::open_observed`), so a process that looks at its ledger before it starts the
+    /// service opens it, and replays a damaged snapshot, once.
+    pub fn recover(ledger: Ledger, dir: &Path, c: &Consortium) -> Result<(Self, Vec<Outbound>)> {
         let state = ledger.chain().state();
         let job = state
             .next_job

@@ -5,5 +5,6 @@ mod confidentiality;
 mod engine;
 mod genesis;
 mod integrity;
+mod resume;
 mod service;
 mod simulate;
