@@ -15,7 +15,7 @@ use fedchain_coordinator::setup::ExperimentData;
 use fedchain_coordinator::simulate::{simulate, RunOutcome};
 use fedchain_coordinator::{Observer, Progress, SimulateConfig};
 use fedchain_datasets::{Builtin, Dataset};
-use fedchain_ledger::types::{decode, QuorumCertificate};
+use fedchain_ledger::types::{decode, Certificate};
 use fedchain_ledger::{RocksStore, SignedTx, Store, TxKind};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
@@ -232,7 +232,7 @@ pub fn ledger_traffic(dir: &Path) -> anyhow::Result<BTreeMap<u32, RoundTraffic>>
         let Some(body) = store.body(height)? else {
             continue;
         };
-        let (txs, _): (Vec<SignedTx>, Option<QuorumCertificate>) = decode("body", &body)?;
+        let (txs, _): (Vec<SignedTx>, Option<Certificate>) = decode("body", &body)?;
         for t in txs {
             let sender = t.sender();
             match &t.tx.kind {

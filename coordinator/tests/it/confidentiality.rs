@@ -381,14 +381,13 @@ fn a03_same_seed_gives_same_model_and_fresh_secrets() {
     assert_eq!(a.final_params, b.final_params, "the seed fixes the model");
     // every submission payload differs between the runs (fresh keys and randomness)
     let payloads = |dir: &std::path::Path| -> Vec<Hash> {
-        use fedchain_ledger::types::{decode, QuorumCertificate};
+        use fedchain_ledger::types::{decode, Certificate};
         use fedchain_ledger::{SignedTx, Store};
         let store = fedchain_ledger::RocksStore::open(dir).unwrap();
         let mut out = Vec::new();
         let mut h = 1;
         while let Some(body) = store.body(h).unwrap() {
-            let (txs, _): (Vec<SignedTx>, Option<QuorumCertificate>) =
-                decode("body", &body).unwrap();
+            let (txs, _): (Vec<SignedTx>, Option<Certificate>) = decode("body", &body).unwrap();
             for t in &txs {
                 if let TxKind::Submit { payload, .. } = t.tx.kind {
                     out.push(payload);
