@@ -86,6 +86,10 @@ enum Command {
     Coordinator(CoordinatorArgs),
     /// Run a hospital: train on its partition, submit, publish decryption shares.
     Worker(WorkerArgs),
+    /// Run one institute's validator: its own consensus key and RocksDB replica, ordering
+    /// transactions with the other genesis validators (commonware simplex), serving members
+    /// over QUIC (mutual TLS).
+    Validator(ValidatorArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -151,6 +155,22 @@ struct CoordinatorArgs {
     /// Wall-clock milliseconds per block while a round is open.
     #[arg(long)]
     tick_ms: Option<u64>,
+}
+
+#[derive(Args, Debug)]
+struct ValidatorArgs {
+    /// validator.toml (see deploy/local-cluster); flags override it.
+    #[arg(long)]
+    config: PathBuf,
+    /// TCP address of the validators' network.
+    #[arg(long)]
+    p2p: Option<std::net::SocketAddr>,
+    /// UDP address of the members' QUIC endpoint.
+    #[arg(long)]
+    listen: Option<std::net::SocketAddr>,
+    /// The ledger directory.
+    #[arg(long)]
+    ledger: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -678,6 +698,37 @@ fn run_coordinator(a: &CoordinatorArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn run_validator(a: &ValidatorArgs) -> anyhow::Result<()> {
+    use fedchain_node::config::ValidatorConfig;
+    let mut cfg = ValidatorConfig::load(&a.config)?;
+    if let Some(v) = a.p2p {
+        cfg.p2p = v;
+    }
+    if let Some(v) = a.listen {
+        cfg.listen = v;
+    }
+    if let Some(v) = &a.ledger {
+        cfg.ledger = v.clone();
+    }
+    cfg.validate()?;
+    // the validator owns its runtime (commonware's); signals are watched on a thread of
+    // their own
+    let (stop, stopped) = tokio::sync::oneshot::channel();
+    let signals = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    std::thread::spawn(move || signals.block_on(on_signal(stop)));
+    let r = fedchain_node::validator::run(cfg, stopped)?;
+    println!(
+        "validator {} stopped: height {}, head {}, {} finalizations committed",
+        r.index,
+        r.height,
+        hex::encode(r.head.0),
+        r.finalized
+    );
+    Ok(())
+}
+
 fn run_worker(a: &WorkerArgs) -> anyhow::Result<()> {
     use fedchain_node::config::WorkerConfig;
     let mut cfg = WorkerConfig::load(&a.config)?;
@@ -861,6 +912,7 @@ impl Cli {
             Command::Genesis(a) => run_genesis(a),
             Command::Coordinator(a) => run_coordinator(a),
             Command::Worker(a) => run_worker(a),
+            Command::Validator(a) => run_validator(a),
         };
         match r {
             Ok(()) => ExitCode::SUCCESS,

@@ -452,3 +452,101 @@ mod tests {
         }
     }
 }
+
+/// `fedchain validator --config validator.toml`: one institute's validator.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ValidatorConfig {
+    /// This validator's bundle (`fedchain keys new --role validator`, then `keys install`):
+    /// its BLS key is its consensus key and must be in the genesis validator set.
+    pub bundle: PathBuf,
+    /// The job directory holding `genesis.json` (written by `fedchain genesis`).
+    pub job_dir: PathBuf,
+    /// This validator's RocksDB replica (created on first start, recovered afterwards).
+    pub ledger: PathBuf,
+    /// The engine's own journal (its votes, so a restarted validator never signs twice in one
+    /// view); created on first start.
+    pub consensus_dir: PathBuf,
+    /// TCP address of the validators' network (commonware-p2p, authenticated by the genesis
+    /// validator keys).
+    pub p2p: SocketAddr,
+    /// The p2p address of every genesis validator, in genesis order (this one's included, as
+    /// the others dial it).
+    pub validators: Vec<SocketAddr>,
+    /// UDP address where members (aggregator, hospitals, auditors) reach this validator over
+    /// mutual-TLS QUIC: submit transactions, read its status, fetch finalized blocks.
+    pub listen: SocketAddr,
+    /// Least time between a block this validator proposes and its parent, in ms: an idle
+    /// chain grows by about one block per interval (the chain's deadlines count blocks).
+    pub block_interval_ms: u64,
+    /// How long to wait for a leader's proposal, in ms (local policy; at least twice the
+    /// block interval, as a leader may wait that long before it proposes).
+    pub leader_timeout_ms: u64,
+    /// How long to wait for a notarized proposal to certify, in ms.
+    pub certification_timeout_ms: u64,
+    pub net: NetConfig,
+}
+
+impl Default for ValidatorConfig {
+    fn default() -> Self {
+        Self {
+            bundle: PathBuf::from("validator"),
+            job_dir: PathBuf::from("job"),
+            ledger: PathBuf::from("ledger"),
+            consensus_dir: PathBuf::from("consensus"),
+            p2p: SocketAddr::from(([127, 0, 0, 1], 7500)),
+            validators: Vec::new(),
+            listen: SocketAddr::from(([127, 0, 0, 1], 7600)),
+            block_interval_ms: 1000,
+            leader_timeout_ms: 2500,
+            certification_timeout_ms: 3000,
+            net: NetConfig::default(),
+        }
+    }
+}
+
+impl ValidatorConfig {
+    /// Read a file (relative paths are taken from its directory).
+    pub fn load(path: &Path) -> Result<Self> {
+        let mut c: Self = read_toml(path)?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        resolve(base, &mut c.bundle);
+        resolve(base, &mut c.job_dir);
+        resolve(base, &mut c.ledger);
+        resolve(base, &mut c.consensus_dir);
+        Ok(c)
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        if self.validators.is_empty() {
+            return Err(invalid(
+                "validators",
+                "the p2p address of every genesis validator, in genesis order",
+            ));
+        }
+        if self.block_interval_ms > 60_000 {
+            return Err(invalid("block_interval_ms", "at most 60000 ms"));
+        }
+        if !(50..=120_000).contains(&self.leader_timeout_ms)
+            || self.leader_timeout_ms < 2 * self.block_interval_ms
+        {
+            return Err(invalid(
+                "leader_timeout_ms",
+                "50..=120000 ms and at least twice block_interval_ms",
+            ));
+        }
+        if !(self.leader_timeout_ms..=120_000).contains(&self.certification_timeout_ms) {
+            return Err(invalid(
+                "certification_timeout_ms",
+                "at least leader_timeout_ms and at most 120000 ms",
+            ));
+        }
+        if self.ledger == self.consensus_dir {
+            return Err(invalid(
+                "consensus_dir",
+                "a directory of its own, not the ledger's",
+            ));
+        }
+        self.net.validate()
+    }
+}

@@ -20,6 +20,7 @@ pub mod config;
 pub mod coordinator;
 pub mod material;
 pub mod proto;
+pub mod validator;
 pub mod worker;
 
 use std::path::PathBuf;

@@ -49,3 +49,53 @@ impl Down {
             }
     }
 }
+
+/// Member -> validator, over mutual-TLS QUIC; each one a request (`Peer::request`) answered
+/// with a [`ChainReply`]. (Decoded once and consumed; boxing the transaction buys nothing.)
+#[allow(clippy::large_enum_variant)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum ChainRequest {
+    /// A signed transaction with the payloads it references, for the mempool.
+    Submit {
+        tx: SignedTx,
+        payloads: Vec<serde_bytes::ByteBuf>,
+    },
+    /// The validator's head and counters.
+    Status,
+    /// Finalized blocks from height `from` on (at most `max`, and at most the validator's
+    /// batch), each with its payloads; the last one carries its finalization.
+    Blocks { from: u64, max: u32 },
+}
+
+/// Validator -> member.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum ChainReply {
+    /// In the mempool (and gossiped to the other validators): its hash.
+    Submitted {
+        tx: fedchain_ledger::Hash,
+    },
+    /// The chain rules refuse it at the validator's head (why).
+    Refused {
+        reason: String,
+    },
+    Status(ChainStatus),
+    Blocks(Vec<(fedchain_ledger::Block, Vec<serde_bytes::ByteBuf>)>),
+}
+
+/// What a validator says about itself (informative: a member trusts only certificates).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ChainStatus {
+    pub chain_id: String,
+    /// This validator's index in the genesis validator set.
+    pub index: usize,
+    pub height: u64,
+    pub head: fedchain_ledger::Hash,
+    pub state_root: fedchain_ledger::Hash,
+    pub mempool: usize,
+    /// Verified blocks not final yet.
+    pub pending: usize,
+    /// Finalizations committed since the process started.
+    pub finalized: u64,
+    /// Evidence of validator faults the engine reported.
+    pub faults: Vec<String>,
+}

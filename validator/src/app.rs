@@ -100,7 +100,16 @@ enum Message {
     Status {
         response: oneshot::Sender<Status>,
     },
+    Blocks {
+        from: u64,
+        max: usize,
+        response: oneshot::Sender<FinalBlocks>,
+    },
 }
+
+/// Finalized blocks in height order, each with the payloads its transactions reference; the
+/// last one carries its finalization (the others are final as its ancestors).
+pub type FinalBlocks = Vec<(Block, Vec<Payload>)>;
 
 /// The engine's (and a local client's) handle on the application: it is the engine's
 /// automaton, relay and reporter.
@@ -119,6 +128,7 @@ impl std::fmt::Debug for Message {
             Message::Report(_) => "Report",
             Message::Submit { .. } => "Submit",
             Message::Status { .. } => "Status",
+            Message::Blocks { .. } => "Blocks",
         })
     }
 }
@@ -139,6 +149,19 @@ impl Mailbox {
     pub async fn status(&self) -> Option<Status> {
         let (response, rx) = oneshot::channel();
         self.sender.send_lossy(Message::Status { response });
+        rx.await.ok()
+    }
+
+    /// At most `max` (and at most [`SYNC_BATCH`]) finalized blocks from height `from` on,
+    /// ending on a certified block (empty when there is none above `from - 1`); what a member
+    /// following the chain fetches. `None` once the validator stopped.
+    pub async fn blocks(&self, from: u64, max: usize) -> Option<FinalBlocks> {
+        let (response, rx) = oneshot::channel();
+        self.sender.send_lossy(Message::Blocks {
+            from,
+            max,
+            response,
+        });
         rx.await.ok()
     }
 }
@@ -223,6 +246,11 @@ pub struct Config<S: Store> {
     pub key: SigningKey,
     /// The cryptographic re-verification of aggregates, commits, penalties and voids.
     pub verifier: Option<Arc<dyn RoundVerifier + Send + Sync>>,
+    /// Least time between a block this validator proposes and its parent, by their
+    /// timestamps (local policy): an idle chain grows by about one block per interval instead
+    /// of one per consensus round trip, and the chain's deadlines, counted in blocks, keep a
+    /// wall-clock meaning. Zero proposes at once.
+    pub block_interval: Duration,
 }
 
 impl<S: Store> std::fmt::Debug for Config<S> {
@@ -240,6 +268,9 @@ pub struct Application<E, S: Store, Tx, Rx> {
     chain: Chain<S>,
     key: SigningKey,
     verifier: Option<Arc<dyn RoundVerifier + Send + Sync>>,
+    block_interval: Duration,
+    /// The engine's latest request to propose, held until the parent is old enough.
+    deferred: Option<(Ctx, oneshot::Sender<Digest>, SystemTime)>,
     mailbox: mpsc::UnboundedReceiver<Message>,
     sender: Tx,
     receiver: Rx,
@@ -283,6 +314,8 @@ where
                 chain: cfg.chain,
                 key: cfg.key,
                 verifier: cfg.verifier,
+                block_interval: cfg.block_interval,
+                deferred: None,
                 mailbox: rx,
                 sender: gossip.0,
                 receiver: gossip.1,
@@ -312,7 +345,18 @@ where
         // catch up with whatever the others finalized while this one was away
         self.request_sync();
         loop {
+            let due = match &self.deferred {
+                Some((_, _, at)) => futures::future::Either::Left(self.context.sleep_until(*at)),
+                None => futures::future::Either::Right(futures::future::pending::<()>()),
+            };
             commonware_macros::select! {
+                _ = due => {
+                    if let Some((context, response, _)) = self.deferred.take() {
+                        if let Some(d) = self.propose(&context) {
+                            response.send_lossy(d);
+                        }
+                    }
+                },
                 m = self.mailbox.recv() => {
                     let Some(m) = m else { break };
                     self.on_message(m);
@@ -340,8 +384,25 @@ where
     fn on_message(&mut self, m: Message) {
         match m {
             Message::Propose { context, response } => {
-                if let Some(d) = self.propose(&context) {
-                    response.send_lossy(d);
+                // a newer request replaces a held one (the engine moved to another view)
+                // (never longer than one interval: a parent stamped ahead of this clock does
+                // not hold the proposal until then)
+                let parent = scheme::hash(&context.parent.1);
+                let now = self.context.current();
+                let due = self.parent_state(&parent).map(|s| {
+                    (UNIX_EPOCH + Duration::from_millis(s.timestamp_ms) + self.block_interval)
+                        .min(now + self.block_interval)
+                });
+                match due {
+                    Some(at) if at > now => {
+                        self.deferred = Some((context, response, at));
+                    }
+                    _ => {
+                        self.deferred = None;
+                        if let Some(d) = self.propose(&context) {
+                            response.send_lossy(d);
+                        }
+                    }
                 }
             }
             Message::Verify {
@@ -406,7 +467,38 @@ where
                     finalized: self.finalized,
                 });
             }
+            Message::Blocks {
+                from,
+                max,
+                response,
+            } => {
+                response.send_lossy(self.final_batch(from, max));
+            }
         }
+    }
+
+    /// Up to `max` (at most [`SYNC_BATCH`]) stored blocks from `from` on with their payloads,
+    /// cut after the last certified one (a receiver can only check a batch that ends on a
+    /// finalization).
+    fn final_batch(&self, from: u64, max: usize) -> FinalBlocks {
+        let mut blocks = Vec::new();
+        let head = self.chain.head().height;
+        let mut h = from.max(1);
+        let max = max.min(SYNC_BATCH);
+        while h <= head && blocks.len() < max {
+            match self.chain.block(h) {
+                Ok(Some(b)) => {
+                    let p = self.payloads_of(&b);
+                    blocks.push((b, p));
+                }
+                _ => break,
+            }
+            h += 1;
+        }
+        while blocks.last().is_some_and(|(b, _)| b.cert.is_none()) {
+            blocks.pop();
+        }
+        blocks
     }
 
     /// The chain already holds this block as final (a late request for it).
@@ -604,6 +696,14 @@ where
 
     fn send(&mut self, to: Recipients<PublicKey>, g: &Gossip) {
         let bytes = g.to_bytes();
+        if bytes.len() > crate::wire::MAX_MESSAGE as usize {
+            warn!(
+                bytes = bytes.len(),
+                max = crate::wire::MAX_MESSAGE,
+                "gossip larger than a validator message: not sent"
+            );
+            return;
+        }
         self.sender.send(to, bytes, false);
     }
 
@@ -655,23 +755,7 @@ where
                 }
             }
             Gossip::SyncRequest { from: height } => {
-                let mut blocks = Vec::new();
-                let head = self.chain.head().height;
-                let mut h = height.max(1);
-                while h <= head && blocks.len() < SYNC_BATCH {
-                    match self.chain.block(h) {
-                        Ok(Some(b)) => {
-                            let p = self.payloads_of(&b);
-                            blocks.push((b, p));
-                        }
-                        _ => break,
-                    }
-                    h += 1;
-                }
-                // the batch must end on a certified block for the receiver to use it
-                while blocks.last().is_some_and(|(b, _)| b.cert.is_none()) {
-                    blocks.pop();
-                }
+                let blocks = self.final_batch(height, SYNC_BATCH);
                 if !blocks.is_empty() {
                     self.send(Recipients::One(from), &Gossip::SyncResponse { blocks });
                 }

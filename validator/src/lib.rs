@@ -11,6 +11,7 @@
 //! tokio in a deployment) and any p2p network with its four channels ([`wire`]).
 
 pub mod app;
+pub mod network;
 pub mod scheme;
 pub mod wire;
 
@@ -29,7 +30,7 @@ use commonware_runtime::buffer::paged::CacheRef;
 use commonware_utils::{NZDuration, NZUsize, NZU16};
 use fedchain_ledger::{Certificate, LedgerError, Store};
 
-pub use app::{Application, Config, Mailbox, Status};
+pub use app::{Application, Config, FinalBlocks, Mailbox, Status};
 pub use scheme::{KeyError, SimplexFinality};
 
 /// Timing of the engine (local policy; every validator may set its own).

@@ -12,6 +12,10 @@ pub const CERTIFICATE_CHANNEL: u64 = 1;
 pub const RESOLVER_CHANNEL: u64 = 2;
 pub const GOSSIP_CHANNEL: u64 = 3;
 
+/// Largest message a validator sends or accepts from another (a block gossiped with its
+/// payloads is the largest); a larger one is not sent (it is logged).
+pub const MAX_MESSAGE: u32 = 64 << 20;
+
 /// Finalized blocks per catch-up answer.
 pub const SYNC_BATCH: usize = 64;
 

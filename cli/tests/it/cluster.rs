@@ -158,6 +158,72 @@ pub fn experiment(hospitals: usize, rounds: u32) -> SimulateConfig {
     }
 }
 
+/// The deployment's files in `d`, made the way its parties make them: a CA (`ca/`); the
+/// aggregator, `validators` validators and `hospitals` hospitals, each with its own keys in
+/// `bundles/<name>` and the CA's certificate of them in `issued/<name>`; a dealt job key for
+/// the hospitals (t = n/3 + 1, 512 bits; shares sealed to each hospital) in `job/`; and the
+/// genesis (`job/genesis.json`) from the certified public files.
+pub fn consortium_files(d: &Path, hospitals: usize, validators: usize) {
+    fedchain(
+        d,
+        &["ca", "init", "--dir", "ca", "--name", "test-consortium"],
+    );
+    let issue = |name: &str, role: &str| {
+        participant(
+            d,
+            "ca",
+            name,
+            role,
+            &format!("bundles/{name}"),
+            &format!("issued/{name}"),
+        );
+    };
+    issue("aggregator", "aggregator");
+    for v in 0..validators {
+        issue(&format!("validator-{v}"), "validator");
+    }
+    let mut keygen = vec![
+        "keygen".to_string(),
+        "--job-dir".into(),
+        "job".into(),
+        "--threshold".into(),
+        (hospitals / 3 + 1).to_string(),
+        "--key-bits".into(),
+        "512".into(),
+        "--ca-cert".into(),
+        "ca/ca.cert.pem".into(),
+        "--crl".into(),
+        "ca/crl.pem".into(),
+    ];
+    for i in 0..hospitals {
+        issue(&format!("hospital-{i}"), "hospital");
+        // the dealer reads the CA's output (public files), never a bundle
+        keygen.push("--hospital".into());
+        keygen.push(format!("issued/hospital-{i}"));
+    }
+    let args: Vec<&str> = keygen.iter().map(String::as_str).collect();
+    fedchain(d, &args);
+    // the genesis (its hash is the chain id), from the certified public files
+    let mut genesis = vec![
+        "genesis".to_string(),
+        "--job-dir".into(),
+        "job".into(),
+        "--ca-cert".into(),
+        "ca/ca.cert.pem".into(),
+        "--crl".into(),
+        "ca/crl.pem".into(),
+        "--aggregator".into(),
+        "issued/aggregator".into(),
+    ];
+    for v in 0..validators {
+        genesis.push("--validator".into());
+        genesis.push(format!("issued/validator-{v}"));
+    }
+    let args: Vec<&str> = genesis.iter().map(String::as_str).collect();
+    let out = fedchain(d, &args);
+    assert!(out.contains("chain id (genesis hash)"), "{out}");
+}
+
 pub struct Cluster {
     pub dir: tempfile::TempDir,
     pub n: usize,
@@ -174,64 +240,7 @@ impl Cluster {
     pub fn new(n: usize, rounds: u32) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let d = dir.path();
-        fedchain(
-            d,
-            &["ca", "init", "--dir", "ca", "--name", "test-consortium"],
-        );
-        let issue = |name: &str, role: &str| {
-            participant(
-                d,
-                "ca",
-                name,
-                role,
-                &format!("bundles/{name}"),
-                &format!("issued/{name}"),
-            );
-        };
-        issue("aggregator", "aggregator");
-        for v in 0..3 {
-            issue(&format!("validator-{v}"), "validator");
-        }
-        let mut keygen = vec![
-            "keygen".to_string(),
-            "--job-dir".into(),
-            "job".into(),
-            "--threshold".into(),
-            (n / 3 + 1).to_string(),
-            "--key-bits".into(),
-            "512".into(),
-            "--ca-cert".into(),
-            "ca/ca.cert.pem".into(),
-            "--crl".into(),
-            "ca/crl.pem".into(),
-        ];
-        for i in 0..n {
-            issue(&format!("hospital-{i}"), "hospital");
-            // the dealer reads the CA's output (public files), never a bundle
-            keygen.push("--hospital".into());
-            keygen.push(format!("issued/hospital-{i}"));
-        }
-        let args: Vec<&str> = keygen.iter().map(String::as_str).collect();
-        fedchain(d, &args);
-        // the genesis (its hash is the chain id), from the certified public files
-        let mut genesis = vec![
-            "genesis".to_string(),
-            "--job-dir".into(),
-            "job".into(),
-            "--ca-cert".into(),
-            "ca/ca.cert.pem".into(),
-            "--crl".into(),
-            "ca/crl.pem".into(),
-            "--aggregator".into(),
-            "issued/aggregator".into(),
-        ];
-        for v in 0..3 {
-            genesis.push("--validator".into());
-            genesis.push(format!("issued/validator-{v}"));
-        }
-        let args: Vec<&str> = genesis.iter().map(String::as_str).collect();
-        let out = fedchain(d, &args);
-        assert!(out.contains("chain id (genesis hash)"), "{out}");
+        consortium_files(d, n, 3);
         fs::create_dir_all(d.join("logs")).expect("logs dir");
         let listen = SocketAddr::from(([127, 0, 0, 1], free_udp_port()));
         let coordinator = CoordinatorConfig {

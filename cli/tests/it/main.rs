@@ -18,3 +18,4 @@ mod restart;
 mod resume;
 mod secrets;
 mod stores;
+mod validators;

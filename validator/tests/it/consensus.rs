@@ -107,6 +107,7 @@ impl Consortium {
                 chain,
                 key: self.validators[i].clone(),
                 verifier: None,
+                block_interval: Duration::ZERO,
             },
             control,
             format!("validator-{i}"),
@@ -186,7 +187,7 @@ async fn network(
     let (network, mut oracle) = Network::new_with_peers(
         context.child("network"),
         NetConfig {
-            max_size: 8 << 20,
+            max_size: fedchain_validator::wire::MAX_MESSAGE,
             disconnect_on_block: true,
             max_peers_per_set: NZUsize!(peers.len()),
             tracked_peer_sets: NZUsize!(1),

@@ -1,0 +1,350 @@
+//! `fedchain validator`: one institute's validator as a process.
+//!
+//! - Its consensus key is the BLS key of its own bundle (generated at the institute by
+//!   `fedchain keys new --role validator`, certified by the consortium CA); it must be one of
+//!   the genesis validators.
+//! - Its replica is a RocksDB ledger of its own (created on first start, recovered with its
+//!   anchor and lock afterwards), opened with the simplex finality check; the engine journals
+//!   its votes in `consensus_dir` so that a restart never signs twice in one view.
+//! - Ordering: [`fedchain_validator::start`] (commonware simplex) over
+//!   [`fedchain_validator::network`] (commonware-p2p, authenticated by the genesis keys), on
+//!   commonware's tokio runtime. Blocks are re-executed with the chain rules and the
+//!   cryptographic [`FedchainVerifier`] before this validator votes.
+//! - Members reach it over mutual-TLS QUIC ([`fedchain_net::Server`] with its certificate):
+//!   [`ChainRequest::Submit`] puts a signed transaction and its payloads in the mempool (the
+//!   chain rules checked at the head first), [`ChainRequest::Blocks`] serves finalized blocks
+//!   with their payloads and finalization, [`ChainRequest::Status`] says where it is.
+//!   [`ChainClient`] is that protocol's client.
+//! - SIGINT/SIGTERM (the `stop` channel) stop it; everything final is already on disk, and a
+//!   kill -9 loses nothing final either.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use commonware_runtime::{Runner as _, Supervisor as _};
+use fedchain_coordinator::FedchainVerifier;
+use fedchain_ledger::{Block, Chain, FinalityRef, Hash, RocksStore, Role, SignedTx};
+use fedchain_net::{Bundle, Client, Incoming, Limits, NetError, Peer, Server};
+use fedchain_validator::{Mailbox, SimplexFinality, Timing};
+use serde_bytes::ByteBuf;
+use tokio::sync::oneshot;
+use tracing::{debug, info, warn};
+
+use crate::config::ValidatorConfig;
+use crate::material::{load_bundle, load_genesis};
+use crate::proto::{ChainReply, ChainRequest, ChainStatus};
+use crate::{NodeError, Result};
+
+/// What a stopped validator reports.
+#[derive(Clone, Debug)]
+pub struct ValidatorReport {
+    pub index: usize,
+    pub height: u64,
+    pub head: Hash,
+    pub finalized: u64,
+}
+
+fn invalid(field: &'static str, reason: impl Into<String>) -> NodeError {
+    NodeError::Invalid {
+        field,
+        reason: reason.into(),
+    }
+}
+
+/// Run the validator of `cfg` until `stop` fires (or its sender is dropped). Blocking: it
+/// owns its runtime (commonware's tokio runtime with the engine's storage in
+/// `consensus_dir`).
+pub fn run(cfg: ValidatorConfig, stop: oneshot::Receiver<()>) -> Result<ValidatorReport> {
+    cfg.validate()?;
+    let bundle = load_bundle(&cfg.bundle, Role::Validator)?;
+    let key = bundle.signing_key()?;
+    let genesis = load_genesis(&cfg.job_dir)?;
+    let me = key.verifying_key();
+    let index = genesis
+        .validators
+        .iter()
+        .position(|v| *v == me)
+        .ok_or_else(|| {
+            invalid(
+                "bundle",
+                format!(
+                    "{}: its key is not one of the {} genesis validators of chain {}",
+                    cfg.bundle.display(),
+                    genesis.validators.len(),
+                    genesis.chain_id
+                ),
+            )
+        })?;
+    if cfg.validators.len() != genesis.validators.len() {
+        return Err(invalid(
+            "validators",
+            format!(
+                "{} addresses for the {} genesis validators",
+                cfg.validators.len(),
+                genesis.validators.len()
+            ),
+        ));
+    }
+    let store = RocksStore::open(&cfg.ledger)?;
+    let finality = FinalityRef(Some(Arc::new(SimplexFinality::new())));
+    let mut last = std::time::Instant::now();
+    let chain = Chain::open_with(store, &genesis, finality, &mut |done, total| {
+        if last.elapsed() > Duration::from_secs(2) {
+            info!(done, total, "validator: replaying the ledger");
+            last = std::time::Instant::now();
+        }
+    })?;
+    let head = chain.head();
+    info!(
+        index,
+        chain = %genesis.chain_id,
+        height = head.height,
+        ledger = %cfg.ledger.display(),
+        "validator: replica open"
+    );
+    std::fs::create_dir_all(&cfg.consensus_dir).map_err(crate::io_err(&cfg.consensus_dir))?;
+    let runtime = commonware_runtime::tokio::Config::new()
+        .with_worker_threads(2)
+        .with_storage_directory(cfg.consensus_dir.clone());
+    let runner = commonware_runtime::tokio::Runner::new(runtime);
+    let timing = Timing {
+        leader: Duration::from_millis(cfg.leader_timeout_ms),
+        certification: Duration::from_millis(cfg.certification_timeout_ms),
+        retry: Duration::from_millis(cfg.certification_timeout_ms * 2),
+    };
+    runner.start(|context| async move {
+        let channels = fedchain_validator::network::start(
+            context.child("network"),
+            &genesis.chain_id,
+            &key,
+            cfg.p2p,
+            &genesis.validators,
+            &cfg.validators,
+        )
+        .map_err(|e| invalid("bundle", e.to_string()))?;
+        let mailbox = fedchain_validator::start(
+            context.child("validator"),
+            fedchain_validator::Config {
+                chain,
+                key,
+                verifier: Some(Arc::new(FedchainVerifier)),
+                block_interval: Duration::from_millis(cfg.block_interval_ms),
+            },
+            channels.blocker,
+            "fedchain-engine".to_string(),
+            timing,
+            channels.votes,
+            channels.certificates,
+            channels.resolver,
+            channels.gossip,
+        )
+        .map_err(|e| NodeError::Runtime(format!("validator: {e}")))?;
+        let limits = cfg.net.limits();
+        let mut server = Server::bind(cfg.listen, &bundle, limits)?;
+        info!(
+            index,
+            p2p = %cfg.p2p,
+            listen = %server.local_addr()?,
+            "validator: running (p2p authenticated by the genesis keys; members over QUIC)"
+        );
+        let ingress = {
+            let mailbox = mailbox.clone();
+            let chain_id = genesis.chain_id.clone();
+            tokio::spawn(async move {
+                loop {
+                    match server.accept().await {
+                        Ok(peer) => {
+                            tokio::spawn(serve_member(
+                                peer,
+                                mailbox.clone(),
+                                chain_id.clone(),
+                                index,
+                                limits,
+                            ));
+                        }
+                        Err(NetError::Handshake { remote, reason }) => {
+                            debug!(%remote, %reason, "validator: handshake refused");
+                        }
+                        Err(e) => {
+                            debug!(error = %e, "validator: connection refused");
+                        }
+                    }
+                }
+            })
+        };
+        let _ = stop.await;
+        info!(index, "validator: stopping");
+        ingress.abort();
+        let status = mailbox
+            .status()
+            .await
+            .ok_or_else(|| NodeError::Runtime("the validator's application stopped".into()))?;
+        Ok(ValidatorReport {
+            index,
+            height: status.head.height,
+            head: status.head.hash,
+            finalized: status.finalized,
+        })
+    })
+}
+
+/// Answer one member's requests until it goes away.
+async fn serve_member(
+    peer: Peer,
+    mailbox: Mailbox,
+    chain_id: String,
+    index: usize,
+    limits: Limits,
+) {
+    let who = peer.identity().name.clone();
+    loop {
+        let (request, responder) = match peer.next_incoming::<ChainRequest>().await {
+            Ok(Incoming::Request { request, responder }) => (request, responder),
+            Ok(Incoming::Message(_)) => {
+                debug!(peer = %who, "validator: a one-way message from a member, ignored");
+                continue;
+            }
+            Err(e) => {
+                debug!(peer = %who, error = %e, "validator: member gone");
+                return;
+            }
+        };
+        let reply = match request {
+            ChainRequest::Submit { tx, payloads } => {
+                let payloads = payloads.into_iter().map(ByteBuf::into_vec).collect();
+                match mailbox.submit(tx, payloads).await {
+                    Ok(tx) => ChainReply::Submitted { tx },
+                    Err(reason) => ChainReply::Refused { reason },
+                }
+            }
+            ChainRequest::Status => match mailbox.status().await {
+                Some(s) => ChainReply::Status(ChainStatus {
+                    chain_id: chain_id.clone(),
+                    index,
+                    height: s.head.height,
+                    head: s.head.hash,
+                    state_root: s.state_root,
+                    mempool: s.mempool,
+                    pending: s.pending,
+                    finalized: s.finalized,
+                    faults: s.faults,
+                }),
+                None => {
+                    let _ = responder.fail("the validator is stopping").await;
+                    return;
+                }
+            },
+            ChainRequest::Blocks { from, max } => match mailbox.blocks(from, max as usize).await {
+                Some(blocks) => match fit_reply(blocks, limits.max_send) {
+                    Ok(blocks) => ChainReply::Blocks(blocks),
+                    Err(reason) => {
+                        let _ = responder.fail(&reason).await;
+                        continue;
+                    }
+                },
+                None => {
+                    let _ = responder.fail("the validator is stopping").await;
+                    return;
+                }
+            },
+        };
+        if let Err(e) = responder.respond(&reply).await {
+            warn!(peer = %who, error = %e, "validator: reply not sent");
+        }
+    }
+}
+
+/// Shorten a batch of final blocks until its reply fits `max` bytes, still ending on a
+/// certified block.
+fn fit_reply(
+    mut blocks: Vec<(Block, Vec<ByteBuf>)>,
+    max: u64,
+) -> std::result::Result<Vec<(Block, Vec<ByteBuf>)>, String> {
+    let size = |b: &Vec<(Block, Vec<ByteBuf>)>| {
+        fedchain_net::wire::encode(&ChainReply::Blocks(b.clone()))
+            .map_or(u64::MAX, |v| v.len() as u64)
+    };
+    while !blocks.is_empty() && size(&blocks) > max {
+        blocks.pop();
+        while blocks.last().is_some_and(|(b, _)| b.cert.is_none()) {
+            blocks.pop();
+        }
+    }
+    if blocks.is_empty() {
+        return Err(format!(
+            "the next finalized blocks do not fit a reply of {max} bytes"
+        ));
+    }
+    Ok(blocks)
+}
+
+/// A member's connection to one validator.
+#[derive(Debug)]
+pub struct ChainClient {
+    peer: Peer,
+}
+
+impl ChainClient {
+    /// Connect to the validator whose certificate names `name`, at `addr`, with this
+    /// member's bundle.
+    pub async fn connect(
+        addr: SocketAddr,
+        name: &str,
+        bundle: &Bundle,
+        limits: Limits,
+    ) -> Result<Self> {
+        Ok(Self {
+            peer: Client::connect(addr, name, bundle, limits).await?,
+        })
+    }
+
+    async fn ask(&self, req: &ChainRequest) -> Result<ChainReply> {
+        Ok(self.peer.request::<ChainRequest, ChainReply>(req).await?)
+    }
+
+    /// Submit a transaction with its payloads: `Ok(Ok(hash))` once it is in the validator's
+    /// mempool, `Ok(Err(reason))` when the chain rules refuse it.
+    pub async fn submit(
+        &self,
+        tx: &SignedTx,
+        payloads: &[Vec<u8>],
+    ) -> Result<std::result::Result<Hash, String>> {
+        let req = ChainRequest::Submit {
+            tx: tx.clone(),
+            payloads: payloads.iter().cloned().map(ByteBuf::from).collect(),
+        };
+        match self.ask(&req).await? {
+            ChainReply::Submitted { tx } => Ok(Ok(tx)),
+            ChainReply::Refused { reason } => Ok(Err(reason)),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    pub async fn status(&self) -> Result<ChainStatus> {
+        match self.ask(&ChainRequest::Status).await? {
+            ChainReply::Status(s) => Ok(s),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Finalized blocks from `from` on (see [`ChainRequest::Blocks`]).
+    pub async fn blocks(&self, from: u64, max: u32) -> Result<Vec<(Block, Vec<ByteBuf>)>> {
+        match self.ask(&ChainRequest::Blocks { from, max }).await? {
+            ChainReply::Blocks(b) => Ok(b),
+            other => Err(unexpected(&other)),
+        }
+    }
+}
+
+fn unexpected(r: &ChainReply) -> NodeError {
+    NodeError::Runtime(format!(
+        "unexpected reply from the validator: {}",
+        match r {
+            ChainReply::Submitted { .. } => "Submitted",
+            ChainReply::Refused { .. } => "Refused",
+            ChainReply::Status(_) => "Status",
+            ChainReply::Blocks(_) => "Blocks",
+        }
+    ))
+}
