@@ -1,7 +1,15 @@
-//! The aggregator's block-producing ledger: it signs the aggregator's transactions, proposes
-//! blocks, has every validator replica re-execute them (state transition, and for committed
-//! rounds the [`FedchainVerifier`]'s cryptography) and vote, and commits each block with its
-//! BLS quorum certificate to its RocksDB chain and to every replica.
+//! The aggregator's ledger: it signs the aggregator's transactions and gets them into final
+//! blocks, one of two ways.
+//!
+//! - In process (`fedchain simulate`, and a coordinator given validator bundles): it proposes
+//!   blocks, has every validator replica re-execute them (state transition, and for committed
+//!   rounds the [`FedchainVerifier`]'s cryptography) and vote, and commits each block with its
+//!   BLS quorum certificate to its RocksDB chain and to every replica.
+//! - Following validators ([`Ledger::open_following`]): it holds no validator key; it submits
+//!   its transactions with their payloads to the validators through a [`Finalizer`] and
+//!   commits the finalized blocks they serve to its RocksDB chain, each run re-executed and
+//!   its finalization checked against the genesis validator set
+//!   ([`Chain::commit_final_run`]). Blocks then also hold what others submitted directly.
 
 use fedchain_crypto::identity::SigningKey;
 use fedchain_ledger::state::{assemble_qc, vote, Genesis};
@@ -15,12 +23,42 @@ use rayon::prelude::*;
 use crate::simulate::{Result, SimError};
 use crate::verify::FedchainVerifier;
 
-/// The aggregator's ledger with its validator replicas (in process).
+/// The validators as a member reaches them (implemented over the network by the node).
+pub trait Finalizer: Send + std::fmt::Debug {
+    /// Hand one signed transaction with the payloads it references to the validators:
+    /// `Err(reason)` when they refuse it at their head.
+    fn submit(&mut self, tx: &SignedTx, payloads: Vec<Vec<u8>>) -> std::result::Result<(), String>;
+
+    /// Finalized blocks after `height`, each with its payloads, ending on a certified block;
+    /// waits a little (about a block interval) for one when there is none yet, and may return
+    /// none. `Err` when no validator can be reached.
+    fn blocks_after(
+        &mut self,
+        height: u64,
+    ) -> std::result::Result<Vec<(Block, Vec<Vec<u8>>)>, String>;
+}
+
+/// Rounds of [`Finalizer::blocks_after`] a submitted transaction may take to become final
+/// before it counts as dropped.
+pub const FOLLOW_ATTEMPTS: usize = 60;
+
+/// How blocks become final.
+#[derive(Debug)]
+enum Producer {
+    /// Validator replicas in process, with their keys.
+    Replicas {
+        replicas: Vec<Chain<MemoryStore>>,
+        validators: Vec<SigningKey>,
+    },
+    /// Independent validators.
+    Validators(Box<dyn Finalizer>),
+}
+
+/// The aggregator's ledger (see the module doc).
 #[derive(Debug)]
 pub struct Ledger {
     pub(crate) chain: Chain<RocksStore>,
-    replicas: Vec<Chain<MemoryStore>>,
-    validators: Vec<SigningKey>,
+    producer: Producer,
     pub(crate) aggregator: SigningKey,
     aggregator_nonce: u64,
     time_ms: u64,
@@ -101,6 +139,132 @@ impl Ledger {
         Self::with(chain, replicas, genesis, validators, aggregator)
     }
 
+    /// The aggregator's chain in `dir` as a follower of independent validators: opened (or
+    /// created) with `finality`, the check of the validators' certificates, then brought up to
+    /// what they finalized. It holds no validator key.
+    pub fn open_following(
+        dir: &std::path::Path,
+        genesis: &Genesis,
+        aggregator: SigningKey,
+        finality: fedchain_ledger::FinalityRef,
+        finalizer: Box<dyn Finalizer>,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<Self> {
+        let chain = Chain::open_with(RocksStore::open(dir)?, genesis, finality, progress)?;
+        let state = chain.state();
+        let aggregator_nonce = state
+            .nonces
+            .get(&Address::of(&aggregator.verifying_key()))
+            .copied()
+            .unwrap_or(0);
+        let time_ms = state.timestamp_ms.max(genesis.timestamp_ms);
+        let mut l = Self {
+            chain,
+            producer: Producer::Validators(finalizer),
+            aggregator,
+            aggregator_nonce,
+            time_ms,
+            bytes: 0,
+            dropped_total: 0,
+        };
+        l.catch_up()?;
+        Ok(l)
+    }
+
+    /// Commit what the validators finalized after this chain's head; the number of blocks.
+    pub fn catch_up(&mut self) -> Result<u64> {
+        let Producer::Validators(f) = &mut self.producer else {
+            return Ok(0);
+        };
+        let mut n = 0;
+        loop {
+            let batch = f
+                .blocks_after(self.chain.head().height)
+                .map_err(SimError::Refused)?;
+            if batch.is_empty() {
+                return Ok(n);
+            }
+            n += Self::commit_run(&mut self.chain, &mut self.bytes, batch)?;
+        }
+    }
+
+    fn commit_run(
+        chain: &mut Chain<RocksStore>,
+        bytes: &mut u64,
+        batch: Vec<(Block, Vec<Vec<u8>>)>,
+    ) -> Result<u64> {
+        let mut blocks = Vec::with_capacity(batch.len());
+        for (b, payloads) in batch {
+            for p in &payloads {
+                chain.put_payload(p)?;
+            }
+            *bytes += (encode(&b.header).len() + encode(&(&b.txs, &b.cert)).len()) as u64;
+            blocks.push(b);
+        }
+        chain.commit_final_run(&blocks)?;
+        Ok(blocks.len() as u64)
+    }
+
+    /// [`Self::block_at`] through the validators: submit, then follow finalized blocks until
+    /// every accepted transaction is in one (and at least one new block arrived).
+    fn block_via_validators(&mut self, txs: Vec<SignedTx>) -> Result<Vec<Dropped>> {
+        let mut dropped = Vec::new();
+        let mut waiting: std::collections::HashMap<Hash, TxTag> = Default::default();
+        let start = self.chain.head().height;
+        for t in txs {
+            let payloads = tx_payloads(&self.chain, std::slice::from_ref(&t));
+            let Producer::Validators(f) = &mut self.producer else {
+                unreachable!("block_via_validators on an in-process ledger")
+            };
+            match f.submit(&t, payloads) {
+                Ok(()) => {
+                    waiting.insert(t.hash(), t.tx.kind.tag());
+                }
+                Err(reason) => dropped.push(Dropped {
+                    tx: t.hash(),
+                    kind: t.tx.kind.tag(),
+                    reason,
+                }),
+            }
+        }
+        for _ in 0..FOLLOW_ATTEMPTS {
+            let Producer::Validators(f) = &mut self.producer else {
+                unreachable!("block_via_validators on an in-process ledger")
+            };
+            let batch = f
+                .blocks_after(self.chain.head().height)
+                .map_err(SimError::Refused)?;
+            for (b, _) in &batch {
+                for t in &b.txs {
+                    waiting.remove(&t.hash());
+                }
+            }
+            Self::commit_run(&mut self.chain, &mut self.bytes, batch)?;
+            if waiting.is_empty() && self.chain.head().height > start {
+                break;
+            }
+        }
+        for (tx, kind) in waiting {
+            dropped.push(Dropped {
+                tx,
+                kind,
+                reason: format!(
+                    "not in a finalized block after {FOLLOW_ATTEMPTS} requests to the validators"
+                ),
+            });
+        }
+        // a dropped transaction of ours leaves its nonce unused: continue from the chain's
+        self.aggregator_nonce = self
+            .chain
+            .state()
+            .nonces
+            .get(&self.aggregator())
+            .copied()
+            .unwrap_or(0);
+        self.dropped_total += dropped.len() as u64;
+        Ok(dropped)
+    }
+
     fn with(
         chain: Chain<RocksStore>,
         replicas: Vec<Chain<MemoryStore>>,
@@ -117,8 +281,10 @@ impl Ledger {
         let time_ms = state.timestamp_ms.max(genesis.timestamp_ms);
         Ok(Self {
             chain,
-            replicas,
-            validators,
+            producer: Producer::Replicas {
+                replicas,
+                validators,
+            },
             aggregator,
             aggregator_nonce,
             time_ms,
@@ -169,14 +335,27 @@ impl Ledger {
     /// A candidate the chain rules refuse, or whose claim the verifier refutes, is left out of
     /// the block and returned as [`Dropped`] (the caller logs and counts it): no transaction
     /// stops the ledger. Also counted in [`Self::dropped_total`].
+    ///
+    /// Following validators, `time_ms` is theirs to choose: the transactions are submitted
+    /// and the call returns once each is final or dropped (see [`FOLLOW_ATTEMPTS`]).
     pub fn block_at(&mut self, txs: Vec<SignedTx>, time_ms: u64) -> Result<Vec<Dropped>> {
+        if matches!(self.producer, Producer::Validators(_)) {
+            return self.block_via_validators(txs);
+        }
         self.time_ms = time_ms.max(self.time_ms + 1);
+        let Producer::Replicas {
+            replicas,
+            validators,
+        } = &mut self.producer
+        else {
+            unreachable!("dispatched above")
+        };
         let mut candidates = txs;
         let mut dropped = Vec::new();
         let mut block = loop {
             let p = self
                 .chain
-                .propose(candidates.clone(), self.time_ms, &self.validators[0]);
+                .propose(candidates.clone(), self.time_ms, &validators[0]);
             dropped.extend(p.rejected.iter().map(|(t, e)| Dropped {
                 tx: t.hash(),
                 kind: t.tx.kind.tag(),
@@ -210,9 +389,7 @@ impl Ledger {
         let payloads = payloads_of(&self.chain, &block);
         let height = block.header.height;
         let header_hash = block.header.hash();
-        let validators = &self.validators;
-        let votes = self
-            .replicas
+        let votes = replicas
             .par_iter()
             .enumerate()
             .map(|(i, replica)| {
@@ -234,7 +411,7 @@ impl Ledger {
             })
             .collect::<Result<Vec<_>>>()?;
         block.cert = Some(Certificate::Replicas(
-            assemble_qc(self.validators.len(), &votes).map_err(|e| SimError::Validator {
+            assemble_qc(validators.len(), &votes).map_err(|e| SimError::Validator {
                 height,
                 reason: e.to_string(),
             })?,
@@ -242,7 +419,7 @@ impl Ledger {
         self.bytes +=
             (encode(&block.header).len() + encode(&(&block.txs, &block.cert)).len()) as u64;
         self.chain.commit(&block)?;
-        for r in &mut self.replicas {
+        for r in replicas.iter_mut() {
             r.commit(&block)?;
         }
         Ok(dropped)
@@ -304,16 +481,25 @@ fn open_round_payloads(chain: &Chain<RocksStore>) -> Vec<Vec<u8>> {
 impl Ledger {
     /// Each replica's head and state root.
     pub fn replica_heads(&self) -> Vec<(Hash, Hash)> {
-        self.replicas
-            .iter()
-            .map(|r| (r.head().hash, r.state().root()))
-            .collect()
+        match &self.producer {
+            Producer::Replicas { replicas, .. } => replicas
+                .iter()
+                .map(|r| (r.head().hash, r.state().root()))
+                .collect(),
+            Producer::Validators(_) => Vec::new(),
+        }
     }
 }
 
 fn payloads_of(chain: &Chain<RocksStore>, block: &Block) -> Vec<Vec<u8>> {
+    tx_payloads(chain, &block.txs)
+}
+
+/// The payloads validators need for `txs`: referenced by them or by parameter hashes (those
+/// present in the aggregator's store).
+fn tx_payloads(chain: &Chain<RocksStore>, txs: &[SignedTx]) -> Vec<Vec<u8>> {
     let mut digests: Vec<Hash> = Vec::new();
-    for t in &block.txs {
+    for t in txs {
         if let Some(p) = t.tx.kind.payload() {
             digests.push(p);
         }

@@ -15,8 +15,8 @@ pub mod verify;
 
 pub use config::SimulateConfig;
 pub use engine::{Action, EngineConfig, Event, RoundEngine, RoundResult};
-pub use ledger::Ledger;
+pub use ledger::{Finalizer, Ledger};
 pub use service::{CoordinatorService, Outbound};
-pub use setup::Consortium;
+pub use setup::{Consortium, Following};
 pub use simulate::{simulate, Observer, Progress, Quiet};
 pub use verify::FedchainVerifier;

@@ -22,7 +22,7 @@ use rand::rngs::OsRng;
 
 use crate::config::{ModelKind, SimulateConfig};
 use crate::engine::EngineConfig;
-use crate::ledger::Ledger;
+use crate::ledger::{Finalizer, Ledger};
 use crate::simulate::{Observer, Progress, Result, SimError};
 use crate::verify::JobParams;
 
@@ -329,6 +329,25 @@ pub struct Consortium {
     pub genesis: Genesis,
     pub total_samples: u64,
     pub max_samples: u64,
+    /// Set when the deployment's validators run as their own processes: the aggregator's
+    /// ledger then follows them ([`Ledger::open_following`]) and `validators` is empty.
+    pub following: Option<Following>,
+}
+
+/// How a deployment reaches its independent validators.
+#[derive(Clone)]
+pub struct Following {
+    /// The check of their finalizations against the genesis validator set.
+    pub finality: fedchain_ledger::FinalityRef,
+    /// A fresh connection to them.
+    #[allow(clippy::type_complexity)]
+    pub connect: Arc<dyn Fn() -> std::result::Result<Box<dyn Finalizer>, String> + Send + Sync>,
+}
+
+impl std::fmt::Debug for Following {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Following")
+    }
 }
 
 impl Consortium {
@@ -434,6 +453,7 @@ impl Consortium {
             genesis,
             total_samples,
             max_samples,
+            following: None,
         })
     }
 
@@ -444,13 +464,23 @@ impl Consortium {
         dir: &std::path::Path,
         progress: &mut dyn FnMut(u64, u64),
     ) -> Result<Ledger> {
-        Ledger::open_observed(
-            dir,
-            &self.genesis,
-            self.validators.clone(),
-            self.aggregator.clone(),
-            progress,
-        )
+        match &self.following {
+            Some(f) => Ledger::open_following(
+                dir,
+                &self.genesis,
+                self.aggregator.clone(),
+                f.finality.clone(),
+                (f.connect)().map_err(SimError::Refused)?,
+                progress,
+            ),
+            None => Ledger::open_observed(
+                dir,
+                &self.genesis,
+                self.validators.clone(),
+                self.aggregator.clone(),
+                progress,
+            ),
+        }
     }
 
     /// The committee in key-holder order.
@@ -616,9 +646,6 @@ impl Consortium {
                 cfg.hospitals
             )));
         }
-        if keys.validators.is_empty() {
-            return Err(SimError::Refused("no validator keys".into()));
-        }
         if cfg.plaintext != keys.threshold_key.is_none() {
             return Err(SimError::Refused(
                 "the experiment's plaintext setting and the job's threshold key disagree".into(),
@@ -644,10 +671,15 @@ impl Consortium {
             genesis.nonce,
             genesis.timestamp_ms,
             &keys.aggregator.verifying_key(),
-            keys.validators
-                .iter()
-                .map(SigningKey::verifying_key)
-                .collect(),
+            // validators as their own processes: their keys are the genesis's to state
+            if keys.validators.is_empty() {
+                genesis.validators.clone()
+            } else {
+                keys.validators
+                    .iter()
+                    .map(SigningKey::verifying_key)
+                    .collect()
+            },
             &keys.committee,
         );
         if expected != genesis {
@@ -658,7 +690,7 @@ impl Consortium {
             )));
         }
         let mut cfg = cfg.clone();
-        cfg.validators = keys.validators.len();
+        cfg.validators = genesis.validators.len();
         Ok(Self {
             cfg,
             members,
@@ -676,6 +708,7 @@ impl Consortium {
             genesis,
             total_samples,
             max_samples,
+            following: None,
         })
     }
 

@@ -426,6 +426,41 @@ impl<S: Store> Chain<S> {
         self.write(block, next)
     }
 
+    /// Commit a run of blocks that follow the head and end on a certified block (what a
+    /// validator serves a member): each is re-executed on its parent's state with the
+    /// payloads in this chain's store, and a certificate it carries is checked; nothing is
+    /// written unless the last block's certificate verifies, as the blocks before it are final
+    /// only as its ancestors. An empty run is a no-op.
+    pub fn commit_final_run(&mut self, blocks: &[Block]) -> Result<()> {
+        let Some(last) = blocks.last() else {
+            return Ok(());
+        };
+        if last.cert.is_none() {
+            return Err(
+                BlockError::BadQuorum("the run does not end on a certified block".into()).into(),
+            );
+        }
+        let mut state = self.state.clone();
+        let mut prev = self.head.hash;
+        let mut states = Vec::with_capacity(blocks.len());
+        for b in blocks {
+            let next = apply_block(
+                &state,
+                &prev,
+                b,
+                &|d: &Hash| self.store.has_payload(d),
+                Certs::IfPresent(self.finality.get()),
+            )?;
+            prev = b.header.hash();
+            states.push(next.clone());
+            state = next;
+        }
+        for (b, next) in blocks.iter().zip(states) {
+            self.commit_executed(b, next)?;
+        }
+        Ok(())
+    }
+
     fn write(&mut self, block: &Block, next: State) -> Result<()> {
         let header_hash = block.header.hash();
         self.store.commit(&CommitBatch {

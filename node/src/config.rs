@@ -195,8 +195,13 @@ pub struct CoordinatorConfig {
     pub metrics: Option<SocketAddr>,
     /// The aggregator's bundle (`fedchain keys new --role aggregator`, then `keys install`).
     pub bundle: PathBuf,
-    /// The validators' bundles; their replicas run inside the coordinator process.
+    /// The validators' bundles, when their replicas run inside the coordinator process (a
+    /// demo mode: the coordinator then holds their keys). Leave empty with `chain`.
     pub validators: Vec<PathBuf>,
+    /// The validators as independent processes (`fedchain validator`), by certificate name and
+    /// QUIC address: the coordinator holds no validator key, submits its transactions to them
+    /// and follows the blocks they finalize. Leave empty with `validators`.
+    pub chain: Vec<crate::validator::Endpoint>,
     /// The job directory written by `fedchain keygen` (threshold key, committee order) and
     /// `fedchain genesis` (`genesis.json`: the chain id is its hash).
     pub job_dir: PathBuf,
@@ -224,6 +229,7 @@ impl Default for CoordinatorConfig {
             ))),
             bundle: PathBuf::from("aggregator"),
             validators: Vec::new(),
+            chain: Vec::new(),
             job_dir: PathBuf::from("job"),
             ledger: PathBuf::from("ledger"),
             tick_ms: 1000,
@@ -256,8 +262,12 @@ impl CoordinatorConfig {
         self.experiment
             .validate()
             .map_err(|e| invalid("experiment", e.to_string()))?;
-        if self.validators.is_empty() {
-            return Err(invalid("validators", "at least one validator bundle"));
+        if self.validators.is_empty() == self.chain.is_empty() {
+            return Err(invalid(
+                "validators / chain",
+                "either the validators' endpoints (`chain`, validators as their own processes) \
+                 or their bundles (`validators`, replicas in this process), not both",
+            ));
         }
         if self.tick_ms < 10 {
             return Err(invalid("tick_ms", "at least 10 ms"));

@@ -313,7 +313,31 @@ pub async fn run(
         threshold_key,
     };
     let exp = cfg.experiment.clone();
-    let c = tokio::task::block_in_place(|| Consortium::deployment(&exp, keys))?;
+    let mut c = tokio::task::block_in_place(|| Consortium::deployment(&exp, keys))?;
+    if !cfg.chain.is_empty() {
+        // the validators run as their own processes: the ledger follows what they finalize
+        let handle = tokio::runtime::Handle::current();
+        let (dir, endpoints, limits) = (cfg.bundle.clone(), cfg.chain.clone(), cfg.net.limits());
+        c.following = Some(fedchain_coordinator::Following {
+            finality: fedchain_ledger::FinalityRef(Some(Arc::new(
+                fedchain_validator::SimplexFinality::new(),
+            ))),
+            connect: Arc::new(move || {
+                Ok(Box::new(crate::validator::NetFinalizer::new(
+                    handle.clone(),
+                    dir.clone(),
+                    Role::Aggregator,
+                    endpoints.clone(),
+                    limits,
+                ))
+                    as Box<dyn fedchain_coordinator::Finalizer>)
+            }),
+        });
+        info!(
+            validators = cfg.chain.len(),
+            "coordinator: following independent validators (no validator key here)"
+        );
+    }
     let c = Arc::new(c);
     info!(
         chain = %c.genesis.chain_id,

@@ -265,6 +265,9 @@ fn fit_reply(
         fedchain_net::wire::encode(&ChainReply::Blocks(b.clone()))
             .map_or(u64::MAX, |v| v.len() as u64)
     };
+    if blocks.is_empty() {
+        return Ok(blocks);
+    }
     while !blocks.is_empty() && size(&blocks) > max {
         blocks.pop();
         while blocks.last().is_some_and(|(b, _)| b.cert.is_none()) {
@@ -347,4 +350,151 @@ fn unexpected(r: &ChainReply) -> NodeError {
             ChainReply::Blocks(_) => "Blocks",
         }
     ))
+}
+
+/// A validator a member reaches: the name in its certificate and its QUIC address.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Endpoint {
+    pub name: String,
+    pub address: SocketAddr,
+}
+
+/// The aggregator's [`fedchain_coordinator::Finalizer`] over the network: the validators at
+/// `endpoints`, one connection at a time (the next one when it fails), from synchronous code
+/// running on a multi-thread tokio runtime (`block_in_place`).
+pub struct NetFinalizer {
+    handle: tokio::runtime::Handle,
+    bundle_dir: std::path::PathBuf,
+    role: Role,
+    endpoints: Vec<Endpoint>,
+    limits: Limits,
+    at: usize,
+    client: Option<ChainClient>,
+}
+
+impl std::fmt::Debug for NetFinalizer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NetFinalizer")
+            .field("endpoints", &self.endpoints)
+            .field("at", &self.at)
+            .finish()
+    }
+}
+
+/// How long [`NetFinalizer::blocks_after`] waits for a new block before it answers none.
+const FOLLOW_WAIT: Duration = Duration::from_millis(500);
+
+impl NetFinalizer {
+    /// `bundle_dir` is the member's bundle (loaded again at each connection).
+    pub fn new(
+        handle: tokio::runtime::Handle,
+        bundle_dir: std::path::PathBuf,
+        role: Role,
+        endpoints: Vec<Endpoint>,
+        limits: Limits,
+    ) -> Self {
+        Self {
+            handle,
+            bundle_dir,
+            role,
+            endpoints,
+            limits,
+            at: 0,
+            client: None,
+        }
+    }
+
+    fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {
+        tokio::task::block_in_place(|| self.handle.block_on(f))
+    }
+
+    /// A connected client: the current one, or the next endpoint that answers (one pass).
+    fn client(&mut self) -> std::result::Result<&ChainClient, String> {
+        if self.client.is_none() {
+            let bundle = load_bundle(&self.bundle_dir, self.role).map_err(|e| e.to_string())?;
+            let mut errors = Vec::new();
+            for _ in 0..self.endpoints.len() {
+                let e = self.endpoints[self.at].clone();
+                match self.block_on(ChainClient::connect(
+                    e.address,
+                    &e.name,
+                    &bundle,
+                    self.limits,
+                )) {
+                    Ok(c) => {
+                        info!(validator = %e.name, address = %e.address, "connected to a validator");
+                        self.client = Some(c);
+                        break;
+                    }
+                    Err(err) => {
+                        errors.push(format!("{} at {}: {err}", e.name, e.address));
+                        self.at = (self.at + 1) % self.endpoints.len();
+                    }
+                }
+            }
+            if self.client.is_none() {
+                return Err(format!("no validator answers: {}", errors.join("; ")));
+            }
+        }
+        self.client
+            .as_ref()
+            .ok_or_else(|| "no validator connection".to_string())
+    }
+
+    /// Ask the current validator; on a transport error, once more on the next one.
+    fn ask(&mut self, req: &ChainRequest) -> std::result::Result<ChainReply, String> {
+        let handle = self.handle.clone();
+        for attempt in 0..2 {
+            let client = self.client()?;
+            match tokio::task::block_in_place(|| handle.block_on(client.ask(req))) {
+                Ok(v) => return Ok(v),
+                Err(e) => {
+                    warn!(error = %e, attempt, "validator request failed; trying the next one");
+                    self.client = None;
+                    self.at = (self.at + 1) % self.endpoints.len();
+                }
+            }
+        }
+        Err("the validators did not answer".into())
+    }
+}
+
+impl fedchain_coordinator::Finalizer for NetFinalizer {
+    fn submit(&mut self, tx: &SignedTx, payloads: Vec<Vec<u8>>) -> std::result::Result<(), String> {
+        let req = ChainRequest::Submit {
+            tx: tx.clone(),
+            payloads: payloads.into_iter().map(ByteBuf::from).collect(),
+        };
+        match self.ask(&req)? {
+            ChainReply::Submitted { .. } => Ok(()),
+            ChainReply::Refused { reason } => Err(reason),
+            other => Err(unexpected(&other).to_string()),
+        }
+    }
+
+    fn blocks_after(
+        &mut self,
+        height: u64,
+    ) -> std::result::Result<Vec<(Block, Vec<Vec<u8>>)>, String> {
+        for wait in [false, true] {
+            if wait {
+                self.block_on(tokio::time::sleep(FOLLOW_WAIT));
+            }
+            let blocks = match self.ask(&ChainRequest::Blocks {
+                from: height + 1,
+                max: 64,
+            })? {
+                ChainReply::Blocks(b) => b,
+                other => return Err(unexpected(&other).to_string()),
+            };
+            if !blocks.is_empty() {
+                return Ok(blocks
+                    .into_iter()
+                    .map(|(b, p)| (b, p.into_iter().map(ByteBuf::into_vec).collect()))
+                    .collect());
+            }
+        }
+        Ok(Vec::new())
+    }
 }

@@ -681,7 +681,23 @@ where
             return Err("the mempool is full".into());
         }
         self.store_payloads(&payloads);
-        self.chain.check_tx(&tx).map_err(|e| e.to_string())?;
+        if let Err(at_head) = self.chain.check_tx(&tx) {
+            // it may follow transactions of the mempool (a sender's next nonce, a join of
+            // the job a pending transaction creates): check it after them
+            let store = self.chain.store();
+            let has = |d: &Hash| store.has_payload(d);
+            let mut state = self.chain.state().clone();
+            let height = state.height + 1;
+            for t in &self.mempool {
+                let mut next = state.clone();
+                if next.apply_tx(t, height, &has).is_ok() {
+                    state = next;
+                }
+            }
+            if state.apply_tx(&tx, height, &has).is_err() {
+                return Err(at_head.to_string());
+            }
+        }
         if gossip {
             let g = Gossip::Tx {
                 tx: tx.clone(),

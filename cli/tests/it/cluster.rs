@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 
 use fedchain_coordinator::SimulateConfig;
 use fedchain_datasets::Partitioner;
-use fedchain_node::config::{CoordinatorConfig, WorkerConfig};
+use fedchain_node::config::{CoordinatorConfig, ValidatorConfig, WorkerConfig};
+use fedchain_node::validator::Endpoint;
 
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
@@ -231,24 +232,74 @@ pub struct Cluster {
     pub coordinator: CoordinatorConfig,
     pub coord: Option<Child>,
     pub workers: Vec<Option<Child>>,
+    /// `fedchain validator` processes (`Cluster::with_validators`; none otherwise).
+    pub validator_cfgs: Vec<ValidatorConfig>,
+    pub validators: Vec<Option<Child>>,
+}
+
+fn free_tcp_port() -> u16 {
+    let s = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    s.local_addr().expect("addr").port()
 }
 
 impl Cluster {
     /// Generate the PKI (CA; the aggregator, 3 validators and n hospitals each with their own
-    /// keys), deal the key (shares sealed to the hospitals) and write the configurations.
-    /// Nothing runs yet.
+    /// keys), deal the key (shares sealed to the hospitals) and write the configurations; the
+    /// validators' replicas run inside the coordinator. Nothing runs yet.
     pub fn new(n: usize, rounds: u32) -> Self {
+        Self::build(n, rounds, 3, false)
+    }
+
+    /// Like [`Self::new`] with `v` validators as their own processes (`validator-<i>.toml`,
+    /// each with its own bundle, replica and engine journal): the coordinator holds no
+    /// validator key and follows them (`chain` in its config).
+    pub fn with_validators(n: usize, rounds: u32, v: usize) -> Self {
+        Self::build(n, rounds, v, true)
+    }
+
+    fn build(n: usize, rounds: u32, v: usize, processes: bool) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let d = dir.path();
-        consortium_files(d, n, 3);
+        consortium_files(d, n, v);
         fs::create_dir_all(d.join("logs")).expect("logs dir");
         let listen = SocketAddr::from(([127, 0, 0, 1], free_udp_port()));
+        let validator_cfgs: Vec<ValidatorConfig> = if processes {
+            let p2p: Vec<SocketAddr> = (0..v)
+                .map(|_| SocketAddr::from(([127, 0, 0, 1], free_tcp_port())))
+                .collect();
+            (0..v)
+                .map(|i| ValidatorConfig {
+                    bundle: d.join(format!("bundles/validator-{i}")),
+                    job_dir: d.join("job"),
+                    ledger: d.join(format!("validator-{i}/ledger")),
+                    consensus_dir: d.join(format!("validator-{i}/consensus")),
+                    p2p: p2p[i],
+                    validators: p2p.clone(),
+                    listen: SocketAddr::from(([127, 0, 0, 1], free_udp_port())),
+                    ..ValidatorConfig::default()
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
         let coordinator = CoordinatorConfig {
             listen,
             metrics: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
             bundle: d.join("bundles/aggregator"),
-            validators: (0..3)
-                .map(|v| d.join(format!("bundles/validator-{v}")))
+            validators: if processes {
+                Vec::new()
+            } else {
+                (0..v)
+                    .map(|i| d.join(format!("bundles/validator-{i}")))
+                    .collect()
+            },
+            chain: validator_cfgs
+                .iter()
+                .enumerate()
+                .map(|(i, c)| Endpoint {
+                    name: format!("validator-{i}"),
+                    address: c.listen,
+                })
                 .collect(),
             job_dir: d.join("job"),
             ledger: d.join("coordinator/ledger"),
@@ -264,6 +315,8 @@ impl Cluster {
             coordinator,
             coord: None,
             workers: (0..n).map(|_| None).collect(),
+            validators: validator_cfgs.iter().map(|_| None).collect(),
+            validator_cfgs,
         };
         c.write_configs();
         c
@@ -298,6 +351,13 @@ impl Cluster {
             fs::write(
                 d.join(format!("worker-{i}.toml")),
                 toml::to_string(&w).expect("toml"),
+            )
+            .expect("write");
+        }
+        for (i, v) in self.validator_cfgs.iter().enumerate() {
+            fs::write(
+                d.join(format!("validator-{i}.toml")),
+                toml::to_string(v).expect("toml"),
             )
             .expect("write");
         }
@@ -341,7 +401,53 @@ impl Cluster {
         self.workers[i] = Some(c);
     }
 
+    pub fn start_validator(&mut self, i: usize) {
+        let cfg = format!("validator-{i}.toml");
+        let c = self.spawn(
+            &["validator", "--config", &cfg],
+            &format!("validator-{i}"),
+            &[],
+        );
+        self.validators[i] = Some(c);
+    }
+
+    /// SIGKILL validator `i`.
+    pub fn kill_validator(&mut self, i: usize) {
+        if let Some(mut c) = self.validators[i].take() {
+            c.kill().expect("kill");
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM validator `i`; it must exit with success.
+    pub fn stop_validator(&mut self, i: usize) {
+        let mut c = self.validators[i].take().expect("validator running");
+        let sent = Command::new("kill")
+            .args(["-TERM", &c.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(sent.success());
+        let st = c.wait().expect("wait");
+        assert!(
+            st.success(),
+            "validator {i} exited with {st}\n{}",
+            self.logs()
+        );
+    }
+
+    /// Panics with the logs if validator `i` has exited.
+    pub fn validator_alive(&mut self, i: usize) {
+        let gone = self.validators[i]
+            .as_mut()
+            .is_some_and(|c| c.try_wait().expect("wait").is_some());
+        assert!(!gone, "validator {i} exited\n{}", self.logs());
+    }
+
+    /// Every validator process, then the coordinator and the workers.
     pub fn start_all(&mut self) {
+        for i in 0..self.validator_cfgs.len() {
+            self.start_validator(i);
+        }
         self.start_coordinator(&[]);
         for i in 0..self.n {
             self.start_worker(i, &[]);
@@ -361,6 +467,7 @@ impl Cluster {
         let mut s = String::new();
         let mut names = vec!["coordinator".to_string()];
         names.extend((0..self.n).map(|i| format!("worker-{i}")));
+        names.extend((0..self.validator_cfgs.len()).map(|i| format!("validator-{i}")));
         for n in names {
             let l = self.log(&n);
             let tail: Vec<&str> = l.lines().rev().take(25).collect();
@@ -476,6 +583,7 @@ impl Drop for Cluster {
             .workers
             .iter_mut()
             .chain(std::iter::once(&mut self.coord))
+            .chain(self.validators.iter_mut())
         {
             if let Some(mut c) = c.take() {
                 let _ = c.kill();

@@ -320,6 +320,8 @@ impl CoordinatorService {
         if let Some(r) = self.round() {
             return Err(SimError::Service(format!("round {r} is still open")));
         }
+        // following independent validators, the deadline is counted from their head
+        self.ledger.catch_up()?;
         let round = self
             .ledger
             .chain()
