@@ -2,6 +2,7 @@
 //! `cargo run --release -p fedchain-bench -- crypto [--quick]`, `... -- e2e <scenario>`; see
 //! bench/README.md.
 
+mod consensus;
 mod crypto;
 mod e2e;
 mod ledger;
@@ -40,6 +41,10 @@ enum Cmd {
     /// The blame step's slot range proofs: prove and verify per ciphertext on one core
     /// (8-, 12- and 16-bit values). Writes bench/results/range.json.
     Range(range::Args),
+    /// The validators' ordering on loopback with 4 and 7 validators: finalization latency,
+    /// transactions per second, blocks per second, and the audit speed with every
+    /// finalization checked. Writes bench/results/consensus.json.
+    Consensus(consensus::Args),
     /// Reopening a coordinator's ledger after a restart: the full replay against the head
     /// snapshot, on one ledger (built by a 512-bit simulation). Writes
     /// bench/results/restart.json.
@@ -54,5 +59,6 @@ fn main() -> anyhow::Result<()> {
         Cmd::E2e(a) => e2e::run(a),
         Cmd::Range(a) => range::run(a),
         Cmd::Restart(a) => restart::run(a),
+        Cmd::Consensus(a) => consensus::run(a),
     }
 }

@@ -494,7 +494,8 @@ fn recover_stage(
 ) -> Result<Stage> {
     let t = Instant::now();
     let ledger = c.open_ledger(dir, progress)?;
-    if ledger.height() == 0 {
+    // no job yet (following validators the chain may already hold their empty blocks)
+    if ledger.chain().state().next_job == 0 {
         info!(ledger = %dir.display(), "coordinator: fresh ledger, waiting for the committee to enroll");
         return Ok(Stage::Enrolling {
             ledger: Some(Box::new(ledger)),

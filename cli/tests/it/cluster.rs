@@ -305,7 +305,13 @@ impl Cluster {
             ledger: d.join("coordinator/ledger"),
             tick_ms: 1000,
             wait_for_members_ms: 60_000,
-            experiment: experiment(n, rounds),
+            experiment: SimulateConfig {
+                // validators pace blocks at one a second whatever the coordinator does, and
+                // a dead validator's views cost a leader timeout each: a round stays open for
+                // ten of their blocks
+                deadline_blocks: if processes { 10 } else { 4 },
+                ..experiment(n, rounds)
+            },
             ..CoordinatorConfig::default()
         };
         let c = Self {

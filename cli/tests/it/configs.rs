@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use fedchain_node::config::{CoordinatorConfig, WorkerConfig};
+use fedchain_node::config::{CoordinatorConfig, ValidatorConfig, WorkerConfig};
 
 fn example(name: &str) -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -14,7 +14,15 @@ fn example(name: &str) -> std::path::PathBuf {
 fn local_cluster_examples_parse_and_validate() {
     let c = CoordinatorConfig::load(&example("coordinator.toml")).expect("coordinator.toml");
     c.validate().expect("valid coordinator.toml");
-    assert_eq!(c.validators.len(), 3);
+    assert!(
+        c.validators.is_empty(),
+        "no validator key on the aggregator"
+    );
+    assert_eq!(c.chain.len(), 4);
+    let v = ValidatorConfig::load(&example("validator.toml")).expect("validator.toml");
+    v.validate().expect("valid validator.toml");
+    assert_eq!(v.validators.len(), 4);
+    assert_eq!(c.chain[0].address, v.listen);
     assert!(c.bundle.is_absolute(), "paths resolve against the file");
     assert_eq!(c.experiment.hospitals, 4);
     let w = WorkerConfig::load(&example("worker.toml")).expect("worker.toml");
