@@ -30,17 +30,18 @@ pub trait Finalizer: Send + std::fmt::Debug {
     fn submit(&mut self, tx: &SignedTx, payloads: Vec<Vec<u8>>) -> std::result::Result<(), String>;
 
     /// Finalized blocks after `height`, each with its payloads, ending on a certified block;
-    /// waits a little (about a block interval) for one when there is none yet, and may return
-    /// none. `Err` when no validator can be reached.
+    /// with `wait`, waits a little for one when there is none yet; may return none. `Err`
+    /// when no validator can be reached.
     fn blocks_after(
         &mut self,
         height: u64,
+        wait: bool,
     ) -> std::result::Result<Vec<(Block, Vec<Vec<u8>>)>, String>;
 }
 
-/// Rounds of [`Finalizer::blocks_after`] a submitted transaction may take to become final
-/// before it counts as dropped.
-pub const FOLLOW_ATTEMPTS: usize = 60;
+/// Rounds of [`Finalizer::blocks_after`] (each waiting a little) a submitted transaction may
+/// take to become final before it counts as dropped.
+pub const FOLLOW_ATTEMPTS: usize = 150;
 
 /// How blocks become final.
 #[derive(Debug)]
@@ -179,7 +180,7 @@ impl Ledger {
         let mut n = 0;
         loop {
             let batch = f
-                .blocks_after(self.chain.head().height)
+                .blocks_after(self.chain.head().height, false)
                 .map_err(SimError::Refused)?;
             if batch.is_empty() {
                 return Ok(n);
@@ -206,11 +207,16 @@ impl Ledger {
     }
 
     /// [`Self::block_at`] through the validators: submit, then follow finalized blocks until
-    /// every accepted transaction is in one (and at least one new block arrived).
+    /// every accepted transaction is in one. Without transactions: commit what they
+    /// finalized meanwhile, without waiting.
     fn block_via_validators(&mut self, txs: Vec<SignedTx>) -> Result<Vec<Dropped>> {
+        if txs.is_empty() {
+            // nothing to wait for: the validators make blocks by themselves
+            self.catch_up()?;
+            return Ok(Vec::new());
+        }
         let mut dropped = Vec::new();
         let mut waiting: std::collections::HashMap<Hash, TxTag> = Default::default();
-        let start = self.chain.head().height;
         for t in txs {
             let payloads = tx_payloads(&self.chain, std::slice::from_ref(&t));
             let Producer::Validators(f) = &mut self.producer else {
@@ -232,7 +238,7 @@ impl Ledger {
                 unreachable!("block_via_validators on an in-process ledger")
             };
             let batch = f
-                .blocks_after(self.chain.head().height)
+                .blocks_after(self.chain.head().height, true)
                 .map_err(SimError::Refused)?;
             for (b, _) in &batch {
                 for t in &b.txs {
@@ -240,7 +246,7 @@ impl Ledger {
                 }
             }
             Self::commit_run(&mut self.chain, &mut self.bytes, batch)?;
-            if waiting.is_empty() && self.chain.head().height > start {
+            if waiting.is_empty() {
                 break;
             }
         }

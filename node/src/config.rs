@@ -486,8 +486,9 @@ pub struct ValidatorConfig {
     /// UDP address where members (aggregator, hospitals, auditors) reach this validator over
     /// mutual-TLS QUIC: submit transactions, read its status, fetch finalized blocks.
     pub listen: SocketAddr,
-    /// Least time between a block this validator proposes and its parent, in ms: an idle
-    /// chain grows by about one block per interval (the chain's deadlines count blocks).
+    /// Least time between an empty block this validator proposes and its parent, in ms: an
+    /// idle chain grows by about one block per interval; a block with transactions is
+    /// proposed at once. (The chain's deadlines count blocks: with traffic they pass sooner.)
     pub block_interval_ms: u64,
     /// How long to wait for a leader's proposal, in ms (local policy; at least twice the
     /// block interval, as a leader may wait that long before it proposes).

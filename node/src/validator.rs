@@ -382,8 +382,9 @@ impl std::fmt::Debug for NetFinalizer {
     }
 }
 
-/// How long [`NetFinalizer::blocks_after`] waits for a new block before it answers none.
-const FOLLOW_WAIT: Duration = Duration::from_millis(500);
+/// How long [`NetFinalizer::blocks_after`] waits (when asked to) for a new block before it
+/// asks again and, still without one, answers none.
+const FOLLOW_WAIT: Duration = Duration::from_millis(100);
 
 impl NetFinalizer {
     /// `bundle_dir` is the member's bundle (loaded again at each connection).
@@ -476,9 +477,11 @@ impl fedchain_coordinator::Finalizer for NetFinalizer {
     fn blocks_after(
         &mut self,
         height: u64,
+        wait: bool,
     ) -> std::result::Result<Vec<(Block, Vec<Vec<u8>>)>, String> {
-        for wait in [false, true] {
-            if wait {
+        let tries: &[bool] = if wait { &[false, true] } else { &[false] };
+        for &pause in tries {
+            if pause {
                 self.block_on(tokio::time::sleep(FOLLOW_WAIT));
             }
             let blocks = match self.ask(&ChainRequest::Blocks {

@@ -246,10 +246,10 @@ pub struct Config<S: Store> {
     pub key: SigningKey,
     /// The cryptographic re-verification of aggregates, commits, penalties and voids.
     pub verifier: Option<Arc<dyn RoundVerifier + Send + Sync>>,
-    /// Least time between a block this validator proposes and its parent, by their
+    /// Least time between an empty block this validator proposes and its parent, by their
     /// timestamps (local policy): an idle chain grows by about one block per interval instead
-    /// of one per consensus round trip, and the chain's deadlines, counted in blocks, keep a
-    /// wall-clock meaning. Zero proposes at once.
+    /// of one per consensus round trip. A block with transactions is proposed at once (and a
+    /// held empty proposal goes out as soon as a transaction arrives). Zero never waits.
     pub block_interval: Duration,
 }
 
@@ -394,7 +394,8 @@ where
                         .min(now + self.block_interval)
                 });
                 match due {
-                    Some(at) if at > now => {
+                    // only an empty block waits: transactions are proposed at once
+                    Some(at) if at > now && self.candidates(&parent).is_empty() => {
                         self.deferred = Some((context, response, at));
                     }
                     _ => {
@@ -455,6 +456,7 @@ where
             } => {
                 let r = self.admit(*tx, payloads, true);
                 response.send_lossy(r);
+                self.propose_held();
             }
             Message::Status { response } => {
                 let head = self.chain.head();
@@ -587,24 +589,43 @@ where
         true
     }
 
-    fn propose(&mut self, context: &Ctx) -> Option<Digest> {
-        let parent = scheme::hash(&context.parent.1);
-        let state = self.parent_state(&parent)?;
-        // transactions already in the unfinalized ancestors are not proposed again
+    /// A held (empty) proposal goes out at once when transactions arrived for it.
+    fn propose_held(&mut self) {
+        let ready = self
+            .deferred
+            .as_ref()
+            .is_some_and(|(c, _, _)| !self.candidates(&scheme::hash(&c.parent.1)).is_empty());
+        if ready {
+            if let Some((context, response, _)) = self.deferred.take() {
+                if let Some(d) = self.propose(&context) {
+                    response.send_lossy(d);
+                }
+            }
+        }
+    }
+
+    /// The mempool's transactions for a block on `parent`: those not already in its
+    /// unfinalized ancestors, at most [`MAX_BLOCK_TXS`].
+    fn candidates(&self, parent: &Hash) -> Vec<SignedTx> {
         let mut included = HashSet::new();
-        let mut at = parent;
+        let mut at = *parent;
         while let Some(p) = self.tree.get(&at) {
             included.extend(p.block.txs.iter().map(SignedTx::hash));
             at = p.block.header.prev_hash;
         }
-        let now = ms(self.context.current());
-        let mut candidates: Vec<SignedTx> = self
-            .mempool
+        self.mempool
             .iter()
             .filter(|t| !included.contains(&t.hash()))
             .take(MAX_BLOCK_TXS)
             .cloned()
-            .collect();
+            .collect()
+    }
+
+    fn propose(&mut self, context: &Ctx) -> Option<Digest> {
+        let parent = scheme::hash(&context.parent.1);
+        let state = self.parent_state(&parent)?;
+        let now = ms(self.context.current());
+        let mut candidates = self.candidates(&parent);
         // a claim the verifier refutes takes its transaction out, then the block is rebuilt
         let proposal = loop {
             let store = self.chain.store();
@@ -769,6 +790,7 @@ where
                 if let Err(e) = self.admit(tx, payloads, false) {
                     debug!(error = %e, "gossiped transaction refused");
                 }
+                self.propose_held();
             }
             Gossip::SyncRequest { from: height } => {
                 let blocks = self.final_batch(height, SYNC_BATCH);

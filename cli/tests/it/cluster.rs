@@ -303,7 +303,8 @@ impl Cluster {
                 .collect(),
             job_dir: d.join("job"),
             ledger: d.join("coordinator/ledger"),
-            tick_ms: 1000,
+            // following validators a tick only hands them what was collected
+            tick_ms: if processes { 200 } else { 1000 },
             wait_for_members_ms: 60_000,
             experiment: SimulateConfig {
                 // validators pace blocks at one a second whatever the coordinator does, and

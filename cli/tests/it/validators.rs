@@ -258,5 +258,8 @@ fn a_job_runs_on_four_validator_processes_and_the_aggregator_holds_no_validator_
         "{out}\nheads (validators 0, 1, 3, the aggregator) {heights:?}, equal at height {low}; \
          validator 2 (killed) equal up to {killed_at}"
     );
-    assert_eq!(heights[3], low, "compared at the aggregator's head: {heights:?}");
+    assert_eq!(
+        heights[3], low,
+        "compared at the aggregator's head: {heights:?}"
+    );
 }
