@@ -23,6 +23,9 @@ use rayon::prelude::*;
 use crate::simulate::{Result, SimError};
 use crate::verify::FedchainVerifier;
 
+/// Finalized blocks with the payloads each references, ending on a certified block.
+pub type FinalRun = Vec<(Block, Vec<Vec<u8>>)>;
+
 /// The validators as a member reaches them (implemented over the network by the node).
 pub trait Finalizer: Send + std::fmt::Debug {
     /// Hand one signed transaction with the payloads it references to the validators:
@@ -32,11 +35,7 @@ pub trait Finalizer: Send + std::fmt::Debug {
     /// Finalized blocks after `height`, each with its payloads, ending on a certified block;
     /// with `wait`, waits a little for one when there is none yet; may return none. `Err`
     /// when no validator can be reached.
-    fn blocks_after(
-        &mut self,
-        height: u64,
-        wait: bool,
-    ) -> std::result::Result<Vec<(Block, Vec<Vec<u8>>)>, String>;
+    fn blocks_after(&mut self, height: u64, wait: bool) -> std::result::Result<FinalRun, String>;
 }
 
 /// Rounds of [`Finalizer::blocks_after`] (each waiting a little) a submitted transaction may
@@ -189,11 +188,7 @@ impl Ledger {
         }
     }
 
-    fn commit_run(
-        chain: &mut Chain<RocksStore>,
-        bytes: &mut u64,
-        batch: Vec<(Block, Vec<Vec<u8>>)>,
-    ) -> Result<u64> {
+    fn commit_run(chain: &mut Chain<RocksStore>, bytes: &mut u64, batch: FinalRun) -> Result<u64> {
         let mut blocks = Vec::with_capacity(batch.len());
         for (b, payloads) in batch {
             for p in &payloads {

@@ -478,7 +478,7 @@ impl fedchain_coordinator::Finalizer for NetFinalizer {
         &mut self,
         height: u64,
         wait: bool,
-    ) -> std::result::Result<Vec<(Block, Vec<Vec<u8>>)>, String> {
+    ) -> std::result::Result<fedchain_coordinator::ledger::FinalRun, String> {
         let tries: &[bool] = if wait { &[false, true] } else { &[false] };
         for &pause in tries {
             if pause {
