@@ -151,22 +151,8 @@ impl Ledger {
         progress: &mut dyn FnMut(u64, u64),
     ) -> Result<Self> {
         let chain = Chain::open_with(RocksStore::open(dir)?, genesis, finality, progress)?;
-        let state = chain.state();
-        let aggregator_nonce = state
-            .nonces
-            .get(&Address::of(&aggregator.verifying_key()))
-            .copied()
-            .unwrap_or(0);
-        let time_ms = state.timestamp_ms.max(genesis.timestamp_ms);
-        let mut l = Self {
-            chain,
-            producer: Producer::Validators(finalizer),
-            aggregator,
-            aggregator_nonce,
-            time_ms,
-            bytes: 0,
-            dropped_total: 0,
-        };
+        let mut l =
+            Self::with_producer(chain, Producer::Validators(finalizer), genesis, aggregator);
         l.catch_up()?;
         Ok(l)
     }
@@ -273,6 +259,19 @@ impl Ledger {
         validators: Vec<SigningKey>,
         aggregator: SigningKey,
     ) -> Result<Self> {
+        let producer = Producer::Replicas {
+            replicas,
+            validators,
+        };
+        Ok(Self::with_producer(chain, producer, genesis, aggregator))
+    }
+
+    fn with_producer(
+        chain: Chain<RocksStore>,
+        producer: Producer,
+        genesis: &Genesis,
+        aggregator: SigningKey,
+    ) -> Self {
         let state = chain.state();
         let aggregator_nonce = state
             .nonces
@@ -280,18 +279,15 @@ impl Ledger {
             .copied()
             .unwrap_or(0);
         let time_ms = state.timestamp_ms.max(genesis.timestamp_ms);
-        Ok(Self {
+        Self {
             chain,
-            producer: Producer::Replicas {
-                replicas,
-                validators,
-            },
+            producer,
             aggregator,
             aggregator_nonce,
             time_ms,
             bytes: 0,
             dropped_total: 0,
-        })
+        }
     }
 
     /// The aggregator's chain.
@@ -499,20 +495,9 @@ fn payloads_of(chain: &Chain<RocksStore>, block: &Block) -> Vec<Vec<u8>> {
 /// The payloads validators need for `txs`: referenced by them or by parameter hashes (those
 /// present in the aggregator's store).
 fn tx_payloads(chain: &Chain<RocksStore>, txs: &[SignedTx]) -> Vec<Vec<u8>> {
-    let mut digests: Vec<Hash> = Vec::new();
-    for t in txs {
-        if let Some(p) = t.tx.kind.payload() {
-            digests.push(p);
-        }
-        match &t.tx.kind {
-            TxKind::OpenRound { params_hash, .. } => digests.push(*params_hash),
-            TxKind::CommitRound {
-                new_params_hash, ..
-            } => digests.push(*new_params_hash),
-            _ => {}
-        }
-    }
-    digests
+    txs.iter()
+        .flat_map(|t| t.tx.kind.referenced())
+        .collect::<Vec<Hash>>()
         .iter()
         .filter_map(|d| chain.store().payload(d).ok().flatten())
         .collect()

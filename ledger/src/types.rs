@@ -359,6 +359,20 @@ impl TxKind {
         }
     }
 
+    /// Every payload this transaction needs beside the chain: its own ([`Self::payload`]) and
+    /// the parameters an `OpenRound` starts from or a `CommitRound` ends with.
+    pub fn referenced(&self) -> Vec<Hash> {
+        let mut v: Vec<Hash> = self.payload().into_iter().collect();
+        match self {
+            TxKind::OpenRound { params_hash, .. } => v.push(*params_hash),
+            TxKind::CommitRound {
+                new_params_hash, ..
+            } => v.push(*new_params_hash),
+            _ => {}
+        }
+        v
+    }
+
     /// The kind without its fields.
     pub fn tag(&self) -> TxTag {
         match self {

@@ -382,6 +382,9 @@ impl std::fmt::Debug for NetFinalizer {
     }
 }
 
+/// Passes over the validators [`NetFinalizer`] makes before it gives up on connecting.
+const CONNECT_PASSES: usize = 3;
+
 /// How long [`NetFinalizer::blocks_after`] waits (when asked to) for a new block before it
 /// asks again and, still without one, answers none.
 const FOLLOW_WAIT: Duration = Duration::from_millis(100);
@@ -415,7 +418,11 @@ impl NetFinalizer {
         if self.client.is_none() {
             let bundle = load_bundle(&self.bundle_dir, self.role).map_err(|e| e.to_string())?;
             let mut errors = Vec::new();
-            for _ in 0..self.endpoints.len() {
+            // a few passes over every validator: at a cluster's start they may still be coming up
+            for attempt in 0..CONNECT_PASSES * self.endpoints.len() {
+                if attempt > 0 && attempt % self.endpoints.len() == 0 {
+                    self.block_on(tokio::time::sleep(Duration::from_secs(1)));
+                }
                 let e = self.endpoints[self.at].clone();
                 match self.block_on(ChainClient::connect(
                     e.address,

@@ -279,6 +279,9 @@ pub struct Application<E, S: Store, Tx, Rx> {
     waiters: HashMap<Hash, Vec<Waiter>>,
     mempool: Vec<SignedTx>,
     in_mempool: HashSet<Hash>,
+    /// The head state after the mempool's transactions; `None` once the head or the mempool
+    /// changed otherwise than by an admission.
+    pending: Option<State>,
     faults: Vec<String>,
     finalized: u64,
     last_sync: Option<SystemTime>,
@@ -324,6 +327,7 @@ where
                 waiters: HashMap::new(),
                 mempool: Vec::new(),
                 in_mempool: HashSet::new(),
+                pending: None,
                 faults: Vec::new(),
                 finalized: 0,
                 last_sync: None,
@@ -662,6 +666,7 @@ where
     }
 
     fn drop_from_mempool(&mut self, gone: &HashSet<Hash>) {
+        self.pending = None;
         self.mempool.retain(|t| !gone.contains(&t.hash()));
         for g in gone {
             self.in_mempool.remove(g);
@@ -686,8 +691,10 @@ where
         }
     }
 
-    /// A transaction into the mempool: it must apply to the head state (its payloads
-    /// stored first); `gossip` sends it on to the other validators.
+    /// A transaction into the mempool: it must apply to the head state, or else after the
+    /// mempool's pending transactions (a sender's next nonce, a join of the job a pending
+    /// transaction creates); `gossip` sends it on to the other validators. Only the payloads
+    /// it references are kept, and only once it is admitted.
     fn admit(
         &mut self,
         tx: SignedTx,
@@ -701,24 +708,39 @@ where
         if self.mempool.len() >= MAX_MEMPOOL {
             return Err("the mempool is full".into());
         }
-        self.store_payloads(&payloads);
-        if let Err(at_head) = self.chain.check_tx(&tx) {
-            // it may follow transactions of the mempool (a sender's next nonce, a join of
-            // the job a pending transaction creates): check it after them
-            let store = self.chain.store();
-            let has = |d: &Hash| store.has_payload(d);
-            let mut state = self.chain.state().clone();
-            let height = state.height + 1;
-            for t in &self.mempool {
-                let mut next = state.clone();
-                if next.apply_tx(t, height, &has).is_ok() {
-                    state = next;
-                }
-            }
-            if state.apply_tx(&tx, height, &has).is_err() {
-                return Err(at_head.to_string());
-            }
+        if !tx.verify() {
+            return Err(fedchain_ledger::TxError::BadSignature.to_string());
         }
+        let referenced = tx.tx.kind.referenced();
+        let given: HashMap<Hash, Vec<u8>> = payloads
+            .into_iter()
+            .map(|p| (Hash::sha256(&p), p))
+            .filter(|(d, _)| referenced.contains(d))
+            .collect();
+        let height = self.chain.state().height + 1;
+        let at_head = {
+            let store = self.chain.store();
+            let has = |d: &Hash| given.contains_key(d) || store.has_payload(d);
+            let mut s = self.chain.state().clone();
+            s.apply_tx(&tx, height, &has).map(|()| s)
+        };
+        // the state after the pending transactions, this one applied (or, where it conflicts
+        // with them, left as it was)
+        let mut pending = self.pending_state();
+        let after_pending = {
+            let store = self.chain.store();
+            let has = |d: &Hash| given.contains_key(d) || store.has_payload(d);
+            let mut next = pending.clone();
+            next.apply_tx(&tx, height, &has).map(|()| next)
+        };
+        match (at_head, after_pending) {
+            (_, Ok(next)) => pending = next,
+            (Ok(_), Err(_)) => {}
+            (Err(at_head), Err(_)) => return Err(at_head.to_string()),
+        }
+        self.pending = Some(pending);
+        let payloads: Vec<Vec<u8>> = given.into_values().collect();
+        self.store_payloads(&payloads);
         if gossip {
             let g = Gossip::Tx {
                 tx: tx.clone(),
@@ -729,6 +751,26 @@ where
         self.in_mempool.insert(h);
         self.mempool.push(tx);
         Ok(h)
+    }
+
+    /// The head state with the mempool's transactions applied in order (those that apply),
+    /// computed once per head.
+    fn pending_state(&mut self) -> State {
+        if let Some(s) = &self.pending {
+            return s.clone();
+        }
+        let store = self.chain.store();
+        let has = |d: &Hash| store.has_payload(d);
+        let mut state = self.chain.state().clone();
+        let height = state.height + 1;
+        for t in &self.mempool {
+            let mut next = state.clone();
+            if next.apply_tx(t, height, &has).is_ok() {
+                state = next;
+            }
+        }
+        self.pending = Some(state.clone());
+        state
     }
 
     fn send(&mut self, to: Recipients<PublicKey>, g: &Gossip) {
@@ -953,18 +995,31 @@ where
     }
 
     /// Forget what can no longer be finalized: pending blocks at or below the head, parked
-    /// blocks and requests of heights below it, mempool transactions the head now refuses.
+    /// blocks and requests of heights below it, mempool transactions that no longer apply
+    /// (in order, after the ones before them).
     fn prune(&mut self) {
         let h = self.chain.head().height;
         self.tree.retain(|_, p| p.block.header.height > h);
         self.received.retain(|_, b| b.header.height > h);
-        let stale: HashSet<Hash> = self
-            .mempool
-            .iter()
-            .filter(|t| self.chain.check_tx(t).is_err())
-            .map(SignedTx::hash)
-            .collect();
+        // in mempool order, as they would be proposed: one that applies neither at the head
+        // nor after the ones before it is stale
+        let mut stale = HashSet::new();
+        let mut state = self.chain.state().clone();
+        let height = state.height + 1;
+        {
+            let store = self.chain.store();
+            let has = |d: &Hash| store.has_payload(d);
+            for t in &self.mempool {
+                let mut next = state.clone();
+                if next.apply_tx(t, height, &has).is_ok() {
+                    state = next;
+                } else {
+                    stale.insert(t.hash());
+                }
+            }
+        }
         self.drop_from_mempool(&stale);
+        self.pending = Some(state);
         if self.waiters.len() > 1024 {
             self.waiters.clear();
         }

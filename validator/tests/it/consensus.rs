@@ -398,3 +398,50 @@ fn a16_an_equivocating_validator_cannot_split_finality_and_its_proposals_never_b
         "one chain: {heads:?}"
     );
 }
+
+/// A member may submit its next transaction before the previous one is final: a `Transfer`
+/// with nonce 2 right behind the sender's `Register` (nonce 1) is refused at the head but
+/// admitted after the pending registration, survives the pruning at each finalization, and
+/// both end on chain in order. (CI once lost a bootstrap's `Join` this way: the mempool was
+/// pruned against the head alone.)
+#[test]
+fn a_senders_next_transaction_is_admitted_behind_its_pending_one_and_both_finalize() {
+    logs();
+    let c = Consortium::new(4, 2);
+    let executor = deterministic::Runner::timed(Duration::from_secs(300));
+    let c = executor.start(|context| async move {
+        let mut oracle = network(&context, &c).await;
+        let mailboxes = c.boot(&context, &mut oracle, 4).await;
+        let key = &c.clients[0];
+        let transfer = Transaction {
+            chain_id: c.genesis.chain_id.clone(),
+            sender: key.verifying_key(),
+            nonce: 2,
+            kind: TxKind::Transfer {
+                to: Address::of(&c.clients[1].verifying_key()),
+                amount: 10,
+            },
+        }
+        .sign(key);
+        // nonce 2 alone, with nothing pending, is refused
+        let alone = mailboxes[1].submit(transfer.clone(), Vec::new()).await;
+        assert!(alone.is_err(), "{alone:?}");
+        mailboxes[0]
+            .submit(c.register(0), Vec::new())
+            .await
+            .unwrap();
+        mailboxes[0].submit(transfer, Vec::new()).await.unwrap();
+        let refs: Vec<&Mailbox> = mailboxes.iter().collect();
+        settle(&context, &refs, 1).await;
+        c
+    });
+    for i in 0..4 {
+        let report = c.audit(i);
+        assert_eq!(report.transactions, 2, "validator {i}");
+        let store = RocksStore::open_read_only(c.store_dir(i)).unwrap();
+        let chain = Chain::open_existing(store).unwrap();
+        let state = chain.state();
+        let sender = Address::of(&c.clients[0].verifying_key());
+        assert_eq!(state.nonces.get(&sender), Some(&2), "validator {i}");
+    }
+}
