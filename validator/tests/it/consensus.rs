@@ -445,3 +445,59 @@ fn a_senders_next_transaction_is_admitted_behind_its_pending_one_and_both_finali
         assert_eq!(state.nonces.get(&sender), Some(&2), "validator {i}");
     }
 }
+
+/// What a member's follower (the aggregator's ledger) does with the runs a validator serves:
+/// `Chain::commit_final_run` writes a run only when its last block's finalization verifies
+/// against the genesis set. A run whose finalization is altered, or cut before its certified
+/// block, leaves the follower's chain as it was; the run as served is committed whole.
+#[test]
+fn a_follower_commits_a_served_run_only_when_its_finalization_verifies() {
+    logs();
+    let c = Consortium::new(4, 3);
+    let executor = deterministic::Runner::timed(Duration::from_secs(300));
+    let (c, run) = executor.start(|context| async move {
+        let mut oracle = network(&context, &c).await;
+        let mailboxes = c.boot(&context, &mut oracle, 4).await;
+        c.register_all(&context, &mailboxes, 0..3, 2).await;
+        let run = mailboxes[2].blocks(1, 64).await.unwrap();
+        (c, run)
+    });
+    let blocks: Vec<fedchain_ledger::Block> = run.into_iter().map(|(b, _)| b).collect();
+    assert!(!blocks.is_empty());
+    let open = || {
+        let finality = FinalityRef(Some(Arc::new(SimplexFinality::new())));
+        Chain::open_with(
+            fedchain_ledger::MemoryStore::new(),
+            &c.genesis,
+            finality,
+            &mut |_, _| {},
+        )
+        .unwrap()
+    };
+    // the last finalization altered: refused, nothing written
+    let mut forged = blocks.clone();
+    let Some(Certificate::Finalization(bytes)) = forged.last_mut().unwrap().cert.as_mut() else {
+        panic!("a served run ends on a finalization");
+    };
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    let mut follower = open();
+    assert!(follower.commit_final_run(&forged).is_err());
+    assert_eq!(follower.head().height, 0);
+    // cut before its certified block: refused, nothing written
+    let mut cut = blocks.clone();
+    cut.last_mut().unwrap().cert = None;
+    assert!(follower.commit_final_run(&cut).is_err());
+    assert_eq!(follower.head().height, 0);
+    // as served: committed whole, the same head as the validator's replica
+    follower.commit_final_run(&blocks).unwrap();
+    let store = RocksStore::open_read_only(c.store_dir(2)).unwrap();
+    let replica = Chain::open_existing(store).unwrap();
+    let top = blocks.last().unwrap().header.height;
+    assert_eq!(follower.head().height, top);
+    assert_eq!(
+        follower.head().hash,
+        replica.block(top).unwrap().unwrap().header.hash()
+    );
+    assert_eq!(follower.state().participants.len(), 3);
+}
