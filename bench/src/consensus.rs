@@ -120,15 +120,20 @@ fn boot(n: usize, clients: usize) -> anyhow::Result<Cluster> {
                 .with_worker_threads(1)
                 .with_storage_directory(journal);
             commonware_runtime::tokio::Runner::new(cfg).start(|context| async move {
-                let channels = fedchain_validator::network::start(
+                let channels = match fedchain_validator::network::start(
                     context.child("network"),
                     &genesis.chain_id,
                     &key,
                     p2p[i],
                     &genesis.validators,
                     &p2p,
-                )
-                .expect("network");
+                ) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        let _ = mb_tx.send(Err(format!("validator {i}: network: {e}")));
+                        return;
+                    }
+                };
                 let mailbox = fedchain_validator::start(
                     context.child("validator"),
                     fedchain_validator::Config {
@@ -145,12 +150,16 @@ fn boot(n: usize, clients: usize) -> anyhow::Result<Cluster> {
                     channels.resolver,
                     channels.gossip,
                 )
-                .expect("validator");
+                .map_err(|e| format!("validator {i}: {e}"));
+                let up = mailbox.is_ok();
                 let _ = mb_tx.send(mailbox);
+                if !up {
+                    return;
+                }
                 let _ = stopped.await;
             });
         }));
-        mailboxes.push(mb_rx.recv()?);
+        mailboxes.push(mb_rx.recv()?.map_err(anyhow::Error::msg)?);
         stops.push(stop);
         ledgers.push(ledger);
     }

@@ -159,97 +159,10 @@ impl Ledger {
 
     /// Commit what the validators finalized after this chain's head; the number of blocks.
     pub fn catch_up(&mut self) -> Result<u64> {
-        let Producer::Validators(f) = &mut self.producer else {
-            return Ok(0);
-        };
-        let mut n = 0;
-        loop {
-            let batch = f
-                .blocks_after(self.chain.head().height, false)
-                .map_err(SimError::Refused)?;
-            if batch.is_empty() {
-                return Ok(n);
-            }
-            n += Self::commit_run(&mut self.chain, &mut self.bytes, batch)?;
+        match &mut self.producer {
+            Producer::Validators(f) => catch_up(&mut self.chain, &mut self.bytes, f.as_mut()),
+            Producer::Replicas { .. } => Ok(0),
         }
-    }
-
-    fn commit_run(chain: &mut Chain<RocksStore>, bytes: &mut u64, batch: FinalRun) -> Result<u64> {
-        let mut blocks = Vec::with_capacity(batch.len());
-        for (b, payloads) in batch {
-            for p in &payloads {
-                chain.put_payload(p)?;
-            }
-            *bytes += (encode(&b.header).len() + encode(&(&b.txs, &b.cert)).len()) as u64;
-            blocks.push(b);
-        }
-        chain.commit_final_run(&blocks)?;
-        Ok(blocks.len() as u64)
-    }
-
-    /// [`Self::block_at`] through the validators: submit, then follow finalized blocks until
-    /// every accepted transaction is in one. Without transactions: commit what they
-    /// finalized meanwhile, without waiting.
-    fn block_via_validators(&mut self, txs: Vec<SignedTx>) -> Result<Vec<Dropped>> {
-        if txs.is_empty() {
-            // nothing to wait for: the validators make blocks by themselves
-            self.catch_up()?;
-            return Ok(Vec::new());
-        }
-        let mut dropped = Vec::new();
-        let mut waiting: std::collections::HashMap<Hash, TxTag> = Default::default();
-        for t in txs {
-            let payloads = tx_payloads(&self.chain, std::slice::from_ref(&t));
-            let Producer::Validators(f) = &mut self.producer else {
-                unreachable!("block_via_validators on an in-process ledger")
-            };
-            match f.submit(&t, payloads) {
-                Ok(()) => {
-                    waiting.insert(t.hash(), t.tx.kind.tag());
-                }
-                Err(reason) => dropped.push(Dropped {
-                    tx: t.hash(),
-                    kind: t.tx.kind.tag(),
-                    reason,
-                }),
-            }
-        }
-        for _ in 0..FOLLOW_ATTEMPTS {
-            let Producer::Validators(f) = &mut self.producer else {
-                unreachable!("block_via_validators on an in-process ledger")
-            };
-            let batch = f
-                .blocks_after(self.chain.head().height, true)
-                .map_err(SimError::Refused)?;
-            for (b, _) in &batch {
-                for t in &b.txs {
-                    waiting.remove(&t.hash());
-                }
-            }
-            Self::commit_run(&mut self.chain, &mut self.bytes, batch)?;
-            if waiting.is_empty() {
-                break;
-            }
-        }
-        for (tx, kind) in waiting {
-            dropped.push(Dropped {
-                tx,
-                kind,
-                reason: format!(
-                    "not in a finalized block after {FOLLOW_ATTEMPTS} requests to the validators"
-                ),
-            });
-        }
-        // a dropped transaction of ours leaves its nonce unused: continue from the chain's
-        self.aggregator_nonce = self
-            .chain
-            .state()
-            .nonces
-            .get(&self.aggregator())
-            .copied()
-            .unwrap_or(0);
-        self.dropped_total += dropped.len() as u64;
-        Ok(dropped)
     }
 
     fn with(
@@ -336,17 +249,22 @@ impl Ledger {
     /// Following validators, `time_ms` is theirs to choose: the transactions are submitted
     /// and the call returns once each is final or dropped (see [`FOLLOW_ATTEMPTS`]).
     pub fn block_at(&mut self, txs: Vec<SignedTx>, time_ms: u64) -> Result<Vec<Dropped>> {
-        if matches!(self.producer, Producer::Validators(_)) {
-            return self.block_via_validators(txs);
-        }
-        self.time_ms = time_ms.max(self.time_ms + 1);
-        let Producer::Replicas {
-            replicas,
-            validators,
-        } = &mut self.producer
-        else {
-            unreachable!("dispatched above")
+        let (replicas, validators) = match &mut self.producer {
+            Producer::Validators(f) => {
+                let dropped = follow(&mut self.chain, &mut self.bytes, f.as_mut(), txs)?;
+                // a dropped transaction of ours leaves its nonce unused: continue from the
+                // chain's
+                let me = Address::of(&self.aggregator.verifying_key());
+                self.aggregator_nonce = self.chain.state().nonces.get(&me).copied().unwrap_or(0);
+                self.dropped_total += dropped.len() as u64;
+                return Ok(dropped);
+            }
+            Producer::Replicas {
+                replicas,
+                validators,
+            } => (replicas, validators),
         };
+        self.time_ms = time_ms.max(self.time_ms + 1);
         let mut candidates = txs;
         let mut dropped = Vec::new();
         let mut block = loop {
@@ -486,6 +404,90 @@ impl Ledger {
             Producer::Validators(_) => Vec::new(),
         }
     }
+}
+
+/// Commit what the validators finalized after `chain`'s head; the number of blocks.
+fn catch_up(chain: &mut Chain<RocksStore>, bytes: &mut u64, f: &mut dyn Finalizer) -> Result<u64> {
+    let mut n = 0;
+    loop {
+        let batch = f
+            .blocks_after(chain.head().height, false)
+            .map_err(SimError::Refused)?;
+        if batch.is_empty() {
+            return Ok(n);
+        }
+        n += commit_run(chain, bytes, batch)?;
+    }
+}
+
+/// Commit one served run: its payloads first, then the blocks, only if its last
+/// finalization verifies ([`Chain::commit_final_run`]).
+fn commit_run(chain: &mut Chain<RocksStore>, bytes: &mut u64, batch: FinalRun) -> Result<u64> {
+    let mut blocks = Vec::with_capacity(batch.len());
+    for (b, payloads) in batch {
+        for p in &payloads {
+            chain.put_payload(p)?;
+        }
+        *bytes += (encode(&b.header).len() + encode(&(&b.txs, &b.cert)).len()) as u64;
+        blocks.push(b);
+    }
+    chain.commit_final_run(&blocks)?;
+    Ok(blocks.len() as u64)
+}
+
+/// [`Ledger::block_at`] through the validators: submit, then follow finalized blocks until
+/// every accepted transaction is in one. Without transactions: commit what they finalized
+/// meanwhile, without waiting.
+fn follow(
+    chain: &mut Chain<RocksStore>,
+    bytes: &mut u64,
+    f: &mut dyn Finalizer,
+    txs: Vec<SignedTx>,
+) -> Result<Vec<Dropped>> {
+    if txs.is_empty() {
+        // nothing to wait for: the validators make blocks by themselves
+        catch_up(chain, bytes, f)?;
+        return Ok(Vec::new());
+    }
+    let mut dropped = Vec::new();
+    let mut waiting: std::collections::HashMap<Hash, TxTag> = Default::default();
+    for t in txs {
+        let payloads = tx_payloads(chain, std::slice::from_ref(&t));
+        match f.submit(&t, payloads) {
+            Ok(()) => {
+                waiting.insert(t.hash(), t.tx.kind.tag());
+            }
+            Err(reason) => dropped.push(Dropped {
+                tx: t.hash(),
+                kind: t.tx.kind.tag(),
+                reason,
+            }),
+        }
+    }
+    for _ in 0..FOLLOW_ATTEMPTS {
+        if waiting.is_empty() {
+            break;
+        }
+        let batch = f
+            .blocks_after(chain.head().height, true)
+            .map_err(SimError::Refused)?;
+        for (b, _) in &batch {
+            for t in &b.txs {
+                waiting.remove(&t.hash());
+            }
+        }
+        commit_run(chain, bytes, batch)?;
+    }
+    for (tx, kind) in waiting {
+        dropped.push(Dropped {
+            tx,
+            kind,
+            reason: format!(
+                "not in a finalized block after {FOLLOW_ATTEMPTS} requests to the validators"
+            ),
+        });
+    }
+    Ok(dropped)
 }
 
 fn payloads_of(chain: &Chain<RocksStore>, block: &Block) -> Vec<Vec<u8>> {

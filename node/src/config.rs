@@ -31,6 +31,20 @@ fn read_toml<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
     })
 }
 
+/// Read a configuration file and resolve the relative paths `paths` names against its
+/// directory.
+fn load_resolved<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    paths: fn(&mut T) -> Vec<&mut PathBuf>,
+) -> Result<T> {
+    let mut c: T = read_toml(path)?;
+    let base = path.parent().unwrap_or(Path::new("."));
+    for p in paths(&mut c) {
+        resolve(base, p);
+    }
+    Ok(c)
+}
+
 fn resolve(base: &Path, p: &mut PathBuf) {
     if !p.as_os_str().is_empty() && p.is_relative() {
         *p = base.join(&*p);
@@ -247,15 +261,11 @@ impl Default for CoordinatorConfig {
 impl CoordinatorConfig {
     /// Read a file (relative paths are taken from its directory).
     pub fn load(path: &Path) -> Result<Self> {
-        let mut c: Self = read_toml(path)?;
-        let base = path.parent().unwrap_or(Path::new("."));
-        resolve(base, &mut c.bundle);
-        resolve(base, &mut c.job_dir);
-        resolve(base, &mut c.ledger);
-        for v in &mut c.validators {
-            resolve(base, v);
-        }
-        Ok(c)
+        load_resolved(path, |c: &mut Self| {
+            let mut v = vec![&mut c.bundle, &mut c.job_dir, &mut c.ledger];
+            v.extend(c.validators.iter_mut());
+            v
+        })
     }
 
     pub fn validate(&self) -> Result<()> {
@@ -348,12 +358,9 @@ impl Default for WorkerConfig {
 impl WorkerConfig {
     /// Read a file (relative paths are taken from its directory).
     pub fn load(path: &Path) -> Result<Self> {
-        let mut c: Self = read_toml(path)?;
-        let base = path.parent().unwrap_or(Path::new("."));
-        resolve(base, &mut c.bundle);
-        resolve(base, &mut c.job_dir);
-        resolve(base, &mut c.state_dir);
-        Ok(c)
+        load_resolved(path, |c: &mut Self| {
+            vec![&mut c.bundle, &mut c.job_dir, &mut c.state_dir]
+        })
     }
 
     pub fn validate(&self) -> Result<()> {
@@ -519,13 +526,14 @@ impl Default for ValidatorConfig {
 impl ValidatorConfig {
     /// Read a file (relative paths are taken from its directory).
     pub fn load(path: &Path) -> Result<Self> {
-        let mut c: Self = read_toml(path)?;
-        let base = path.parent().unwrap_or(Path::new("."));
-        resolve(base, &mut c.bundle);
-        resolve(base, &mut c.job_dir);
-        resolve(base, &mut c.ledger);
-        resolve(base, &mut c.consensus_dir);
-        Ok(c)
+        load_resolved(path, |c: &mut Self| {
+            vec![
+                &mut c.bundle,
+                &mut c.job_dir,
+                &mut c.ledger,
+                &mut c.consensus_dir,
+            ]
+        })
     }
 
     pub fn validate(&self) -> Result<()> {

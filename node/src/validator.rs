@@ -256,25 +256,25 @@ async fn serve_member(
 }
 
 /// Shorten a batch of final blocks until its reply fits `max` bytes, still ending on a
-/// certified block.
+/// certified block (each block's encoded size counted once).
 fn fit_reply(
     mut blocks: Vec<(Block, Vec<ByteBuf>)>,
     max: u64,
 ) -> std::result::Result<Vec<(Block, Vec<ByteBuf>)>, String> {
-    let size = |b: &Vec<(Block, Vec<ByteBuf>)>| {
-        fedchain_net::wire::encode(&ChainReply::Blocks(b.clone()))
-            .map_or(u64::MAX, |v| v.len() as u64)
-    };
-    if blocks.is_empty() {
-        return Ok(blocks);
-    }
-    while !blocks.is_empty() && size(&blocks) > max {
-        blocks.pop();
-        while blocks.last().is_some_and(|(b, _)| b.cert.is_none()) {
-            blocks.pop();
+    // the reply's own framing and the length prefixes: well under a kilobyte
+    const OVERHEAD: u64 = 1024;
+    let sizes: Vec<u64> = blocks
+        .iter()
+        .map(|b| fedchain_net::wire::encode(b).map_or(u64::MAX, |v| v.len() as u64))
+        .collect();
+    let mut total = sizes.iter().fold(OVERHEAD, |a, s| a.saturating_add(*s));
+    while total > max || blocks.last().is_some_and(|(b, _)| b.cert.is_none()) {
+        if blocks.pop().is_none() {
+            break;
         }
+        total -= sizes[blocks.len()];
     }
-    if blocks.is_empty() {
+    if blocks.is_empty() && !sizes.is_empty() {
         return Err(format!(
             "the next finalized blocks do not fit a reply of {max} bytes"
         ));

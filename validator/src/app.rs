@@ -718,27 +718,20 @@ where
             .filter(|(d, _)| referenced.contains(d))
             .collect();
         let height = self.chain.state().height + 1;
-        let at_head = {
-            let store = self.chain.store();
-            let has = |d: &Hash| given.contains_key(d) || store.has_payload(d);
-            let mut s = self.chain.state().clone();
-            s.apply_tx(&tx, height, &has).map(|()| s)
-        };
-        // the state after the pending transactions, this one applied (or, where it conflicts
-        // with them, left as it was)
-        let mut pending = self.pending_state();
-        let after_pending = {
-            let store = self.chain.store();
-            let has = |d: &Hash| given.contains_key(d) || store.has_payload(d);
-            let mut next = pending.clone();
-            next.apply_tx(&tx, height, &has).map(|()| next)
-        };
-        match (at_head, after_pending) {
-            (_, Ok(next)) => pending = next,
-            (Ok(_), Err(_)) => {}
-            (Err(at_head), Err(_)) => return Err(at_head.to_string()),
+        // after the pending transactions (the usual case: it extends the pending state); if
+        // it conflicts with them, it must at least apply at the head, the pending state then
+        // left as it was
+        let mut after = self.pending_state();
+        let store = self.chain.store();
+        let has = |d: &Hash| given.contains_key(d) || store.has_payload(d);
+        if after.apply_tx(&tx, height, &has).is_ok() {
+            self.pending = Some(after);
+        } else {
+            let mut at_head = self.chain.state().clone();
+            at_head
+                .apply_tx(&tx, height, &has)
+                .map_err(|e| e.to_string())?;
         }
-        self.pending = Some(pending);
         let payloads: Vec<Vec<u8>> = given.into_values().collect();
         self.store_payloads(&payloads);
         if gossip {
