@@ -673,11 +673,13 @@ where
         }
     }
 
+    /// Every payload the block's transactions reference (submissions, shares, proofs and the
+    /// parameters rounds start from and end with), as this validator holds them.
     fn payloads_of(&self, block: &Block) -> Vec<Payload> {
         block
             .txs
             .iter()
-            .filter_map(|t| t.tx.kind.payload())
+            .flat_map(|t| t.tx.kind.referenced())
             .filter_map(|d| self.chain.store().payload(&d).ok().flatten())
             .map(Payload::from)
             .collect()
