@@ -406,8 +406,14 @@ impl Ledger {
     }
 }
 
-/// Commit what the validators finalized after `chain`'s head; the number of blocks.
-fn catch_up(chain: &mut Chain<RocksStore>, bytes: &mut u64, f: &mut dyn Finalizer) -> Result<u64> {
+/// Commit what the validators finalized after `chain`'s head (each run re-executed, its
+/// finalization checked: [`commit_run`]); the number of blocks. `bytes` counts what was
+/// written. Also what a hospital following the chain runs.
+pub fn catch_up(
+    chain: &mut Chain<RocksStore>,
+    bytes: &mut u64,
+    f: &mut dyn Finalizer,
+) -> Result<u64> {
     let mut n = 0;
     loop {
         let batch = f
@@ -422,7 +428,11 @@ fn catch_up(chain: &mut Chain<RocksStore>, bytes: &mut u64, f: &mut dyn Finalize
 
 /// Commit one served run: its payloads first, then the blocks, only if its last
 /// finalization verifies ([`Chain::commit_final_run`]).
-fn commit_run(chain: &mut Chain<RocksStore>, bytes: &mut u64, batch: FinalRun) -> Result<u64> {
+pub fn commit_run(
+    chain: &mut Chain<RocksStore>,
+    bytes: &mut u64,
+    batch: FinalRun,
+) -> Result<u64> {
     let mut blocks = Vec::with_capacity(batch.len());
     for (b, payloads) in batch {
         for p in &payloads {
@@ -450,6 +460,7 @@ fn follow(
         return Ok(Vec::new());
     }
     let mut dropped = Vec::new();
+    let mut refused = Vec::new();
     let mut waiting: std::collections::HashMap<Hash, TxTag> = Default::default();
     for t in txs {
         let payloads = tx_payloads(chain, std::slice::from_ref(&t));
@@ -457,11 +468,21 @@ fn follow(
             Ok(()) => {
                 waiting.insert(t.hash(), t.tx.kind.tag());
             }
-            Err(reason) => dropped.push(Dropped {
-                tx: t.hash(),
-                kind: t.tx.kind.tag(),
-                reason,
-            }),
+            Err(reason) => refused.push((t, reason)),
+        }
+    }
+    if !refused.is_empty() {
+        // a hospital's transaction relayed here may already be final: its sender gave it to
+        // the validators directly as well (THREAT-MODEL A7), and that is not a drop
+        catch_up(chain, bytes, f)?;
+        for (t, reason) in refused {
+            if chain.store().tx_location(&t.hash())?.is_none() {
+                dropped.push(Dropped {
+                    tx: t.hash(),
+                    kind: t.tx.kind.tag(),
+                    reason,
+                });
+            }
         }
     }
     for _ in 0..FOLLOW_ATTEMPTS {

@@ -106,13 +106,16 @@ for ((v = 0; v < V; v++)); do
     -e "s/^listen = .*/listen = \"127.0.0.1:$((7600 + v))\"/" \
     -e "s/^validators = .*/validators = [$p2p]/" "$here/validator.toml" > "validator-$v.toml"
 done
-experiment "$here/coordinator.toml" |
+# a config's `chain = [...]` list replaced by these endpoints
+with_chain() {
   awk -v chain="$chain" '/^chain = \[/ { print "chain = ["; printf "%s", chain; skip = 1; next }
-    skip && /^\]/ { skip = 0 } !skip' > coordinator.toml
+    skip && /^\]/ { skip = 0 } !skip'
+}
+experiment "$here/coordinator.toml" | with_chain > coordinator.toml
 mkdir -p logs
 for ((i = 0; i < N; i++)); do
   experiment "$here/worker.toml" | sed -e "s/hospital-0/hospital-$i/g" \
-    -e "s/^metrics = .*/metrics = \"127.0.0.1:$((9465 + i))\"/" > "worker-$i.toml"
+    -e "s/^metrics = .*/metrics = \"127.0.0.1:$((9465 + i))\"/" | with_chain > "worker-$i.toml"
 done
 
 echo "== starting $V validators, the coordinator and $N workers"

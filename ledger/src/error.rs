@@ -108,6 +108,8 @@ pub enum TxError {
         round: u32,
         reason: String,
     },
+    #[error("job {job} round {round} still takes submissions (before its deadline, not every member in): nothing of it may be decrypted yet")]
+    SubmissionsOpen { job: JobId, round: u32 },
     #[error("invalid evidence: {0}")]
     InvalidEvidence(String),
     #[error("payload {digest} is missing or does not hash to its digest")]

@@ -233,6 +233,19 @@ impl Job {
     pub fn active_members(&self) -> impl Iterator<Item = &Address> {
         self.members.keys().filter(|m| !self.excluded.contains(*m))
     }
+
+    /// Whether the open round `round` takes no more submissions in a block at `height`: its
+    /// deadline has passed, or every active member submitted. From then on its valid set is
+    /// what the chain holds (penalties may only take submissions out), and only then may a
+    /// holder decrypt it (THREAT-MODEL G1). A member following the chain with head `h` asks
+    /// it for `height = h + 1`.
+    pub fn submissions_closed(&self, round: u32, height: u64) -> bool {
+        self.open.as_ref().is_some_and(|o| {
+            o.round == round
+                && (height > o.deadline
+                    || self.active_members().all(|m| o.submissions.contains_key(m)))
+        })
+    }
 }
 
 /// The whole chain state. Ordered maps only, so its encoding (and root) is canonical.
@@ -642,6 +655,14 @@ impl State {
                     return Err(TxError::InvalidJob(
                         "a plaintext job has no decryption shares".into(),
                     ));
+                }
+                if j.open.as_ref().is_some_and(|o| o.round == *round)
+                    && !j.submissions_closed(*round, height)
+                {
+                    return Err(TxError::SubmissionsOpen {
+                        job: *job,
+                        round: *round,
+                    });
                 }
                 let open = member_round(j, sender, *job, *round)?;
                 not_blaming(open, *job)?;

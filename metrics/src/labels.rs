@@ -163,6 +163,11 @@ label_enum! {
         OutOfRange => "out_of_range",
         /// A result for a round the hospital never saw.
         UnknownRound => "unknown_round",
+        /// A claim (a round's opening, the close of its submissions, a blame step) the chain
+        /// the hospital follows does not show as final.
+        NotFinal => "not_final",
+        /// Share inputs that are not the round's valid submissions final on chain.
+        NotFinalSet => "not_final_set",
     }
 }
 

@@ -312,8 +312,16 @@ pub struct WorkerConfig {
     /// this hospital's share sealed to its X25519 key in `shares/<name>.share.enc`) and
     /// `fedchain genesis` (`genesis.json`, the source of the chain id).
     pub job_dir: PathBuf,
-    /// Where the worker keeps what it sent for the open round (resent after a restart).
+    /// Where the worker keeps what it sent for the open round (resent after a restart) and,
+    /// following validators, its replica of the chain (`chain/`, RocksDB).
     pub state_dir: PathBuf,
+    /// The validators as independent processes, by certificate name and QUIC address: the
+    /// hospital follows the blocks they finalize (each run re-executed, its certificate
+    /// checked against the genesis validators), acts only on what is final there, and gives
+    /// its own transactions to them as well as to the coordinator (THREAT-MODEL G1, A7).
+    /// Empty when the validators run inside the coordinator (a demo mode: the hospital then
+    /// takes the round facts from the coordinator).
+    pub chain: Vec<crate::validator::Endpoint>,
     /// Address of the Prometheus endpoint; none: not served.
     pub metrics: Option<SocketAddr>,
     /// The job id on the coordinator's chain (the first job of a fresh chain is 0).
@@ -337,6 +345,7 @@ impl Default for WorkerConfig {
             bundle: PathBuf::from("hospital"),
             job_dir: PathBuf::from("job"),
             state_dir: PathBuf::from("state"),
+            chain: Vec::new(),
             metrics: Some(SocketAddr::from((
                 [127, 0, 0, 1],
                 fedchain_metrics::http::DEFAULT_WORKER_PORT,

@@ -770,11 +770,15 @@ impl Loop {
             .and_then(|j| j.current_params)
     }
 
-    /// Transactions the chain left out of blocks: logged and counted, never fatal.
+    /// Transactions the chain left out of blocks: logged and counted, never fatal. Also
+    /// logged: submissions the chain holds that did not come through this coordinator.
     fn report_dropped(&mut self) {
         let Stage::Running(s) = &mut self.stage else {
             return;
         };
+        for (round, hospital) in s.take_adopted() {
+            warn!(round, %hospital, "coordinator: a submission reached the chain directly (not through this coordinator); counted in the round");
+        }
         for d in s.take_dropped() {
             warn!(tx = %d.tx, kind = ?d.kind, reason = %d.reason, "coordinator: transaction left out of the block");
             self.metrics.dropped_transaction(match d.kind {

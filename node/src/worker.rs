@@ -13,14 +13,26 @@
 //! A request the hospital refuses (a share request outside its rules, a second submission) is
 //! logged with its typed reason and counted in `fedchain_worker_refusals_total`; the worker
 //! goes on.
+//!
+//! Given the validators (`chain` in its config), the hospital is a client of the chain like
+//! the coordinator: it keeps its own replica in `state_dir/chain` (RocksDB), commits only runs
+//! of finalized blocks the validators serve, each re-executed with the chain rules and ending
+//! on a certificate checked against the genesis validators, and checks every claim of the
+//! coordinator against that final state before acting on it ([`WorkerService::on_message_at`]:
+//! the round's opening and parameters, the valid set it decrypts, the blame step, its nonce).
+//! A claim not final yet is asked again after catching up, a bounded number of times. Every
+//! transaction it signs (submission, decryption share, range proof) goes to the validators
+//! directly as well as to the coordinator, so a coordinator that drops one cannot keep it off
+//! the chain (THREAT-MODEL A7).
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use fedchain_coordinator::service::{CoordinatorMsg, Outcome, Refusal, WorkerMsg, WorkerService};
 use fedchain_coordinator::setup::{deployed_hospital, DeployedHospital};
+use fedchain_coordinator::Finalizer as _;
 use fedchain_ledger::Address;
-use fedchain_ledger::{Role, Transaction, TxKind};
+use fedchain_ledger::{Chain, RocksStore, Role, SignedTx, Transaction, TxKind};
 use fedchain_metrics::labels::{WorkerRefusal, WorkerSubmitOutcome};
 use fedchain_metrics::WorkerMetrics;
 use fedchain_net::{Client, Incoming, NetError, Peer};
@@ -61,6 +73,77 @@ struct Worker {
     metrics: WorkerMetrics,
     /// The coordinator answered the current session (a welcome arrived).
     welcomed: bool,
+    /// The chain this hospital follows, when the validators run as their own processes.
+    follower: Option<Follower>,
+}
+
+/// Catch-ups (each waiting a little for a new final block) before a claim of the coordinator
+/// that the final chain does not show is refused.
+const FINAL_ATTEMPTS: usize = 100;
+
+/// The hospital's replica of the chain the validators finalize, and its way to them.
+struct Follower {
+    chain: Chain<RocksStore>,
+    validators: crate::validator::NetFinalizer,
+    bytes: u64,
+}
+
+impl Follower {
+    fn open(cfg: &WorkerConfig, genesis: &fedchain_ledger::state::Genesis) -> Result<Self> {
+        let dir = cfg.state_dir.join("chain");
+        let finality = fedchain_ledger::FinalityRef(Some(std::sync::Arc::new(
+            fedchain_validator::SimplexFinality::new(),
+        )));
+        let chain = Chain::open_with(RocksStore::open(&dir)?, genesis, finality, &mut |_, _| {})?;
+        let validators = crate::validator::NetFinalizer::new(
+            tokio::runtime::Handle::current(),
+            cfg.bundle.clone(),
+            Role::Hospital,
+            cfg.chain.clone(),
+            cfg.net.limits(),
+        );
+        Ok(Self {
+            chain,
+            validators,
+            bytes: 0,
+        })
+    }
+
+    /// Commit what the validators finalized since the head; with `wait`, one more request
+    /// after waiting a little for a block.
+    fn catch_up(&mut self, wait: bool) -> Result<()> {
+        let chain = &mut self.chain;
+        fedchain_coordinator::ledger::catch_up(chain, &mut self.bytes, &mut self.validators)
+            .map_err(|e| NodeError::Runtime(format!("following the chain: {e}")))?;
+        if wait {
+            let run = self
+                .validators
+                .blocks_after(chain.head().height, true)
+                .map_err(NodeError::Runtime)?;
+            fedchain_coordinator::ledger::commit_run(chain, &mut self.bytes, run)
+                .map_err(|e| NodeError::Runtime(format!("following the chain: {e}")))?;
+        }
+        Ok(())
+    }
+
+    /// Give a transaction this hospital signed to the validators (a refusal is logged: the
+    /// same transaction is usually in the mempool or final already, through the coordinator).
+    fn submit(&mut self, name: &str, tx: &SignedTx, payload: &[u8]) {
+        match self.validators.submit(tx, vec![payload.to_vec()]) {
+            Ok(()) => debug!(hospital = %name, tx = %tx.hash(), "worker: given to the validators"),
+            Err(reason) => {
+                debug!(hospital = %name, tx = %tx.hash(), %reason, "worker: the validators did not take it (final or pending already?)")
+            }
+        }
+    }
+}
+
+/// A claim the chain may show once the follower has caught up.
+fn retry_when_final(e: &WorkerError) -> bool {
+    matches!(
+        e,
+        WorkerError::NotFinal { .. } | WorkerError::ShareRefused(ShareRefusal::NotFinalSet { .. })
+    )
 }
 
 /// Run the worker until the coordinator says the job is finished or `shutdown` fires.
@@ -136,6 +219,14 @@ pub async fn run(cfg: WorkerConfig, mut shutdown: oneshot::Receiver<()>) -> Resu
         ),
     };
     let service = WorkerService::new(hospital, cfg.job, cfg.experiment.seed, index);
+    let follower = if cfg.chain.is_empty() {
+        None
+    } else {
+        let mut f = tokio::task::block_in_place(|| Follower::open(&cfg, &genesis))?;
+        tokio::task::block_in_place(|| f.catch_up(false))?;
+        info!(hospital = %name, validators = cfg.chain.len(), height = f.chain.head().height, "worker: following the validators' chain");
+        Some(f)
+    };
 
     let metrics = WorkerMetrics::new()?;
     let (stop_metrics, metrics_stopped) = oneshot::channel::<()>();
@@ -153,6 +244,7 @@ pub async fn run(cfg: WorkerConfig, mut shutdown: oneshot::Receiver<()>) -> Resu
         enroll,
         metrics,
         welcomed: false,
+        follower,
     };
     let mut connections = 0u32;
     let mut backoff = Duration::from_millis(w.cfg.backoff_initial_ms);
@@ -314,7 +406,7 @@ impl Worker {
     /// that moved them is stored or sent). A refusal is logged and counted, not fatal.
     fn react(&mut self, msg: CoordinatorMsg) -> Result<Vec<WorkerMsg>> {
         let before = self.service.hospital().marks().clone();
-        let replies = match self.service.on_message(msg) {
+        let replies = match self.on_final(msg)? {
             Ok(r) => r,
             Err(e) => match refusal(&e) {
                 Some(reason) => {
@@ -332,7 +424,54 @@ impl Worker {
         Ok(replies)
     }
 
+    /// The service's answer to `msg`, checked against the final chain when following one
+    /// (caught up first; a claim not final yet is asked again after each further catch-up).
+    fn on_final(
+        &mut self,
+        msg: CoordinatorMsg,
+    ) -> Result<std::result::Result<Vec<WorkerMsg>, WorkerError>> {
+        let Some(f) = &mut self.follower else {
+            return Ok(self.service.on_message(msg));
+        };
+        f.catch_up(false)?;
+        let mut attempt = 0;
+        loop {
+            let r = self.service.on_message_at(msg.clone(), Some(f.chain.state()));
+            match r {
+                Err(e) if retry_when_final(&e) && attempt + 1 < FINAL_ATTEMPTS => {
+                    if attempt == 0 {
+                        debug!(hospital = %self.name, error = %e, "worker: not final yet; following the chain");
+                    }
+                    attempt += 1;
+                    f.catch_up(true)?;
+                }
+                r => return Ok(r),
+            }
+        }
+    }
+
+    /// Give what this hospital signed to the validators too (following them).
+    fn to_validators(&mut self, replies: &[WorkerMsg]) {
+        let Some(f) = &mut self.follower else {
+            return;
+        };
+        for r in replies {
+            if let WorkerMsg::Submit(SubmissionMsg { tx, payload })
+            | WorkerMsg::Share(ShareMsg { tx, payload })
+            | WorkerMsg::RangeProof(ShareMsg { tx, payload }) = r
+            {
+                f.submit(&self.name, tx, payload);
+            }
+        }
+    }
+
     fn handle(&mut self, msg: CoordinatorMsg) -> Result<Vec<WorkerMsg>> {
+        let replies = self.handle_msg(msg)?;
+        self.to_validators(&replies);
+        Ok(replies)
+    }
+
+    fn handle_msg(&mut self, msg: CoordinatorMsg) -> Result<Vec<WorkerMsg>> {
         match &msg {
             CoordinatorMsg::Refused { reason } => {
                 return Err(NodeError::Refused(reason.to_string()));
@@ -421,6 +560,7 @@ fn refusal(e: &WorkerError) -> Option<WorkerRefusal> {
         WorkerError::OutOfRange { .. } => WorkerRefusal::OutOfRange,
         WorkerError::UnknownRound { .. } => WorkerRefusal::UnknownRound,
         WorkerError::NoWitness { .. } => WorkerRefusal::NoWitness,
+        WorkerError::NotFinal { .. } => WorkerRefusal::NotFinal,
         WorkerError::ShareRefused(r) => match r {
             ShareRefusal::AlreadyShared { .. } => WorkerRefusal::AlreadyShared,
             ShareRefusal::TooFew { .. } => WorkerRefusal::TooFew,
@@ -432,6 +572,7 @@ fn refusal(e: &WorkerError) -> Option<WorkerRefusal> {
             ShareRefusal::OwnSubmissionMissing => WorkerRefusal::OwnSubmissionMissing,
             ShareRefusal::InvalidPayload { .. } => WorkerRefusal::InvalidPayload,
             ShareRefusal::NoKnowledgeProof { .. } => WorkerRefusal::NoKnowledgeProof,
+            ShareRefusal::NotFinalSet { .. } => WorkerRefusal::NotFinalSet,
         },
         _ => return None,
     })

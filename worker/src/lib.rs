@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 pub mod service;
 pub use service::{
     Ack, CoordinatorMsg, Outcome, RangeRequest, Refusal, RoundOpen, RoundSummary, ShareRequest,
-    WorkerMsg, WorkerService, MAX_NONCE, MAX_ROUND, PROTOCOL_VERSION,
+    WorkerMsg, WorkerService, MAX_NONCE, MAX_PENDING_NONCES, MAX_ROUND, PROTOCOL_VERSION,
 };
 
 /// Errors of a hospital node.
@@ -53,6 +53,16 @@ pub enum WorkerError {
     ParamLength { got: usize, want: usize },
     #[error("no range proof for job {job} round {round}: this hospital keeps the witness of its last submission only, and it is not that one")]
     NoWitness { job: JobId, round: u32 },
+    /// What the coordinator claims is not (yet) final on the chain this hospital follows: it
+    /// acts only on final state (the process catches up and asks again a bounded number of
+    /// times before it refuses).
+    #[error("job {job} round {round}: {claim} is not what the final chain says ({chain})")]
+    NotFinal {
+        job: JobId,
+        round: u32,
+        claim: &'static str,
+        chain: String,
+    },
 }
 
 /// Why a holder refused to produce a decryption share (THREAT-MODEL G1, A1). A holder decrypts
@@ -86,6 +96,15 @@ pub enum ShareRefusal {
     InvalidPayload { sender: Address, reason: String },
     #[error("the submission of {sender:?} has no valid proof of plaintext knowledge")]
     NoKnowledgeProof { sender: Address },
+    /// The inputs are not the round's valid submissions as final on chain: a submission the
+    /// chain holds is left out, or one it does not hold is added (an aggregator singling out
+    /// a victim among its colluders' submissions, THREAT-MODEL G1).
+    #[error("the inputs are not round {round}'s valid submissions final on chain: {missing} of the chain's left out, {extra} not on chain")]
+    NotFinalSet {
+        round: u32,
+        missing: usize,
+        extra: usize,
+    },
 }
 
 /// What a hospital must remember across restarts so it never signs twice for one (job, round)

@@ -10,7 +10,7 @@
 
 use std::collections::BTreeMap;
 
-use fedchain_ledger::{Address, Hash, JobId};
+use fedchain_ledger::{Address, Hash, JobId, State};
 use serde::{Deserialize, Serialize};
 
 use crate::{
@@ -193,6 +193,11 @@ pub const MAX_ROUND: u32 = 1 << 20;
 /// use; keeps `nonce + 1` from overflowing).
 pub const MAX_NONCE: u64 = 1 << 48;
 
+/// How far above its final nonce a hospital that follows the chain lets a `Welcome` move it:
+/// its transactions the coordinator accepted but the chain has not finalized yet (a
+/// submission, a decryption share, a range proof, with room to spare).
+pub const MAX_PENDING_NONCES: u64 = 8;
+
 #[derive(Debug, Default)]
 struct Held {
     submitted: Option<u32>,
@@ -287,8 +292,123 @@ impl WorkerService {
         Ok(())
     }
 
-    /// React to one coordinator message; gives the replies.
+    fn not_final(&self, round: u32, claim: &'static str, state: &State) -> WorkerError {
+        let chain = match state.jobs.get(&self.job).and_then(|j| j.open.as_ref()) {
+            Some(o) => format!(
+                "at height {}: round {} open, deadline {}",
+                state.height, o.round, o.deadline
+            ),
+            None => format!("at height {}: no round open", state.height),
+        };
+        WorkerError::NotFinal {
+            job: self.job,
+            round,
+            claim,
+            chain,
+        }
+    }
+
+    /// The round `open` announces is the chain's open round, with its deadline and the
+    /// parameters whose hash the chain holds.
+    fn final_open(&self, state: &State, open: &RoundOpen) -> Result<()> {
+        let Some(o) = state
+            .jobs
+            .get(&self.job)
+            .and_then(|j| j.open.as_ref())
+            .filter(|o| o.round == open.round)
+        else {
+            return Err(self.not_final(open.round, "the round's opening", state));
+        };
+        if o.deadline != open.deadline {
+            return Err(self.not_final(open.round, "the deadline", state));
+        }
+        let got = Hash::sha256(&crate::encode_plain(&open.params));
+        if got != o.params_hash {
+            return Err(WorkerError::TrapParams {
+                round: open.round,
+                expected: o.params_hash,
+                got,
+            });
+        }
+        Ok(())
+    }
+
+    /// The chain takes no more submissions for the requested round, and the request's inputs
+    /// are exactly its valid submissions there (sender and payload digest).
+    fn final_set(&self, state: &State, req: &ShareRequest) -> Result<()> {
+        let job = state.jobs.get(&self.job);
+        let Some(o) = job
+            .filter(|j| j.submissions_closed(req.round, state.height + 1))
+            .and_then(|j| j.open.as_ref())
+        else {
+            return Err(self.not_final(req.round, "the close of submissions", state));
+        };
+        let chain: BTreeMap<Address, Hash> = o
+            .submissions
+            .iter()
+            .filter(|(_, s)| !s.rejected)
+            .map(|(a, s)| (*a, s.payload))
+            .collect();
+        let asked: BTreeMap<Address, Option<Hash>> = req
+            .submissions
+            .iter()
+            .map(|m| (m.tx.sender(), m.tx.tx.kind.payload()))
+            .collect();
+        let missing = chain
+            .iter()
+            .filter(|(a, d)| asked.get(*a) != Some(&Some(**d)))
+            .count();
+        let extra = asked
+            .iter()
+            .filter(|(a, d)| d.is_none() || chain.get(*a) != d.as_ref())
+            .count();
+        if missing > 0 || extra > 0 || asked.len() != req.submissions.len() {
+            return Err(crate::ShareRefusal::NotFinalSet {
+                round: req.round,
+                missing,
+                extra,
+            }
+            .into());
+        }
+        Ok(())
+    }
+
+    /// The chain's open round is in the blame step the request names.
+    fn final_blame(&self, state: &State, req: &RangeRequest) -> Result<()> {
+        let blaming = state
+            .jobs
+            .get(&self.job)
+            .and_then(|j| j.open.as_ref())
+            .filter(|o| o.round == req.round)
+            .and_then(|o| o.blame.as_ref())
+            .is_some_and(|b| b.plaintext == req.plaintext);
+        if !blaming {
+            return Err(self.not_final(req.round, "the blame step", state));
+        }
+        Ok(())
+    }
+
+    /// React to one coordinator message; gives the replies. Without a chain of its own, the
+    /// hospital checks what it can (signatures, proofs, the parameters it knows) and takes
+    /// the round facts as announced: see [`Self::on_message_at`].
     pub fn on_message(&mut self, msg: CoordinatorMsg) -> Result<Vec<WorkerMsg>> {
+        self.on_message_at(msg, None)
+    }
+
+    /// React to one coordinator message, checking every claim it makes against `chain`, the
+    /// final state of the chain this hospital follows (the state at its head, every block
+    /// of it certified by the genesis validators): the parameters a round starts from and its
+    /// deadline, the valid set of a round it decrypts (exactly the chain's, once the chain
+    /// takes no more submissions: THREAT-MODEL G1), the blame step it proves for, and how far
+    /// a `Welcome` may move its nonce. A claim the chain does not (yet) show is refused with
+    /// [`WorkerError::NotFinal`] (or [`crate::ShareRefusal::NotFinalSet`]); the process
+    /// catches up and asks again before it gives up. Resending what it already signed needs
+    /// no check.
+    pub fn on_message_at(
+        &mut self,
+        msg: CoordinatorMsg,
+        chain: Option<&State>,
+    ) -> Result<Vec<WorkerMsg>> {
         match msg {
             CoordinatorMsg::Welcome {
                 job,
@@ -301,6 +421,16 @@ impl WorkerService {
                         what: "Welcome nonce",
                         value: nonce,
                     });
+                }
+                if let Some(state) = chain {
+                    let last = state.nonces.get(&self.address()).copied().unwrap_or(0);
+                    if nonce > last.saturating_add(MAX_PENDING_NONCES) {
+                        return Err(WorkerError::OutOfRange {
+                            what: "Welcome nonce (more above the final one than transactions can be pending)",
+                            value: nonce,
+                        });
+                    }
+                    self.hospital.resume_nonce(last);
                 }
                 self.hospital.resume_nonce(nonce);
                 self.held.submitted = submitted;
@@ -316,6 +446,9 @@ impl WorkerService {
                 if self.held.submitted == Some(open.round) {
                     // sent before a restart and accepted: never a second, different one
                     return Ok(Vec::new());
+                }
+                if let Some(state) = chain {
+                    self.final_open(state, &open)?;
                 }
                 let ciphertexts = match self.hospital.protection() {
                     Protection::Encrypted(e) => e.packer.plaintexts_for(open.params.len()),
@@ -335,6 +468,9 @@ impl WorkerService {
                 if self.held.shared == Some(req.round) {
                     return Ok(Vec::new());
                 }
+                if let Some(state) = chain {
+                    self.final_set(state, &req)?;
+                }
                 let m = self
                     .hospital
                     .decryption_share(self.job, req.round, &req.submissions)?;
@@ -345,6 +481,9 @@ impl WorkerService {
                 self.seen(req.round)?;
                 if let Some(m) = self.ranged.get(&req.round) {
                     return Ok(vec![WorkerMsg::RangeProof(m.clone())]);
+                }
+                if let Some(state) = chain {
+                    self.final_blame(state, &req)?;
                 }
                 let m = self
                     .hospital

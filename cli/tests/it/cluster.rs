@@ -346,6 +346,8 @@ impl Cluster {
                 bundle: d.join(format!("bundles/hospital-{i}")),
                 job_dir: d.join("job"),
                 state_dir: d.join(format!("workers/hospital-{i}")),
+                // following the validators when they are processes, like the coordinator
+                chain: self.coordinator.chain.clone(),
                 metrics: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
                 backoff_max_ms: 2000,
                 net: fedchain_node::config::NetConfig {

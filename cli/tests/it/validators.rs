@@ -263,3 +263,69 @@ fn a_job_runs_on_four_validator_processes_and_the_aggregator_holds_no_validator_
         "compared at the aggregator's head: {heights:?}"
     );
 }
+
+/// THREAT-MODEL A7 with real processes: the aggregator drops every submission of hospital 1
+/// (failpoint `coordinator::drop-submission`, no record and no acknowledgement), but each
+/// hospital also gives what it signs to the validators directly, so the submission is final
+/// on chain anyway; the coordinator finds it there and has to count it (a commit must list
+/// every valid submission on chain), and every round commits with hospital 1 accepted. The
+/// hospitals follow the validators' chain and decrypt only its valid set.
+#[cfg(feature = "failpoints")]
+#[test]
+fn a07_a_submission_the_aggregator_drops_reaches_the_chain_through_the_validators_and_counts() {
+    let _guard = lock();
+    let mut c = Cluster::with_validators(4, 2, VALIDATORS);
+    for v in 0..VALIDATORS {
+        c.start_validator(v);
+    }
+    c.start_coordinator(&[("FAILPOINTS", "coordinator::drop-submission=return(1)")]);
+    for i in 0..4 {
+        c.start_worker(i, &[]);
+    }
+    assert!(
+        c.wait_coordinator(300),
+        "the coordinator failed\n{}",
+        c.logs()
+    );
+    c.wait_workers(60);
+    let log = c.log("coordinator");
+    let committed: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("coordinator: round committed"))
+        .collect();
+    assert_eq!(committed.len(), 2, "{}", c.logs());
+    for l in &committed {
+        // hospital-1 is among the accepted, nobody is missing
+        let accepted = l.split("accepted=").nth(1).unwrap().split(']').next().unwrap();
+        assert!(accepted.contains("hospital-1"), "{l}");
+        assert!(l.contains("missing=[]"), "{l}");
+    }
+    assert!(
+        log.contains("a submission reached the chain directly"),
+        "{log}"
+    );
+    // the hospitals followed the validators' chain
+    for i in 0..4 {
+        assert!(
+            c.log(&format!("worker-{i}"))
+                .contains("following the validators' chain"),
+            "{}",
+            c.logs()
+        );
+    }
+    for v in 0..VALIDATORS {
+        c.stop_validator(v);
+    }
+    let aggregator = fedchain(
+        c.dir.path(),
+        &[
+            "audit",
+            &c.coordinator.ledger.display().to_string(),
+            "--genesis",
+            &c.chain_id(),
+        ],
+    );
+    assert!(aggregator.contains("audit ok"), "{aggregator}");
+    let report = audit(&c, 0);
+    assert!(report.contains("audit ok"), "{report}");
+}

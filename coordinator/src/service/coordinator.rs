@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use fedchain_ledger::state::DECRYPTION_WINDOW;
 use fedchain_ledger::types::{decode, encode, Offence};
 use fedchain_ledger::{
-    verify_chain_with, Address, AuditReport, Hash, JobId, SignedTx, Store, TxKind,
+    verify_chain_with, Address, AuditReport, Hash, JobId, SignedTx, Store, TxKind, TxTag,
 };
 use fedchain_worker::{decode_plain, encode_plain, Hospital, ShareMsg, SubmissionMsg};
 
@@ -36,6 +36,11 @@ use crate::verify::FedchainVerifier;
 /// fires when configured as `return(<ledger dir>)` for this service's ledger directory, so
 /// tests running other services in parallel are not affected.
 pub const FAILPOINT_BEFORE_BLOCK: &str = "coordinator::before-block";
+
+/// Name of the failpoint (feature `failpoints`) that makes the service a censoring aggregator
+/// (THREAT-MODEL A7): configured as `return(<i>)`, it silently drops every submission of
+/// committee member `i` (no record, no acknowledgement).
+pub const FAILPOINT_DROP_SUBMISSION: &str = "coordinator::drop-submission";
 
 /// A message for the transport to deliver.
 #[derive(Clone, Debug, PartialEq)]
@@ -124,6 +129,11 @@ pub struct CoordinatorService {
     nonces: BTreeMap<Address, u64>,
     results: Vec<RoundSummary>,
     dir: PathBuf,
+    /// The head at which the open round's blocks were last read for what reached the chain
+    /// without this coordinator.
+    scanned: u64,
+    /// Those submissions (round, sender), for the process to log.
+    adopted: Vec<(u32, Address)>,
 }
 
 impl CoordinatorService {
@@ -218,6 +228,7 @@ impl CoordinatorService {
             }
         }
         s.ledger.chain().store().remove_pending(&stale)?;
+        out.extend(s.adopt_from_chain()?);
         // the round may have closed at its deadline before the crash
         let h = s.ledger.height();
         let actions = s.engine.handle(Event::Height(h));
@@ -265,6 +276,8 @@ impl CoordinatorService {
             nonces: BTreeMap::new(),
             results: Vec::new(),
             dir: dir.to_path_buf(),
+            scanned: 0,
+            adopted: Vec::new(),
         }
     }
 
@@ -374,9 +387,10 @@ impl CoordinatorService {
             Phase::Collecting(_) | Phase::Blaming(..) => {
                 let txs = std::mem::take(&mut self.txs);
                 self.commit_block(txs, now_ms)?;
+                let mut out = self.adopt_from_chain()?;
                 let h = self.ledger.height();
                 let actions = self.engine.handle(Event::Height(h));
-                let out = self.carry_out(actions, None, Mode::Live, now_ms)?;
+                out.extend(self.carry_out(actions, None, Mode::Live, now_ms)?);
                 match &self.phase {
                     // a blame the chain refused before (or a restart after the engine ended
                     // the step): end it once the chain's window is over
@@ -391,11 +405,18 @@ impl CoordinatorService {
                 let (round, deadline) = (o.round, o.deadline);
                 let txs = std::mem::take(&mut self.txs);
                 self.commit_block(txs, now_ms)?;
+                let out = self.adopt_from_chain()?;
+                if self.round() != Some(round) {
+                    // the adopted shares completed the round
+                    return Ok(out);
+                }
                 // too few valid shares within the decryption window: void the round
                 if self.ledger.height() >= deadline.saturating_add(DECRYPTION_WINDOW) {
-                    return self.void(round, now_ms);
+                    let mut out = out;
+                    out.extend(self.void(round, now_ms)?);
+                    return Ok(out);
                 }
-                Ok(Vec::new())
+                Ok(out)
             }
         }
     }
@@ -490,6 +511,11 @@ impl CoordinatorService {
         if seen == Some(&tx.hash()) {
             return Some(Outcome::Duplicate);
         }
+        // already final (its sender gave it to the validators directly): the chain took it
+        let final_ = matches!(self.ledger.chain().store().tx_location(&tx.hash()), Ok(Some(_)));
+        if final_ {
+            return None;
+        }
         if let Err(e) = self.ledger.chain().state().precheck(tx) {
             return Some(Outcome::Rejected {
                 reason: Refusal::Chain(e.to_string()),
@@ -499,6 +525,16 @@ impl CoordinatorService {
     }
 
     fn submit(&mut self, from: Address, m: SubmissionMsg, now_ms: u64) -> Result<Vec<Outbound>> {
+        #[cfg(feature = "failpoints")]
+        {
+            let member = self.committee.iter().position(|a| *a == from);
+            if fail::eval(FAILPOINT_DROP_SUBMISSION, |arg| {
+                member.is_some() && arg.and_then(|a| a.parse::<usize>().ok()) == member
+            }) == Some(true)
+            {
+                return Ok(Vec::new());
+            }
+        }
         let digest = payload_digest(&m.tx, &m.payload);
         if let Some(outcome) = self.admit(from, &m.tx, self.submitted.get(&from)) {
             return Ok(vec![ack(from, digest, outcome)]);
@@ -551,6 +587,78 @@ impl CoordinatorService {
             evidence: None,
         };
         self.carry_out(actions, Some(origin), Mode::Live, now_ms)
+    }
+
+    /// What reached the chain for the open round without this coordinator: submissions,
+    /// decryption shares and range proofs their senders gave the validators directly
+    /// (THREAT-MODEL A7). Each time the head moved, the round's blocks are read and each such
+    /// transaction of the phase's kind goes into the engine as a record already on chain, so
+    /// the round's valid set is the chain's (a commit must list every valid submission and pay
+    /// every valid share on chain, and holders decrypt only that set).
+    fn adopt_from_chain(&mut self) -> Result<Vec<Outbound>> {
+        let head = self.ledger.height();
+        if head == self.scanned {
+            return Ok(Vec::new());
+        }
+        self.scanned = head;
+        let Some(opened_at) = self
+            .ledger
+            .chain()
+            .state()
+            .jobs
+            .get(&self.job)
+            .and_then(|j| j.open.as_ref())
+            .filter(|o| Some(o.round) == self.round())
+            .map(|o| o.opened_at)
+        else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        for h in opened_at..=head {
+            let Some(block) = self.ledger.chain().block(h)? else {
+                continue;
+            };
+            for tx in block.txs {
+                let Some(round) = self.round() else {
+                    return Ok(out);
+                };
+                let (TxKind::Submit { job, round: r, .. }
+                | TxKind::DecryptionShare { job, round: r, .. }
+                | TxKind::RangeProof { job, round: r, .. }) = tx.tx.kind
+                else {
+                    continue;
+                };
+                if job != self.job || r != round {
+                    continue;
+                }
+                let (seen, record) = match (&self.phase, tx.tx.kind.tag()) {
+                    (Phase::Collecting(_), TxTag::Submit) => {
+                        (&self.submitted, Record::Submit { round, tx })
+                    }
+                    (Phase::Decrypting(..), TxTag::DecryptionShare) => {
+                        (&self.shared, Record::Share { round, tx })
+                    }
+                    (Phase::Blaming(..), TxTag::RangeProof) => {
+                        (&self.ranged, Record::Range { round, tx })
+                    }
+                    _ => continue,
+                };
+                let tx = record.round_and_tx().1;
+                if seen.get(&tx.sender()) == Some(&tx.hash()) {
+                    continue;
+                }
+                self.adopted.push((round, tx.sender()));
+                out.extend(self.replay(record)?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Submissions the chain held that did not come through this coordinator, since the last
+    /// call (round, sender), for the process to log: a hospital that submitted directly to
+    /// the validators, typically because it got no acknowledgement here.
+    pub fn take_adopted(&mut self) -> Vec<(u32, Address)> {
+        std::mem::take(&mut self.adopted)
     }
 
     /// Feed a pending record back into the engine after a restart.

@@ -7,7 +7,9 @@
 
 mod coordinator;
 
-pub use coordinator::{CoordinatorService, Outbound, FAILPOINT_BEFORE_BLOCK};
+pub use coordinator::{
+    CoordinatorService, Outbound, FAILPOINT_BEFORE_BLOCK, FAILPOINT_DROP_SUBMISSION,
+};
 pub use fedchain_worker::service::{
     Ack, CoordinatorMsg, Outcome, RangeRequest, Refusal, RoundOpen, RoundSummary, ShareRequest,
     WorkerMsg, WorkerService, PROTOCOL_VERSION,

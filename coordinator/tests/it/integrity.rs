@@ -93,6 +93,18 @@ fn open_round() -> Open {
     }
 }
 
+/// Empty blocks until round 0 takes no more submissions (its deadline passed): only then may
+/// its decryption shares go on chain.
+fn close_submissions(o: &mut Open) {
+    let closed = |o: &Open| {
+        let st = o.ledger.chain().state();
+        st.jobs[&o.job].submissions_closed(0, st.height + 1)
+    };
+    while !closed(o) {
+        o.ledger.block_all(Vec::new()).unwrap();
+    }
+}
+
 fn deposit(o: &Open, who: &Address) -> u64 {
     o.ledger.chain().state().jobs[&o.job].members[who]
 }
@@ -447,6 +459,13 @@ fn commits_with_t_plus_one_and_t_plus_two_share_providers_audit_clean() {
 #[test]
 fn a05_blame_step_only_for_an_aggregate_that_does_not_unpack() {
     let mut o = open_round();
+    // a share while the round still takes submissions is refused by the chain rules
+    let early = o.hospitals[3].decryption_share(o.job, 0, &o.subs.clone()).unwrap();
+    o.ledger.put_payload(&early.payload).unwrap();
+    let dropped = o.ledger.block(vec![early.tx]).unwrap();
+    assert_eq!(dropped.len(), 1);
+    assert!(dropped[0].reason.contains("still takes submissions"), "{}", dropped[0].reason);
+    close_submissions(&mut o);
     let valid: Vec<SubmissionMsg> = o.subs.clone();
     let mut shares = Vec::new();
     for h in o.hospitals.iter_mut().take(3) {

@@ -108,7 +108,10 @@ impl Net {
                     continue; // vanished: lost
                 };
                 let msg: CoordinatorMsg = bincode::deserialize(&bytes).unwrap();
-                match w.on_message(msg) {
+                // the hospitals check every claim against the final chain (the coordinator's
+                // in-process replicas certify each block before it is committed)
+                let chain = self.coord.as_ref().map(|c| c.ledger().chain().state());
+                match w.on_message_at(msg, chain) {
                     Ok(replies) => {
                         for reply in replies {
                             let reply = on_the_wire(a, reply);
@@ -962,5 +965,97 @@ fn a_restart_starts_from_the_head_snapshot_and_replays_a_damaged_one() {
     );
     net.round();
     assert!(net.coord().results()[1].committed, "round 2");
+    net.audit(&c);
+}
+
+/// THREAT-MODEL G1 against the chain (A1): a holder that follows the chain decrypts only the
+/// round's valid set as final there, and only once the chain takes no more submissions. The
+/// same request answered without the chain (a holder trusting the aggregator) is decrypted:
+/// three of four submissions, the job's minimum, is what an aggregator and colluders would
+/// choose to single out a victim.
+#[test]
+fn a01_a_holder_following_the_chain_decrypts_only_the_final_valid_set() {
+    use fedchain_coordinator::service::ShareRequest;
+    let dir = tempfile::tempdir().unwrap();
+    let c = Consortium::new(&small(1), &mut Quiet).unwrap();
+    let mut net = Net::new(&c, &dir.path().join("svc"));
+    net.pump();
+    net.start_round();
+    // every hospital trains and signs; the coordinator first gets three of the four
+    let mut subs = BTreeMap::new();
+    while let Some((a, bytes)) = net.to_workers.pop_front() {
+        let msg: CoordinatorMsg = bincode::deserialize(&bytes).unwrap();
+        let chain = net.coord.as_ref().map(|c| c.ledger().chain().state());
+        let w = net.workers.get_mut(&a).unwrap().as_mut().unwrap();
+        for reply in w.on_message_at(msg, chain).unwrap() {
+            if let WorkerMsg::Submit(m) = reply {
+                subs.insert(a, m);
+            }
+        }
+    }
+    let order = net.order.clone();
+    for a in &order[..3] {
+        let out = net
+            .coord()
+            .on_message(*a, WorkerMsg::Submit(subs[a].clone()), 1)
+            .unwrap();
+        assert!(matches!(out.as_slice(), [Outbound::To(..)]), "{out:?}");
+    }
+    let now = net.now_ms + 1000;
+    net.coord().on_tick(now).unwrap();
+    assert_eq!(net.coord().counted().len(), 3);
+    let three = CoordinatorMsg::ShareRequest(ShareRequest {
+        job: net.coord().job(),
+        round: 0,
+        submissions: order[..3].iter().map(|a| subs[a].clone()).collect(),
+    });
+    // a holder without a chain of its own decrypts the aggregator's choice
+    let mut trusting = WorkerService::new(c.hospital(3).unwrap(), 0, c.cfg.seed, 3);
+    assert!(matches!(
+        trusting.on_message(three.clone()).unwrap().as_slice(),
+        [WorkerMsg::Share(_)]
+    ));
+    // following the chain: the round still takes submissions, nothing is decrypted
+    let chain = net.coord().ledger().chain().state().clone();
+    fn holder<'a>(net: &'a mut Net, a: &Address) -> &'a mut WorkerService {
+        net.workers.get_mut(a).unwrap().as_mut().unwrap()
+    }
+    match holder(&mut net, &order[3]).on_message_at(three.clone(), Some(&chain)) {
+        Err(WorkerError::NotFinal { round: 0, claim, .. }) => {
+            assert_eq!(claim, "the close of submissions")
+        }
+        other => panic!("decrypted before the chain closed the round: {other:?}"),
+    }
+    // the fourth submission is final: the round is closed, its valid set is all four
+    let a3 = order[3];
+    let out = net
+        .coord()
+        .on_message(a3, WorkerMsg::Submit(subs[&a3].clone()), 2)
+        .unwrap();
+    net.send(out);
+    let chain = net.coord().ledger().chain().state().clone();
+    let job = &chain.jobs[&0];
+    assert!(job.submissions_closed(0, chain.height + 1));
+    assert_eq!(job.open.as_ref().unwrap().valid_submissions(), 4);
+    match holder(&mut net, &order[3]).on_message_at(three.clone(), Some(&chain)) {
+        Err(WorkerError::ShareRefused(ShareRefusal::NotFinalSet {
+            round: 0,
+            missing: 1,
+            extra: 0,
+        })) => {}
+        other => panic!("decrypted a subset of the final valid set: {other:?}"),
+    }
+    // the coordinator's own request is the chain's set: the round decrypts and commits
+    net.pump();
+    for _ in 0..5 {
+        if !net.coord().results().is_empty() {
+            break;
+        }
+        net.tick();
+    }
+    let r = &net.coord().results()[0];
+    assert!(r.committed);
+    assert_eq!(r.accepted.len(), 4);
+    assert!(net.refusals.is_empty(), "{:?}", net.refusals);
     net.audit(&c);
 }

@@ -383,9 +383,14 @@ fn equivocation_missed_deadline_and_bad_payload_are_penalized() {
         chain.check_tx(&fake),
         Err(TxError::InvalidEvidence(_))
     ));
+    // nothing of the round may be decrypted while it still takes submissions
+    for s in share_txs(&mut net, &chain, 2) {
+        assert!(matches!(
+            chain.check_tx(&s),
+            Err(TxError::SubmissionsOpen { job: 0, round: 0 })
+        ));
+    }
     // a rejected submission cannot be accepted
-    let shares = share_txs(&mut net, &chain, 2);
-    assert!(net.block(&mut chain, shares).is_empty());
     let providers = vec![h0, addr(&net.hospitals[1])];
     let bad_commit = commit_tx(&mut net, vec![h0, h2], &providers);
     assert!(matches!(
@@ -418,6 +423,9 @@ fn equivocation_missed_deadline_and_bad_payload_are_penalized() {
     while chain.head().height < 10 {
         net.block(&mut chain, vec![]);
     }
+    // past the deadline the valid set is final: its shares go on chain
+    let shares = share_txs(&mut net, &chain, 2);
+    assert!(net.block(&mut chain, shares).is_empty());
     let before3 = chain.state().jobs[&0].members[&h3];
     assert!(net.block(&mut chain, vec![early]).is_empty());
     // hospital 3 missed the deadline: 10% of its deposit is forfeited
@@ -511,11 +519,11 @@ fn a14_job_minimum_below_three_is_refused_and_rounds_cannot_commit_below_it() {
     let victim = submit(&mut net, &chain, 0, 0, b"victim");
     let colluder = submit(&mut net, &chain, 1, 0, b"colluder");
     assert!(net.block(&mut chain, vec![victim, colluder]).is_empty());
-    let shares = share_txs(&mut net, &chain, 2);
-    assert!(net.block(&mut chain, shares).is_empty());
     while chain.head().height < 7 {
         net.block(&mut chain, vec![]);
     }
+    let shares = share_txs(&mut net, &chain, 2);
+    assert!(net.block(&mut chain, shares).is_empty());
     let pair = vec![addr(&net.hospitals[0]), addr(&net.hospitals[1])];
     let commit = commit_tx(&mut net, pair.clone(), &pair);
     match chain.check_tx(&commit) {
