@@ -428,11 +428,7 @@ pub fn catch_up(
 
 /// Commit one served run: its payloads first, then the blocks, only if its last
 /// finalization verifies ([`Chain::commit_final_run`]).
-pub fn commit_run(
-    chain: &mut Chain<RocksStore>,
-    bytes: &mut u64,
-    batch: FinalRun,
-) -> Result<u64> {
+pub fn commit_run(chain: &mut Chain<RocksStore>, bytes: &mut u64, batch: FinalRun) -> Result<u64> {
     let mut blocks = Vec::with_capacity(batch.len());
     for (b, payloads) in batch {
         for p in &payloads {

@@ -436,7 +436,9 @@ impl Worker {
         f.catch_up(false)?;
         let mut attempt = 0;
         loop {
-            let r = self.service.on_message_at(msg.clone(), Some(f.chain.state()));
+            let r = self
+                .service
+                .on_message_at(msg.clone(), Some(f.chain.state()));
             match r {
                 Err(e) if retry_when_final(&e) && attempt + 1 < FINAL_ATTEMPTS => {
                     if attempt == 0 {
@@ -451,7 +453,7 @@ impl Worker {
     }
 
     /// Give what this hospital signed to the validators too (following them).
-    fn to_validators(&mut self, replies: &[WorkerMsg]) {
+    fn give_validators(&mut self, replies: &[WorkerMsg]) {
         let Some(f) = &mut self.follower else {
             return;
         };
@@ -467,7 +469,7 @@ impl Worker {
 
     fn handle(&mut self, msg: CoordinatorMsg) -> Result<Vec<WorkerMsg>> {
         let replies = self.handle_msg(msg)?;
-        self.to_validators(&replies);
+        self.give_validators(&replies);
         Ok(replies)
     }
 

@@ -552,6 +552,27 @@ impl Cluster {
         log
     }
 
+    /// Start every worker with its round-1 submission held 3 s after training (failpoint
+    /// `worker::before-submit`) and wait until all trained round 1: a kill of the coordinator
+    /// now lands while round 1 collects.
+    #[cfg(feature = "failpoints")]
+    pub fn start_workers_holding_round_1(&mut self) {
+        for i in 0..self.n {
+            self.start_worker(
+                i,
+                &[("FAILPOINTS", "worker::before-submit=1*off->1*sleep(3000)")],
+            );
+        }
+        let n = self.n;
+        self.wait_for("round 1 to be trained", 240, |c| {
+            (0..n).all(|i| {
+                c.log(&format!("worker-{i}"))
+                    .lines()
+                    .any(|l| l.contains("trained and encrypted") && l.contains("round=1"))
+            })
+        });
+    }
+
     /// kill -9 of the coordinator.
     pub fn kill_coordinator(&mut self) {
         if let Some(mut c) = self.coord.take() {
@@ -609,6 +630,36 @@ pub fn current_params(inspect: &str) -> String {
         .find_map(|l| l.trim().strip_prefix("current parameters "))
         .unwrap_or_else(|| panic!("no parameters in\n{inspect}"))
         .to_string()
+}
+
+/// `fedchain audit` re-verified `rounds` rounds, each committed with all `n` hospitals, and no
+/// hospital's 2000-token deposit was touched (from `fedchain inspect`).
+#[cfg(feature = "failpoints")]
+pub fn assert_all_rounds_committed_by_all(audit: &str, inspect: &str, rounds: u32, n: usize) {
+    assert!(
+        audit.contains("audit ok") && audit.contains(&format!("{rounds} rounds re-verified")),
+        "{audit}\n{inspect}"
+    );
+    let history: Vec<&str> = inspect
+        .lines()
+        .filter(|l| l.contains(" committed ") || l.trim_end().ends_with(" void"))
+        .collect();
+    assert_eq!(history.len(), rounds as usize, "{inspect}");
+    let all = n.to_string();
+    for l in &history {
+        let cols: Vec<&str> = l.split_whitespace().collect();
+        assert!(
+            cols.get(2) == Some(&"committed") && cols.get(3) == Some(&all.as_str()),
+            "every round commits with all {n} hospitals: {l}\n{inspect}"
+        );
+    }
+    for i in 0..n {
+        assert_eq!(
+            deposit(inspect, &format!("hospital-{i}")),
+            2000,
+            "no honest deposit is lost\n{inspect}"
+        );
+    }
 }
 
 /// A member's deposit from `fedchain inspect`.

@@ -11,7 +11,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::cluster::{deposit, lock, Cluster};
+use crate::cluster::{assert_all_rounds_committed_by_all, lock, Cluster};
 
 #[test]
 fn a_coordinator_killed_mid_round_and_restarted_charges_nobody() {
@@ -21,19 +21,7 @@ fn a_coordinator_killed_mid_round_and_restarted_charges_nobody() {
     c.start_coordinator(&[]);
     // every hospital trains round 1, then waits 3 s before storing and sending its
     // submission: the coordinator is killed in that window, with round 1 collecting
-    for i in 0..4 {
-        c.start_worker(
-            i,
-            &[("FAILPOINTS", "worker::before-submit=1*off->1*sleep(3000)")],
-        );
-    }
-    c.wait_for("round 1 to be trained", 180, |c| {
-        (0..4).all(|i| {
-            c.log(&format!("worker-{i}"))
-                .lines()
-                .any(|l| l.contains("trained and encrypted") && l.contains("round=1"))
-        })
-    });
+    c.start_workers_holding_round_1();
     c.kill_coordinator();
     std::thread::sleep(Duration::from_secs(1));
     let restarted = Instant::now();
@@ -48,27 +36,5 @@ fn a_coordinator_killed_mid_round_and_restarted_charges_nobody() {
     eprintln!("{back}");
     eprintln!("job finished {:?} after the restart", restarted.elapsed());
     let (audit, inspect) = c.audit();
-    assert!(
-        audit.contains("audit ok") && audit.contains(&format!("{rounds} rounds re-verified")),
-        "{audit}\n{inspect}"
-    );
-    let history: Vec<&str> = inspect
-        .lines()
-        .filter(|l| l.contains(" committed ") || l.trim_end().ends_with(" void"))
-        .collect();
-    assert_eq!(history.len(), rounds as usize, "{inspect}");
-    for l in &history {
-        let cols: Vec<&str> = l.split_whitespace().collect();
-        assert!(
-            cols.get(2) == Some(&"committed") && cols.get(3) == Some(&"4"),
-            "every round commits with all four hospitals: {l}\n{inspect}"
-        );
-    }
-    for i in 0..4 {
-        assert_eq!(
-            deposit(&inspect, &format!("hospital-{i}")),
-            2000,
-            "no honest deposit is lost\n{inspect}"
-        );
-    }
+    assert_all_rounds_committed_by_all(&audit, &inspect, rounds, 4);
 }

@@ -296,7 +296,13 @@ fn a07_a_submission_the_aggregator_drops_reaches_the_chain_through_the_validator
     assert_eq!(committed.len(), 2, "{}", c.logs());
     for l in &committed {
         // hospital-1 is among the accepted, nobody is missing
-        let accepted = l.split("accepted=").nth(1).unwrap().split(']').next().unwrap();
+        let accepted = l
+            .split("accepted=")
+            .nth(1)
+            .unwrap()
+            .split(']')
+            .next()
+            .unwrap();
         assert!(accepted.contains("hospital-1"), "{l}");
         assert!(l.contains("missing=[]"), "{l}");
     }
@@ -327,5 +333,42 @@ fn a07_a_submission_the_aggregator_drops_reaches_the_chain_through_the_validator
     );
     assert!(aggregator.contains("audit ok"), "{aggregator}");
     let report = audit(&c, 0);
+    assert!(report.contains("audit ok"), "{report}");
+}
+
+/// Issue #14 item 5 with real processes: the aggregator is killed with SIGKILL while round 1
+/// collects (each hospital holds its round-1 submission for 3 s after training, failpoint
+/// `worker::before-submit`), so the submissions reach the validators directly while it is
+/// down; the blocks go on without it. Restarted, it recovers its ledger from the validators,
+/// finds the round's submissions on chain and resumes the round: every round commits with all
+/// four hospitals, nobody is charged, and its ledger and a validator's audit clean.
+#[cfg(feature = "failpoints")]
+#[test]
+fn the_aggregator_killed_mid_round_resumes_the_round_from_the_chain_and_loses_nothing() {
+    let _guard = lock();
+    let rounds = 3;
+    let mut c = Cluster::with_validators(4, rounds, VALIDATORS);
+    for v in 0..VALIDATORS {
+        c.start_validator(v);
+    }
+    c.start_coordinator(&[]);
+    c.start_workers_holding_round_1();
+    c.kill_coordinator();
+    std::thread::sleep(Duration::from_secs(4));
+    c.start_coordinator(&[]);
+    let log = c.finish_after_restart();
+    // what the hospitals gave the validators while it was down, it found on chain
+    let adopted: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("a submission reached the chain directly"))
+        .collect();
+    assert!(!adopted.is_empty(), "{log}");
+    eprintln!("{}", adopted.join("\n"));
+    for v in 0..VALIDATORS {
+        c.stop_validator(v);
+    }
+    let (audit_out, inspect) = c.audit();
+    crate::cluster::assert_all_rounds_committed_by_all(&audit_out, &inspect, rounds, 4);
+    let report = audit(&c, 1);
     assert!(report.contains("audit ok"), "{report}");
 }

@@ -512,7 +512,10 @@ impl CoordinatorService {
             return Some(Outcome::Duplicate);
         }
         // already final (its sender gave it to the validators directly): the chain took it
-        let final_ = matches!(self.ledger.chain().store().tx_location(&tx.hash()), Ok(Some(_)));
+        let final_ = matches!(
+            self.ledger.chain().store().tx_location(&tx.hash()),
+            Ok(Some(_))
+        );
         if final_ {
             return None;
         }

@@ -460,11 +460,17 @@ fn commits_with_t_plus_one_and_t_plus_two_share_providers_audit_clean() {
 fn a05_blame_step_only_for_an_aggregate_that_does_not_unpack() {
     let mut o = open_round();
     // a share while the round still takes submissions is refused by the chain rules
-    let early = o.hospitals[3].decryption_share(o.job, 0, &o.subs.clone()).unwrap();
+    let early = o.hospitals[3]
+        .decryption_share(o.job, 0, &o.subs.clone())
+        .unwrap();
     o.ledger.put_payload(&early.payload).unwrap();
     let dropped = o.ledger.block(vec![early.tx]).unwrap();
     assert_eq!(dropped.len(), 1);
-    assert!(dropped[0].reason.contains("still takes submissions"), "{}", dropped[0].reason);
+    assert!(
+        dropped[0].reason.contains("still takes submissions"),
+        "{}",
+        dropped[0].reason
+    );
     close_submissions(&mut o);
     let valid: Vec<SubmissionMsg> = o.subs.clone();
     let mut shares = Vec::new();

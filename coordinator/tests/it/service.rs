@@ -1021,7 +1021,9 @@ fn a01_a_holder_following_the_chain_decrypts_only_the_final_valid_set() {
         net.workers.get_mut(a).unwrap().as_mut().unwrap()
     }
     match holder(&mut net, &order[3]).on_message_at(three.clone(), Some(&chain)) {
-        Err(WorkerError::NotFinal { round: 0, claim, .. }) => {
+        Err(WorkerError::NotFinal {
+            round: 0, claim, ..
+        }) => {
             assert_eq!(claim, "the close of submissions")
         }
         other => panic!("decrypted before the chain closed the round: {other:?}"),
