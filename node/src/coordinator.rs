@@ -776,8 +776,8 @@ impl Loop {
         let Stage::Running(s) = &mut self.stage else {
             return;
         };
-        for (round, hospital) in s.take_adopted() {
-            warn!(round, %hospital, "coordinator: a submission reached the chain directly (not through this coordinator); counted in the round");
+        for (round, hospital, kind) in s.take_adopted() {
+            warn!(round, %hospital, ?kind, "coordinator: a transaction reached the chain directly (not through this coordinator); taken from there");
         }
         for d in s.take_dropped() {
             warn!(tx = %d.tx, kind = ?d.kind, reason = %d.reason, "coordinator: transaction left out of the block");

@@ -132,8 +132,11 @@ pub struct CoordinatorService {
     /// The head at which the open round's blocks were last read for what reached the chain
     /// without this coordinator.
     scanned: u64,
-    /// Those submissions (round, sender), for the process to log.
-    adopted: Vec<(u32, Address)>,
+    /// The transactions of the open round already fed into the engine from the chain (each is
+    /// fed once, whatever the engine made of it).
+    fed: std::collections::BTreeSet<Hash>,
+    /// Those transactions (round, sender, kind), for the process to log.
+    adopted: Vec<(u32, Address, TxTag)>,
 }
 
 impl CoordinatorService {
@@ -277,6 +280,7 @@ impl CoordinatorService {
             results: Vec::new(),
             dir: dir.to_path_buf(),
             scanned: 0,
+            fed: Default::default(),
             adopted: Vec::new(),
         }
     }
@@ -365,6 +369,7 @@ impl CoordinatorService {
 
     fn begin(&mut self, round: u32, deadline: u64) -> Vec<Outbound> {
         self.engine.open(round, deadline);
+        self.fed.clear();
         self.submitted.clear();
         self.shared.clear();
         self.ranged.clear();
@@ -647,20 +652,20 @@ impl CoordinatorService {
                     _ => continue,
                 };
                 let tx = record.round_and_tx().1;
-                if seen.get(&tx.sender()) == Some(&tx.hash()) {
+                if seen.get(&tx.sender()) == Some(&tx.hash()) || !self.fed.insert(tx.hash()) {
                     continue;
                 }
-                self.adopted.push((round, tx.sender()));
+                self.adopted.push((round, tx.sender(), tx.tx.kind.tag()));
                 out.extend(self.replay(record)?);
             }
         }
         Ok(out)
     }
 
-    /// Submissions the chain held that did not come through this coordinator, since the last
-    /// call (round, sender), for the process to log: a hospital that submitted directly to
-    /// the validators, typically because it got no acknowledgement here.
-    pub fn take_adopted(&mut self) -> Vec<(u32, Address)> {
+    /// Transactions the chain held that did not come through this coordinator, since the last
+    /// call (round, sender, kind), for the process to log: a hospital that gave them only to
+    /// the validators (its messages here were lost, or this coordinator was down).
+    pub fn take_adopted(&mut self) -> Vec<(u32, Address, TxTag)> {
         std::mem::take(&mut self.adopted)
     }
 
@@ -844,18 +849,33 @@ impl CoordinatorService {
         }
         let theta = self.server.apply(&self.theta, &r.average);
         let next = self.ledger.put_payload(&encode_plain(&theta))?;
-        // every valid share on chain is paid, not only the t the engine combined
-        let share_providers =
-            crate::simulate::valid_share_providers(&self.ledger, self.job, r.round);
-        let commit = self.ledger.sign(TxKind::CommitRound {
-            job: self.job,
-            round: r.round,
-            aggregate: r.aggregate,
-            new_params_hash: next,
-            accepted: r.accepted.clone(),
-            share_providers: share_providers.clone(),
-        });
-        if !self.commit_one(commit, now_ms)? {
+        // every valid share on chain is paid, not only the t the engine combined; holders
+        // also give their shares to the validators directly, so one may become final between
+        // the list and the commit: the commit is made again with the chain's list then (each
+        // member has at most one share, so this ends)
+        let mut share_providers = Vec::new();
+        let mut committed = false;
+        for _ in 0..=self.committee.len() {
+            share_providers =
+                crate::simulate::valid_share_providers(&self.ledger, self.job, r.round);
+            let commit = self.ledger.sign(TxKind::CommitRound {
+                job: self.job,
+                round: r.round,
+                aggregate: r.aggregate,
+                new_params_hash: next,
+                accepted: r.accepted.clone(),
+                share_providers: share_providers.clone(),
+            });
+            if self.commit_one(commit, now_ms)? {
+                committed = true;
+                break;
+            }
+            let now = crate::simulate::valid_share_providers(&self.ledger, self.job, r.round);
+            if now == share_providers {
+                break;
+            }
+        }
+        if !committed {
             // refused by the chain (logged by the process): the round stays open and is voided
             // at the end of its decryption window
             return Ok(Vec::new());
