@@ -108,6 +108,8 @@ pub enum TxError {
         round: u32,
         reason: String,
     },
+    #[error("job {job}: nobody joins while round {round} is open")]
+    JoinDuringRound { job: JobId, round: u32 },
     #[error("job {job} round {round} still takes submissions (before its deadline, not every member in): nothing of it may be decrypted yet")]
     SubmissionsOpen { job: JobId, round: u32 },
     #[error("invalid evidence: {0}")]

@@ -235,8 +235,9 @@ impl Job {
     }
 
     /// Whether the open round `round` takes no more submissions in a block at `height`: its
-    /// deadline has passed, or every active member submitted. From then on its valid set is
-    /// what the chain holds (penalties may only take submissions out), and only then may a
+    /// deadline has passed, or every active member submitted (nobody joins while a round is
+    /// open). From then on no submission enters; penalties may still take one out, and the
+    /// engine defers those of a closed round until it ends (THREAT-MODEL A8). Only then may a
     /// holder decrypt it (THREAT-MODEL G1). A member following the chain with head `h` asks
     /// it for `height = h + 1`.
     pub fn submissions_closed(&self, round: u32, height: u64) -> bool {
@@ -532,6 +533,14 @@ impl State {
                     return Err(TxError::AlreadyMember {
                         job: *job,
                         hospital: sender,
+                    });
+                }
+                // a member joining while a round is open would reopen a round that closed
+                // with every member in (its valid set, which holders decrypt, is frozen)
+                if let Some(o) = &j.open {
+                    return Err(TxError::JoinDuringRound {
+                        job: *job,
+                        round: o.round,
                     });
                 }
                 if *deposit < j.spec.incentives.min_deposit {

@@ -166,6 +166,8 @@ label_enum! {
         /// A claim (a round's opening, the close of its submissions, a blame step) the chain
         /// the hospital follows does not show as final.
         NotFinal => "not_final",
+        /// A claim the final chain contradicts (another deadline, a closed round).
+        NotOnChain => "not_on_chain",
         /// Share inputs that are not the round's valid submissions final on chain.
         NotFinalSet => "not_final_set",
     }

@@ -409,6 +409,13 @@ impl NetFinalizer {
         }
     }
 
+    /// Leave the current validator for the next one (after it served something that does
+    /// not verify).
+    pub fn switch(&mut self) {
+        self.client = None;
+        self.at = (self.at + 1) % self.endpoints.len();
+    }
+
     fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {
         tokio::task::block_in_place(|| self.handle.block_on(f))
     }

@@ -110,18 +110,25 @@ impl Follower {
     }
 
     /// Commit what the validators finalized since the head; with `wait`, one more request
-    /// after waiting a little for a block.
-    fn catch_up(&mut self, wait: bool) -> Result<()> {
+    /// after waiting a little for a block. A failure (no validator answers, or one served a
+    /// run that does not verify) is reported, and the next request goes to the next validator:
+    /// the hospital then acts on the final state it has, or refuses.
+    fn catch_up(&mut self, wait: bool) -> std::result::Result<(), String> {
+        let r = self.try_catch_up(wait);
+        if r.is_err() {
+            self.validators.switch();
+        }
+        r
+    }
+
+    fn try_catch_up(&mut self, wait: bool) -> std::result::Result<(), String> {
         let chain = &mut self.chain;
         fedchain_coordinator::ledger::catch_up(chain, &mut self.bytes, &mut self.validators)
-            .map_err(|e| NodeError::Runtime(format!("following the chain: {e}")))?;
+            .map_err(|e| e.to_string())?;
         if wait {
-            let run = self
-                .validators
-                .blocks_after(chain.head().height, true)
-                .map_err(NodeError::Runtime)?;
+            let run = self.validators.blocks_after(chain.head().height, true)?;
             fedchain_coordinator::ledger::commit_run(chain, &mut self.bytes, run)
-                .map_err(|e| NodeError::Runtime(format!("following the chain: {e}")))?;
+                .map_err(|e| e.to_string())?;
         }
         Ok(())
     }
@@ -223,7 +230,9 @@ pub async fn run(cfg: WorkerConfig, mut shutdown: oneshot::Receiver<()>) -> Resu
         None
     } else {
         let mut f = tokio::task::block_in_place(|| Follower::open(&cfg, &genesis))?;
-        tokio::task::block_in_place(|| f.catch_up(false))?;
+        if let Err(e) = tokio::task::block_in_place(|| f.catch_up(false)) {
+            warn!(hospital = %name, error = %e, "worker: the validators' chain is not reachable yet");
+        }
         info!(hospital = %name, validators = cfg.chain.len(), height = f.chain.head().height, "worker: following the validators' chain");
         Some(f)
     };
@@ -433,21 +442,37 @@ impl Worker {
         let Some(f) = &mut self.follower else {
             return Ok(self.service.on_message(msg));
         };
-        f.catch_up(false)?;
+        // only what makes the hospital sign, or moves its nonce, is checked against the chain
+        let checked = matches!(
+            msg,
+            CoordinatorMsg::Welcome { .. }
+                | CoordinatorMsg::RoundOpen(_)
+                | CoordinatorMsg::ShareRequest(_)
+                | CoordinatorMsg::RangeRequest(_)
+        );
+        if !checked {
+            return Ok(self.service.on_message_at(msg, Some(f.chain.state())));
+        }
+        let mut caught_up = f.catch_up(false);
         let mut attempt = 0;
         loop {
             let r = self
                 .service
                 .on_message_at(msg.clone(), Some(f.chain.state()));
-            match r {
-                Err(e) if retry_when_final(&e) && attempt + 1 < FINAL_ATTEMPTS => {
+            match (r, &caught_up) {
+                (Err(e), Ok(())) if retry_when_final(&e) && attempt + 1 < FINAL_ATTEMPTS => {
                     if attempt == 0 {
                         debug!(hospital = %self.name, error = %e, "worker: not final yet; following the chain");
                     }
                     attempt += 1;
-                    f.catch_up(true)?;
+                    caught_up = f.catch_up(true);
                 }
-                r => return Ok(r),
+                (r, caught_up) => {
+                    if let Err(e) = caught_up {
+                        warn!(hospital = %self.name, error = %e, "worker: could not follow the validators' chain; acting on the final state it has");
+                    }
+                    return Ok(r);
+                }
             }
         }
     }
@@ -563,6 +588,7 @@ fn refusal(e: &WorkerError) -> Option<WorkerRefusal> {
         WorkerError::UnknownRound { .. } => WorkerRefusal::UnknownRound,
         WorkerError::NoWitness { .. } => WorkerRefusal::NoWitness,
         WorkerError::NotFinal { .. } => WorkerRefusal::NotFinal,
+        WorkerError::NotOnChain { .. } => WorkerRefusal::NotOnChain,
         WorkerError::ShareRefused(r) => match r {
             ShareRefusal::AlreadyShared { .. } => WorkerRefusal::AlreadyShared,
             ShareRefusal::TooFew { .. } => WorkerRefusal::TooFew,

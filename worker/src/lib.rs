@@ -56,6 +56,14 @@ pub enum WorkerError {
     /// What the coordinator claims is not (yet) final on the chain this hospital follows: it
     /// acts only on final state (the process catches up and asks again a bounded number of
     /// times before it refuses).
+    /// What the coordinator claims contradicts the final chain for good (the same round with
+    /// another deadline, or a round that closed): refused at once.
+    #[error("job {job} round {round}: {claim} is contradicted by the final chain")]
+    NotOnChain {
+        job: JobId,
+        round: u32,
+        claim: &'static str,
+    },
     #[error("job {job} round {round}: {claim} is not what the final chain says ({chain})")]
     NotFinal {
         job: JobId,

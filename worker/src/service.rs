@@ -274,8 +274,8 @@ impl WorkerService {
 
     /// `RoundOpen.params` must hash to the parameters the round must start from, where this
     /// hospital knows them (theta_0 for round 0; after a result it saw, the committed hash).
-    /// A round it has no knowledge of (it missed results while away) is taken as announced
-    /// until hospitals follow the chain themselves.
+    /// A round it has no knowledge of (it missed results while away) is taken as announced;
+    /// a hospital following the chain checks the chain's hash instead ([`Self::final_open`]).
     fn check_params(&self, open: &RoundOpen) -> Result<()> {
         let (true, Some(expected)) = (open.round == self.expected.round, self.expected.params)
         else {
@@ -308,19 +308,28 @@ impl WorkerService {
         }
     }
 
-    /// The round `open` announces is the chain's open round, with its deadline and the
-    /// parameters whose hash the chain holds.
+    /// The round `open` announces is the chain's open round, still taking submissions, with
+    /// its deadline and the parameters whose hash the chain holds.
     fn final_open(&self, state: &State, open: &RoundOpen) -> Result<()> {
-        let Some(o) = state
-            .jobs
-            .get(&self.job)
+        let job = state.jobs.get(&self.job);
+        let Some(o) = job
             .and_then(|j| j.open.as_ref())
             .filter(|o| o.round == open.round)
         else {
             return Err(self.not_final(open.round, "the round's opening", state));
         };
+        let contradicted = |claim| WorkerError::NotOnChain {
+            job: self.job,
+            round: open.round,
+            claim,
+        };
         if o.deadline != open.deadline {
-            return Err(self.not_final(open.round, "the deadline", state));
+            return Err(contradicted("the deadline"));
+        }
+        if job.is_some_and(|j| j.submissions_closed(open.round, state.height + 1)) {
+            // a submission now would be refused, and signing it would block this hospital's
+            // share of the round (its marks would name a submission that is not in the set)
+            return Err(contradicted("a round still taking submissions"));
         }
         let got = Hash::sha256(&crate::encode_plain(&open.params));
         if got != o.params_hash {
@@ -422,24 +431,32 @@ impl WorkerService {
                         value: nonce,
                     });
                 }
-                if let Some(state) = chain {
-                    let last = state.nonces.get(&self.address()).copied().unwrap_or(0);
-                    if nonce > last.saturating_add(MAX_PENDING_NONCES) {
-                        return Err(WorkerError::OutOfRange {
-                            what: "Welcome nonce (more above the final one than transactions can be pending)",
-                            value: nonce,
-                        });
-                    }
-                    self.hospital.resume_nonce(last);
+                let Some(state) = chain else {
+                    self.hospital.resume_nonce(nonce);
+                    self.held.submitted = submitted;
+                    self.held.shared = shared;
+                    return Ok(Vec::new());
+                };
+                // following the chain: its final nonce, raised by at most what can be pending;
+                // what the coordinator says it holds is not taken (the hospital's durable marks
+                // and stored messages already keep it from signing twice, and a coordinator
+                // claiming to hold what it dropped must not silence it, THREAT-MODEL A7)
+                let last = state.nonces.get(&self.address()).copied().unwrap_or(0);
+                self.hospital.resume_nonce(last);
+                if nonce > last.saturating_add(MAX_PENDING_NONCES) {
+                    return Err(WorkerError::OutOfRange {
+                        what: "Welcome nonce (more above the final one than transactions can be pending)",
+                        value: nonce,
+                    });
                 }
                 self.hospital.resume_nonce(nonce);
-                self.held.submitted = submitted;
-                self.held.shared = shared;
                 Ok(Vec::new())
             }
             CoordinatorMsg::RoundOpen(open) if open.job == self.job => {
                 self.seen(open.round)?;
-                self.check_params(&open)?;
+                if chain.is_none() {
+                    self.check_params(&open)?;
+                }
                 if let Some(m) = self.submitted.get(&open.round) {
                     return Ok(vec![WorkerMsg::Submit(m.clone())]);
                 }

@@ -758,7 +758,10 @@ impl CoordinatorService {
                             self.seqs.push(seq);
                         }
                     }
-                    if on_chain || self.punished(&offender, &offence) {
+                    // also for a record already on chain (a transaction its sender gave the
+                    // validators directly, or one replayed after a restart): the chain counts it
+                    // valid until the penalty with its evidence is final too
+                    if self.punished(&offender, &offence) {
                     } else if after_round {
                         // signed once the round is on chain (nonces go up in block order)
                         self.after_round.push((offender, offence));

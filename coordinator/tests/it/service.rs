@@ -335,10 +335,13 @@ fn a_worker_restarted_after_its_submission_does_not_submit_again() {
     net.pump();
     assert_eq!(last_outcome(net.worker(0)), Outcome::Accepted);
     let first = fedchain_ledger::Hash::sha256(&net.worker(0).submission(0).unwrap().payload);
-    // it restarts (its memory of the submission is gone) and reconnects
+    // it restarts (its memory of the submission is gone; its durable marks stay, as the
+    // worker process keeps them) and reconnects; following the chain, it does not take the
+    // coordinator's word for what it holds, its marks keep it from signing again
     let job = net.coord().job();
+    let marks = net.worker(0).hospital().marks().clone();
     net.connect(WorkerService::new(
-        c.hospital(0).unwrap(),
+        c.restarted_hospital(0, marks).unwrap(),
         job,
         c.cfg.seed,
         0,
@@ -970,9 +973,9 @@ fn a_restart_starts_from_the_head_snapshot_and_replays_a_damaged_one() {
 
 /// THREAT-MODEL G1 against the chain (A1): a holder that follows the chain decrypts only the
 /// round's valid set as final there, and only once the chain takes no more submissions. The
-/// same request answered without the chain (a holder trusting the aggregator) is decrypted:
-/// three of four submissions, the job's minimum, is what an aggregator and colluders would
-/// choose to single out a victim.
+/// request is three of four submissions, the holder's own among them and the job's minimum:
+/// what an aggregator and colluders would choose to single out a victim. A holder trusting
+/// the aggregator (no chain of its own) decrypts it.
 #[test]
 fn a01_a_holder_following_the_chain_decrypts_only_the_final_valid_set() {
     use fedchain_coordinator::service::ShareRequest;
@@ -1010,7 +1013,7 @@ fn a01_a_holder_following_the_chain_decrypts_only_the_final_valid_set() {
         submissions: order[..3].iter().map(|a| subs[a].clone()).collect(),
     });
     // a holder without a chain of its own decrypts the aggregator's choice
-    let mut trusting = WorkerService::new(c.hospital(3).unwrap(), 0, c.cfg.seed, 3);
+    let mut trusting = WorkerService::new(c.hospital(0).unwrap(), 0, c.cfg.seed, 0);
     assert!(matches!(
         trusting.on_message(three.clone()).unwrap().as_slice(),
         [WorkerMsg::Share(_)]
@@ -1020,7 +1023,7 @@ fn a01_a_holder_following_the_chain_decrypts_only_the_final_valid_set() {
     fn holder<'a>(net: &'a mut Net, a: &Address) -> &'a mut WorkerService {
         net.workers.get_mut(a).unwrap().as_mut().unwrap()
     }
-    match holder(&mut net, &order[3]).on_message_at(three.clone(), Some(&chain)) {
+    match holder(&mut net, &order[0]).on_message_at(three.clone(), Some(&chain)) {
         Err(WorkerError::NotFinal {
             round: 0, claim, ..
         }) => {
@@ -1039,7 +1042,7 @@ fn a01_a_holder_following_the_chain_decrypts_only_the_final_valid_set() {
     let job = &chain.jobs[&0];
     assert!(job.submissions_closed(0, chain.height + 1));
     assert_eq!(job.open.as_ref().unwrap().valid_submissions(), 4);
-    match holder(&mut net, &order[3]).on_message_at(three.clone(), Some(&chain)) {
+    match holder(&mut net, &order[0]).on_message_at(three.clone(), Some(&chain)) {
         Err(WorkerError::ShareRefused(ShareRefusal::NotFinalSet {
             round: 0,
             missing: 1,
@@ -1047,6 +1050,19 @@ fn a01_a_holder_following_the_chain_decrypts_only_the_final_valid_set() {
         })) => {}
         other => panic!("decrypted a subset of the final valid set: {other:?}"),
     }
+    // a round that closed is not opened again for a hospital that missed it: signing a
+    // submission now would only block its share
+    let late = CoordinatorMsg::RoundOpen(fedchain_coordinator::service::RoundOpen {
+        job: 0,
+        round: 0,
+        params: c.initial_params.clone(),
+        deadline: job.open.as_ref().unwrap().deadline,
+    });
+    let mut missed = WorkerService::new(c.hospital(1).unwrap(), 0, c.cfg.seed, 1);
+    assert!(matches!(
+        missed.on_message_at(late, Some(&chain)),
+        Err(WorkerError::NotOnChain { round: 0, .. })
+    ));
     // the coordinator's own request is the chain's set: the round decrypts and commits
     net.pump();
     for _ in 0..5 {
