@@ -482,19 +482,19 @@ fn follow(
         }
     }
     for _ in 0..FOLLOW_ATTEMPTS {
+        // final already (also in blocks the catch-up above committed)
+        let store = chain.store();
+        waiting.retain(|h, _| !matches!(store.tx_location(h), Ok(Some(_))));
         if waiting.is_empty() {
             break;
         }
         let batch = f
             .blocks_after(chain.head().height, true)
             .map_err(SimError::Refused)?;
-        for (b, _) in &batch {
-            for t in &b.txs {
-                waiting.remove(&t.hash());
-            }
-        }
         commit_run(chain, bytes, batch)?;
     }
+    let store = chain.store();
+    waiting.retain(|h, _| !matches!(store.tx_location(h), Ok(Some(_))));
     for (tx, kind) in waiting {
         dropped.push(Dropped {
             tx,
