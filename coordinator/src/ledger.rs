@@ -40,7 +40,7 @@ pub trait Finalizer: Send + std::fmt::Debug {
 
 /// Rounds of [`Finalizer::blocks_after`] (each waiting a little) a submitted transaction may
 /// take to become final before it counts as dropped.
-pub const FOLLOW_ATTEMPTS: usize = 150;
+pub const FOLLOW_ATTEMPTS: usize = 600;
 
 /// How blocks become final.
 #[derive(Debug)]

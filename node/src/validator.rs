@@ -387,7 +387,7 @@ const CONNECT_PASSES: usize = 3;
 
 /// How long [`NetFinalizer::blocks_after`] waits (when asked to) for a new block before it
 /// asks again and, still without one, answers none.
-const FOLLOW_WAIT: Duration = Duration::from_millis(100);
+const FOLLOW_WAIT: Duration = Duration::from_millis(25);
 
 impl NetFinalizer {
     /// `bundle_dir` is the member's bundle (loaded again at each connection).

@@ -79,7 +79,7 @@ struct Worker {
 
 /// Catch-ups (each waiting a little for a new final block) before a claim of the coordinator
 /// that the final chain does not show is refused.
-const FINAL_ATTEMPTS: usize = 100;
+const FINAL_ATTEMPTS: usize = 400;
 
 /// The hospital's replica of the chain the validators finalize, and its way to them.
 struct Follower {
@@ -368,7 +368,10 @@ impl Worker {
                 Ok(Err(e)) => return Ok(Session::Lost(e.to_string())),
             };
             let replies = tokio::task::block_in_place(|| self.handle(msg))?;
-            for r in replies {
+            // to the coordinator first (it waits for them), then to the validators directly,
+            // also when the coordinator is gone (THREAT-MODEL A7)
+            let mut lost = None;
+            for r in replies.iter().cloned() {
                 let bytes = match &r {
                     WorkerMsg::Submit(m) => m.payload.len() as u64,
                     WorkerMsg::Share(m) | WorkerMsg::RangeProof(m) => m.payload.len() as u64,
@@ -381,9 +384,14 @@ impl Worker {
                         if is_submit {
                             self.metrics.submission(WorkerSubmitOutcome::Failed);
                         }
-                        return Ok(Session::Lost(e.to_string()));
+                        lost = Some(e.to_string());
+                        break;
                     }
                 }
+            }
+            tokio::task::block_in_place(|| self.give_validators(&replies));
+            if let Some(reason) = lost {
+                return Ok(Session::Lost(reason));
             }
         }
     }
@@ -493,12 +501,6 @@ impl Worker {
     }
 
     fn handle(&mut self, msg: CoordinatorMsg) -> Result<Vec<WorkerMsg>> {
-        let replies = self.handle_msg(msg)?;
-        self.give_validators(&replies);
-        Ok(replies)
-    }
-
-    fn handle_msg(&mut self, msg: CoordinatorMsg) -> Result<Vec<WorkerMsg>> {
         match &msg {
             CoordinatorMsg::Refused { reason } => {
                 return Err(NodeError::Refused(reason.to_string()));
