@@ -368,8 +368,9 @@ impl Worker {
                 Ok(Err(e)) => return Ok(Session::Lost(e.to_string())),
             };
             let replies = tokio::task::block_in_place(|| self.handle(msg))?;
-            // to the coordinator first (it waits for them), then to the validators directly,
-            // also when the coordinator is gone (THREAT-MODEL A7)
+            // to the validators directly first: a dead coordinator connection would otherwise
+            // delay them by its timeout (THREAT-MODEL A7)
+            tokio::task::block_in_place(|| self.give_validators(&replies));
             let mut lost = None;
             for r in replies.iter().cloned() {
                 let bytes = match &r {
@@ -389,7 +390,6 @@ impl Worker {
                     }
                 }
             }
-            tokio::task::block_in_place(|| self.give_validators(&replies));
             if let Some(reason) = lost {
                 return Ok(Session::Lost(reason));
             }

@@ -848,30 +848,23 @@ impl CoordinatorService {
     fn complete(&mut self, r: RoundResult, now_ms: u64) -> Result<Vec<Outbound>> {
         let theta = self.server.apply(&self.theta, &r.average);
         let next = self.ledger.put_payload(&encode_plain(&theta))?;
-        // the accepted shares not on chain yet go into the commit's block, before it (one
-        // block, one wait for finality); every valid share is paid, not only the t the engine
-        // combined. Holders also give their shares to the validators directly, so one may
-        // become final between the list and the commit: the commit is then made again with the
-        // chain's list (each member has at most one share, so this ends)
-        let mut pending = std::mem::take(&mut self.txs);
+        // the accepted shares first, then the commit listing every valid share on chain (not
+        // only the t the engine combined). Holders also give their shares to the validators
+        // directly, so one may become final between the list and the commit: the commit is
+        // then made again with the chain's list (each member has at most one share, so this
+        // ends). A commit in one block with shares not yet final is not safe with independent
+        // validators: their mempools may order the commit before a share it lists.
+        let txs = std::mem::take(&mut self.txs);
+        if !txs.is_empty() {
+            self.commit_block(txs, now_ms)?;
+        }
         let mut share_providers = Vec::new();
         let mut committed = false;
         for _ in 0..=self.committee.len() {
             // following validators: the shares final by now (no wait)
             self.ledger.catch_up()?;
-            let mut providers: std::collections::BTreeSet<Address> =
-                crate::simulate::valid_share_providers(&self.ledger, self.job, r.round)
-                    .into_iter()
-                    .collect();
-            providers.extend(pending.iter().filter_map(|t| match t.tx.kind {
-                TxKind::DecryptionShare { job, round, .. }
-                    if job == self.job && round == r.round =>
-                {
-                    Some(t.sender())
-                }
-                _ => None,
-            }));
-            share_providers = providers.into_iter().collect();
+            share_providers =
+                crate::simulate::valid_share_providers(&self.ledger, self.job, r.round);
             let commit = self.ledger.sign(TxKind::CommitRound {
                 job: self.job,
                 round: r.round,
@@ -880,12 +873,7 @@ impl CoordinatorService {
                 accepted: r.accepted.clone(),
                 share_providers: share_providers.clone(),
             });
-            let h = commit.hash();
-            let mut batch = std::mem::take(&mut pending);
-            batch.push(commit);
-            let before = self.dropped.len();
-            self.commit_block(batch, now_ms)?;
-            if !self.dropped[before..].iter().any(|d| d.tx == h) {
+            if self.commit_one(commit, now_ms)? {
                 committed = true;
                 break;
             }

@@ -658,3 +658,72 @@ fn a_deadline_beyond_the_limit_is_refused() {
         }
     }
 }
+
+/// The valid set a holder decrypts does not move once the round closed with every member in:
+/// a committee member that joins while the round is open would reopen it, so the chain
+/// refuses the join until the round ends (THREAT-MODEL G1).
+#[test]
+fn a_join_while_a_round_is_open_is_refused_and_a_closed_round_stays_closed() {
+    let mut net = Net::new(4, 4);
+    let mut chain = Chain::open(MemoryStore::new(), &net.genesis).unwrap();
+    net.setup_job(&mut chain, 2);
+    // a second job of the same committee, joined by three of its four members
+    let agg = net.aggregator.clone();
+    let create = net.tx(&agg, TxKind::CreateJob(net.job_spec(2)));
+    assert!(net.block(&mut chain, vec![create]).is_empty());
+    let join = |net: &mut Net, h: usize| {
+        let k = net.hospitals[h].clone();
+        net.tx(
+            &k,
+            TxKind::Join {
+                job: 1,
+                deposit: 2000,
+                samples: crate::common::MAX_SAMPLES,
+            },
+        )
+    };
+    let joins: Vec<_> = (0..3).map(|h| join(&mut net, h)).collect();
+    assert!(net.block(&mut chain, joins).is_empty());
+    let open_1 = net.tx(
+        &agg,
+        TxKind::OpenRound {
+            job: 1,
+            round: 0,
+            params_hash: Hash::sha256(b"theta 0"),
+            deadline: chain.head().height + 20,
+        },
+    );
+    assert!(net.block(&mut chain, vec![open_1]).is_empty());
+    let subs: Vec<_> = (0..3)
+        .map(|h| {
+            let d = chain.put_payload(format!("update {h}").as_bytes()).unwrap();
+            let k = net.hospitals[h].clone();
+            net.tx(
+                &k,
+                TxKind::Submit {
+                    job: 1,
+                    round: 0,
+                    payload: d,
+                    samples: 10,
+                    payload_bytes: 8,
+                },
+            )
+        })
+        .collect();
+    assert!(net.block(&mut chain, subs).is_empty());
+    let closed = |chain: &Chain<MemoryStore>| {
+        let st = chain.state();
+        st.jobs[&1].submissions_closed(0, st.height + 1)
+    };
+    assert!(
+        closed(&chain),
+        "every joined member is in, long before the deadline"
+    );
+    let late = join(&mut net, 3);
+    assert_eq!(
+        chain.check_tx(&late),
+        Err(TxError::JoinDuringRound { job: 1, round: 0 })
+    );
+    assert!(!net.block(&mut chain, vec![late]).is_empty());
+    assert!(closed(&chain));
+}
