@@ -500,7 +500,7 @@ fn a_follower_commits_a_served_run_only_when_its_finalization_verifies() {
 /// last finalized block when the run stopped) every replica has the same header.
 fn one_chain(c: &Consortium, heads: &[Hash]) {
     let stores: Vec<RocksStore> = (0..heads.len())
-        .map(|i| RocksStore::open_read_only(&c.store_dir(i)).unwrap())
+        .map(|i| RocksStore::open_read_only(c.store_dir(i)).unwrap())
         .collect();
     let low = stores
         .iter()
