@@ -472,7 +472,7 @@ fn follow(
         // the validators directly as well (THREAT-MODEL A7), and that is not a drop
         catch_up(chain, bytes, f)?;
         for (t, reason) in refused {
-            if chain.store().tx_location(&t.hash())?.is_none() {
+            if !is_final(chain, &t.hash()) {
                 dropped.push(Dropped {
                     tx: t.hash(),
                     kind: t.tx.kind.tag(),
@@ -483,8 +483,7 @@ fn follow(
     }
     for _ in 0..FOLLOW_ATTEMPTS {
         // final already (also in blocks the catch-up above committed)
-        let store = chain.store();
-        waiting.retain(|h, _| !matches!(store.tx_location(h), Ok(Some(_))));
+        waiting.retain(|h, _| !is_final(chain, h));
         if waiting.is_empty() {
             break;
         }
@@ -493,8 +492,7 @@ fn follow(
             .map_err(SimError::Refused)?;
         commit_run(chain, bytes, batch)?;
     }
-    let store = chain.store();
-    waiting.retain(|h, _| !matches!(store.tx_location(h), Ok(Some(_))));
+    waiting.retain(|h, _| !is_final(chain, h));
     for (tx, kind) in waiting {
         dropped.push(Dropped {
             tx,
@@ -505,6 +503,11 @@ fn follow(
         });
     }
     Ok(dropped)
+}
+
+/// The transaction is in a block this replica committed.
+fn is_final(chain: &Chain<RocksStore>, tx: &Hash) -> bool {
+    matches!(chain.store().tx_location(tx), Ok(Some(_)))
 }
 
 fn payloads_of(chain: &Chain<RocksStore>, block: &Block) -> Vec<Vec<u8>> {

@@ -371,27 +371,20 @@ impl Worker {
             // to the validators directly first: a dead coordinator connection would otherwise
             // delay them by its timeout (THREAT-MODEL A7)
             tokio::task::block_in_place(|| self.give_validators(&replies));
-            let mut lost = None;
-            for r in replies.iter().cloned() {
+            for r in replies {
                 let bytes = match &r {
                     WorkerMsg::Submit(m) => m.payload.len() as u64,
                     WorkerMsg::Share(m) | WorkerMsg::RangeProof(m) => m.payload.len() as u64,
                     WorkerMsg::Hello { .. } => 0,
                 };
                 let is_submit = matches!(r, WorkerMsg::Submit(_));
-                match peer.notify(&Up::Msg(r)).await {
-                    Ok(()) => self.metrics.bytes_sent(bytes),
-                    Err(e) => {
-                        if is_submit {
-                            self.metrics.submission(WorkerSubmitOutcome::Failed);
-                        }
-                        lost = Some(e.to_string());
-                        break;
+                if let Err(e) = peer.notify(&Up::Msg(r)).await {
+                    if is_submit {
+                        self.metrics.submission(WorkerSubmitOutcome::Failed);
                     }
+                    return Ok(Session::Lost(e.to_string()));
                 }
-            }
-            if let Some(reason) = lost {
-                return Ok(Session::Lost(reason));
+                self.metrics.bytes_sent(bytes);
             }
         }
     }

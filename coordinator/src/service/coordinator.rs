@@ -858,13 +858,17 @@ impl CoordinatorService {
         if !txs.is_empty() {
             self.commit_block(txs, now_ms)?;
         }
-        let mut share_providers = Vec::new();
+        let mut share_providers: Vec<Address> = Vec::new();
         let mut committed = false;
-        for _ in 0..=self.committee.len() {
+        for attempt in 0..=self.committee.len() {
             // following validators: the shares final by now (no wait)
             self.ledger.catch_up()?;
-            share_providers =
-                crate::simulate::valid_share_providers(&self.ledger, self.job, r.round);
+            let now = crate::simulate::valid_share_providers(&self.ledger, self.job, r.round);
+            if attempt > 0 && now == share_providers {
+                // refused with the chain's own list: not a share race
+                break;
+            }
+            share_providers = now;
             let commit = self.ledger.sign(TxKind::CommitRound {
                 job: self.job,
                 round: r.round,
@@ -875,10 +879,6 @@ impl CoordinatorService {
             });
             if self.commit_one(commit, now_ms)? {
                 committed = true;
-                break;
-            }
-            let now = crate::simulate::valid_share_providers(&self.ledger, self.job, r.round);
-            if now == share_providers {
                 break;
             }
         }
