@@ -613,9 +613,11 @@ fn a_name(s: &fedchain_ledger::State, a: &fedchain_ledger::Address) -> String {
         .map_or_else(|| hex::encode(a.0), |p| p.pseudonym.clone())
 }
 
-fn init_logs(format: LogFormat) {
+/// Logs at `info` unless RUST_LOG says otherwise; `simulate` keeps its embedded consensus
+/// engines' start-up lines out of the table it prints.
+fn init_logs(format: LogFormat, default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let b = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
@@ -894,7 +896,11 @@ pub fn error_chain(e: &anyhow::Error) -> String {
 impl Cli {
     /// Run the command; errors are printed and turned into a non-zero exit code.
     pub fn run(self) -> ExitCode {
-        init_logs(self.log_format);
+        let default = match self.cmd {
+            Command::Simulate(_) => "info,commonware_consensus=warn,commonware_p2p=warn",
+            _ => "info",
+        };
+        init_logs(self.log_format, default);
         let r = match &self.cmd {
             Command::Simulate(a) => match run_simulate(a) {
                 Ok(Some(code)) => return ExitCode::from(code),

@@ -32,6 +32,14 @@ pub trait Finalizer: Send + std::fmt::Debug {
     /// `Err(reason)` when they refuse it at their head.
     fn submit(&mut self, tx: &SignedTx, payloads: Vec<Vec<u8>>) -> std::result::Result<(), String>;
 
+    /// [`Self::submit`] for transactions meant to share a block; one verdict each, in order.
+    fn submit_all(
+        &mut self,
+        txs: Vec<(SignedTx, Vec<Vec<u8>>)>,
+    ) -> Vec<std::result::Result<(), String>> {
+        txs.into_iter().map(|(t, p)| self.submit(&t, p)).collect()
+    }
+
     /// Finalized blocks after `height`, each with its payloads, ending on a certified block;
     /// with `wait`, waits a little for one when there is none yet; may return none. `Err`
     /// when no validator can be reached.
@@ -340,6 +348,20 @@ impl Ledger {
         Ok(dropped)
     }
 
+    /// One more block: with transactions, [`Self::block`]; without, the next block the
+    /// validators finalize (they make empty blocks by themselves: what waiting for a height
+    /// means), or an empty one proposed here with replicas.
+    pub fn next_block(&mut self, txs: Vec<SignedTx>) -> Result<Vec<Dropped>> {
+        if let (true, Producer::Validators(f)) = (txs.is_empty(), &mut self.producer) {
+            let run = f
+                .blocks_after(self.chain.head().height, true)
+                .map_err(SimError::Refused)?;
+            commit_run(&mut self.chain, &mut self.bytes, run)?;
+            return Ok(Vec::new());
+        }
+        self.block(txs)
+    }
+
     /// [`Self::block`] where every transaction must be included (a bootstrap, the simulation's
     /// own round transactions): a dropped one is an error naming it.
     pub fn block_all(&mut self, txs: Vec<SignedTx>) -> Result<()> {
@@ -458,9 +480,16 @@ fn follow(
     let mut dropped = Vec::new();
     let mut refused = Vec::new();
     let mut waiting: std::collections::HashMap<Hash, TxTag> = Default::default();
-    for t in txs {
-        let payloads = tx_payloads(chain, std::slice::from_ref(&t));
-        match f.submit(&t, payloads) {
+    let batch: Vec<(SignedTx, Vec<Vec<u8>>)> = txs
+        .into_iter()
+        .map(|t| {
+            let payloads = tx_payloads(chain, std::slice::from_ref(&t));
+            (t, payloads)
+        })
+        .collect();
+    let txs: Vec<SignedTx> = batch.iter().map(|(t, _)| t.clone()).collect();
+    for (t, verdict) in txs.into_iter().zip(f.submit_all(batch)) {
+        match verdict {
             Ok(()) => {
                 waiting.insert(t.hash(), t.tx.kind.tag());
             }
@@ -503,6 +532,25 @@ fn follow(
         });
     }
     Ok(dropped)
+}
+
+/// The embedded validators of `fedchain simulate`.
+impl Finalizer for fedchain_validator::embedded::Embedded {
+    fn submit(&mut self, tx: &SignedTx, payloads: Vec<Vec<u8>>) -> std::result::Result<(), String> {
+        let mut r = self.submit_all(vec![(tx.clone(), payloads)]);
+        r.pop().unwrap_or_else(|| Err("no verdict".into()))
+    }
+
+    fn submit_all(
+        &mut self,
+        txs: Vec<(SignedTx, Vec<Vec<u8>>)>,
+    ) -> Vec<std::result::Result<(), String>> {
+        fedchain_validator::embedded::Embedded::submit_all(self, txs)
+    }
+
+    fn blocks_after(&mut self, height: u64, wait: bool) -> std::result::Result<FinalRun, String> {
+        fedchain_validator::embedded::Embedded::blocks_after(self, height, wait)
+    }
 }
 
 /// The transaction is in a block this replica committed.

@@ -4,12 +4,16 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
 use fedchain_crypto::threshold::VectorDecryptionShare;
 use fedchain_ledger::{
-    verify_chain_with, Address, DirLock, Hash, JobId, LedgerError, SignedTx, TxKind, TxTag,
+    verify_chain_full, Address, DirLock, FinalityRef, Hash, JobId, LedgerError, SignedTx, TxKind,
+    TxTag,
 };
+use fedchain_validator::embedded::{Embedded, EmbeddedConfig};
+use fedchain_validator::SimplexFinality;
 use fedchain_worker::{
     encode_plain, round_seed, Hospital, Protection, ShareMsg, SubmissionMsg, WorkerError,
 };
@@ -186,7 +190,32 @@ pub fn run_resumable(
         }
     }
     let genesis = consortium.genesis.clone();
-    let mut ledger = consortium.open_ledger(ledger_dir, &mut |_, _| {})?;
+    // the blocks are finalized by the consortium's validators, each with its own key and
+    // replica, on commonware's deterministic runtime (the deployment's consensus)
+    obs.progress(Progress::Setup("starting the validators"));
+    let replicas = validators_dir(ledger_dir);
+    if resuming.is_none() && replicas.exists() {
+        // the replicas of the ledger prepare_dir just replaced
+        std::fs::remove_dir_all(&replicas).map_err(|e| SimError::Output {
+            path: replicas.clone(),
+            reason: e.to_string(),
+        })?;
+    }
+    let embedded = Embedded::start(
+        EmbeddedConfig::new(cfg.seed, &replicas),
+        &genesis,
+        consortium.validators.clone(),
+        Some(Arc::new(FedchainVerifier)),
+    )
+    .map_err(|e| SimError::Refused(e.to_string()))?;
+    let mut ledger = Ledger::open_following(
+        ledger_dir,
+        &genesis,
+        consortium.aggregator.clone(),
+        FinalityRef(Some(Arc::new(SimplexFinality::new()))),
+        Box::new(embedded),
+        &mut |_, _| {},
+    )?;
     // a resume of a run that had its job on chain; else (stopped before the bootstrap) the
     // bootstrap runs with the reloaded keys
     let recovered = match resuming {
@@ -253,10 +282,10 @@ pub fn run_resumable(
         if let Some(o) = open_round.take_if(|o| o.blame_ends.is_some()) {
             let (round, ends) = (o.round, o.blame_ends.unwrap_or(0));
             while ledger.height() < ends {
-                left_out(ledger.block(Vec::new())?, obs, round)?;
+                left_out(ledger.next_block(Vec::new())?, obs, round)?;
             }
             let blame = ledger.sign(TxKind::Blame { job, round });
-            left_out(ledger.block(vec![blame])?, obs, round)?;
+            left_out(ledger.next_block(vec![blame])?, obs, round)?;
             if let Some(j) = ledger.chain.state().jobs.get(&job) {
                 engine.exclude(j.excluded.iter().copied());
             }
@@ -438,7 +467,11 @@ pub fn run_resumable(
                 i,
             )?;
         }
-        left_out(ledger.block(std::mem::take(&mut io.pending))?, obs, round)?;
+        left_out(
+            ledger.next_block(std::mem::take(&mut io.pending))?,
+            obs,
+            round,
+        )?;
         // wait for the deadline when not everybody submitted
         while io.outcome.is_none() {
             tick(&mut engine, &mut ledger, &mut io, obs, round)?;
@@ -451,7 +484,11 @@ pub fn run_resumable(
                     "round did not close at its deadline".into(),
                 ));
             }
-            left_out(ledger.block(std::mem::take(&mut io.pending))?, obs, round)?;
+            left_out(
+                ledger.next_block(std::mem::take(&mut io.pending))?,
+                obs,
+                round,
+            )?;
         }
         for (i, m) in late {
             feed(
@@ -503,7 +540,11 @@ pub fn run_resumable(
                     i,
                 )?;
             }
-            left_out(ledger.block(std::mem::take(&mut io.pending))?, obs, round)?;
+            left_out(
+                ledger.next_block(std::mem::take(&mut io.pending))?,
+                obs,
+                round,
+            )?;
         }
         let decrypt_s = t.elapsed().as_secs_f64();
 
@@ -535,7 +576,11 @@ pub fn run_resumable(
                     share_providers,
                 });
                 io.pending.push(commit);
-                left_out(ledger.block(std::mem::take(&mut io.pending))?, obs, round)?;
+                left_out(
+                    ledger.next_block(std::mem::take(&mut io.pending))?,
+                    obs,
+                    round,
+                )?;
                 (n, false)
             }
             Some(Action::Unpackable {
@@ -557,7 +602,11 @@ pub fn run_resumable(
                     plaintext,
                 });
                 io.pending.push(void);
-                left_out(ledger.block(std::mem::take(&mut io.pending))?, obs, round)?;
+                left_out(
+                    ledger.next_block(std::mem::take(&mut io.pending))?,
+                    obs,
+                    round,
+                )?;
                 for (i, h) in hospitals.iter_mut().enumerate() {
                     if io.outcome.is_some() || !submitters.contains(&h.address()) {
                         continue;
@@ -579,11 +628,19 @@ pub fn run_resumable(
                         }),
                     }
                 }
-                left_out(ledger.block(std::mem::take(&mut io.pending))?, obs, round)?;
+                left_out(
+                    ledger.next_block(std::mem::take(&mut io.pending))?,
+                    obs,
+                    round,
+                )?;
                 while io.outcome.is_none() {
                     tick(&mut engine, &mut ledger, &mut io, obs, round)?;
                     if io.outcome.is_none() {
-                        left_out(ledger.block(std::mem::take(&mut io.pending))?, obs, round)?;
+                        left_out(
+                            ledger.next_block(std::mem::take(&mut io.pending))?,
+                            obs,
+                            round,
+                        )?;
                     }
                 }
                 if let Some(Action::Blame { culprits, .. }) = &io.outcome {
@@ -608,10 +665,18 @@ pub fn run_resumable(
                     .and_then(|o| o.blame.as_ref())
                     .map_or(0, |b| b.since + fedchain_ledger::state::BLAME_WINDOW);
                 while ledger.height() < ends {
-                    left_out(ledger.block(std::mem::take(&mut io.pending))?, obs, round)?;
+                    left_out(
+                        ledger.next_block(std::mem::take(&mut io.pending))?,
+                        obs,
+                        round,
+                    )?;
                 }
                 io.pending.push(ledger.sign(TxKind::Blame { job, round }));
-                left_out(ledger.block(std::mem::take(&mut io.pending))?, obs, round)?;
+                left_out(
+                    ledger.next_block(std::mem::take(&mut io.pending))?,
+                    obs,
+                    round,
+                )?;
                 (0, true)
             }
             _ => {
@@ -623,11 +688,19 @@ pub fn run_resumable(
                     deadline.saturating_add(fedchain_ledger::state::DECRYPTION_WINDOW)
                 };
                 while ledger.height() < wait {
-                    left_out(ledger.block(std::mem::take(&mut io.pending))?, obs, round)?;
+                    left_out(
+                        ledger.next_block(std::mem::take(&mut io.pending))?,
+                        obs,
+                        round,
+                    )?;
                 }
                 let void = ledger.sign(TxKind::VoidRound { job, round });
                 io.pending.push(void);
-                left_out(ledger.block(std::mem::take(&mut io.pending))?, obs, round)?;
+                left_out(
+                    ledger.next_block(std::mem::take(&mut io.pending))?,
+                    obs,
+                    round,
+                )?;
                 (0, true)
             }
         };
@@ -661,13 +734,22 @@ pub fn run_resumable(
     }
 
     obs.progress(Progress::Setup("auditing the ledger from genesis"));
-    let audit = match verify_chain_with(ledger.chain.store(), &genesis, Some(&FedchainVerifier)) {
+    let audit = match verify_chain_full(
+        ledger.chain.store(),
+        &genesis,
+        Some(&FedchainVerifier),
+        Some(&SimplexFinality::new()),
+    ) {
         Ok(r) => format!(
             "ok: {} blocks, {} transactions, {} payloads, {} rounds re-verified",
             r.blocks, r.transactions, r.payloads_checked, r.rounds_verified
         ),
         Err(e) => format!("FAILED: {e}"),
     };
+    let audit = format!(
+        "{audit}; {}",
+        replicas_hold(&replicas, &ledger, consortium.validators.len())
+    );
     let state = ledger.chain.state();
     let mut balances = vec![Balance {
         participant: "aggregator".into(),
@@ -976,6 +1058,43 @@ fn feed(
         }
     }
     Ok(())
+}
+
+/// Whether every validator's own replica holds the aggregator's head block (a replica may be
+/// ahead by the blocks finalized since).
+fn replicas_hold(dir: &Path, ledger: &Ledger, validators: usize) -> String {
+    let head = ledger.chain.head();
+    let mut missing = Vec::new();
+    for i in 0..validators {
+        let holds = fedchain_ledger::RocksStore::open_read_only(dir.join(i.to_string()))
+            .ok()
+            .and_then(|s| {
+                fedchain_ledger::Store::header(&s, head.height)
+                    .ok()
+                    .flatten()
+            })
+            .is_some_and(|h| fedchain_ledger::store::header_hash(&h) == head.hash);
+        if !holds {
+            missing.push(i.to_string());
+        }
+    }
+    if missing.is_empty() {
+        format!("each of the {validators} validators' replicas holds this head")
+    } else {
+        format!(
+            "FAILED: the replicas of validators {} do not hold this head",
+            missing.join(", ")
+        )
+    }
+}
+
+/// Where the validators of the run whose ledger is `ledger_dir` keep their replicas
+/// (`<ledger>-validators/<i>`, beside it).
+pub fn validators_dir(ledger_dir: &Path) -> PathBuf {
+    let name = ledger_dir
+        .file_name()
+        .map_or_else(|| "ledger".into(), |n| n.to_string_lossy().into_owned());
+    ledger_dir.with_file_name(format!("{name}-validators"))
 }
 
 /// Create `dir` for a fresh ledger; an existing non-empty one is an error unless `force`.

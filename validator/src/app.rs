@@ -97,6 +97,10 @@ enum Message {
         payloads: Vec<Vec<u8>>,
         response: oneshot::Sender<Result<Hash, String>>,
     },
+    SubmitAll {
+        txs: Vec<(SignedTx, Vec<Vec<u8>>)>,
+        response: oneshot::Sender<Vec<Result<Hash, String>>>,
+    },
     Status {
         response: oneshot::Sender<Status>,
     },
@@ -127,6 +131,7 @@ impl std::fmt::Debug for Message {
             Message::Broadcast { .. } => "Broadcast",
             Message::Report(_) => "Report",
             Message::Submit { .. } => "Submit",
+            Message::SubmitAll { .. } => "SubmitAll",
             Message::Status { .. } => "Status",
             Message::Blocks { .. } => "Blocks",
         })
@@ -144,6 +149,19 @@ impl Mailbox {
             response,
         });
         rx.await.map_err(|_| "the validator stopped".to_string())?
+    }
+
+    /// [`Self::submit`] for many transactions at once, admitted in order before a held
+    /// proposal goes out, so they can share a block; one answer per transaction.
+    pub async fn submit_all(
+        &self,
+        txs: Vec<(SignedTx, Vec<Vec<u8>>)>,
+    ) -> Vec<Result<Hash, String>> {
+        let n = txs.len();
+        let (response, rx) = oneshot::channel();
+        self.sender.send_lossy(Message::SubmitAll { txs, response });
+        rx.await
+            .unwrap_or_else(|_| vec![Err("the validator stopped".to_string()); n])
     }
 
     pub async fn status(&self) -> Option<Status> {
@@ -459,6 +477,14 @@ where
                 response,
             } => {
                 let r = self.admit(*tx, payloads, true);
+                response.send_lossy(r);
+                self.propose_held();
+            }
+            Message::SubmitAll { txs, response } => {
+                let r = txs
+                    .into_iter()
+                    .map(|(tx, payloads)| self.admit(tx, payloads, true))
+                    .collect();
                 response.send_lossy(r);
                 self.propose_held();
             }

@@ -11,6 +11,7 @@
 //! tokio in a deployment) and any p2p network with its four channels ([`wire`]).
 
 pub mod app;
+pub mod embedded;
 pub mod network;
 pub mod scheme;
 pub mod wire;

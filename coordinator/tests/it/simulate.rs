@@ -1,7 +1,23 @@
 use fedchain_coordinator::config::{Behaviour, Byzantine, SimulateConfig};
 use fedchain_coordinator::simulate::{run_one, RunOutcome};
 use fedchain_coordinator::{FedchainVerifier, Quiet};
-use fedchain_ledger::{stored_genesis, verify_chain_with, AuditError, Column, RocksStore, Store};
+use fedchain_ledger::{
+    stored_genesis, verify_chain_full, AuditError, AuditReport, Column, RocksStore, Store,
+};
+
+/// The audit `fedchain audit --genesis` runs: every round re-verified, every validators'
+/// finalization checked against the genesis set.
+fn audit(
+    store: &RocksStore,
+    genesis: &fedchain_ledger::Genesis,
+) -> Result<AuditReport, AuditError> {
+    verify_chain_full(
+        store,
+        genesis,
+        Some(&FedchainVerifier),
+        Some(&fedchain_validator::SimplexFinality::new()),
+    )
+}
 
 /// A small, fast configuration: 512-bit key (tests only), breast cancer, 5 hospitals, t = 3.
 fn small(rounds: u32) -> SimulateConfig {
@@ -131,7 +147,7 @@ fn a_flipped_byte_in_the_ledger_fails_the_audit() {
     assert!(out.audit.starts_with("ok"));
     let store = RocksStore::open(&path).unwrap();
     let genesis = stored_genesis(&store).unwrap();
-    let report = verify_chain_with(&store, &genesis, Some(&FedchainVerifier)).unwrap();
+    let report = audit(&store, &genesis).unwrap();
     assert_eq!(report.rounds_verified, 2);
     // flip one byte of a block body in the middle of the chain
     let h = out.ledger_height / 2;
@@ -140,7 +156,7 @@ fn a_flipped_byte_in_the_ledger_fails_the_audit() {
     let i = body.len() / 2;
     body[i] ^= 0x40;
     store.raw_put(Column::Bodies, &key, &body).unwrap();
-    let e = verify_chain_with(&store, &genesis, Some(&FedchainVerifier)).unwrap_err();
+    let e = audit(&store, &genesis).unwrap_err();
     match e {
         AuditError::Corrupt { height, .. } | AuditError::Invalid { height, .. } => {
             assert_eq!(height, h)
@@ -149,7 +165,7 @@ fn a_flipped_byte_in_the_ledger_fails_the_audit() {
     }
     body[i] ^= 0x40;
     store.raw_put(Column::Bodies, &key, &body).unwrap();
-    verify_chain_with(&store, &genesis, Some(&FedchainVerifier)).unwrap();
+    audit(&store, &genesis).unwrap();
     // a stored parameter payload altered: the crypto re-verification catches it
     let g = fedchain_ledger::Chain::open_existing(store).unwrap();
     let job = &g.state().jobs[&0];
@@ -166,7 +182,7 @@ fn a_flipped_byte_in_the_ledger_fails_the_audit() {
     store
         .raw_put(Column::Payloads, &new_params_hash.0, &p)
         .unwrap();
-    let e = verify_chain_with(&store, &genesis, Some(&FedchainVerifier)).unwrap_err();
+    let e = audit(&store, &genesis).unwrap_err();
     assert!(matches!(e, AuditError::Crypto { .. }), "{e}");
 }
 
@@ -265,7 +281,7 @@ fn a05_overflowing_hospital_is_blamed_penalised_excluded_and_training_goes_on() 
         .count();
     assert_eq!(proofs, 4, "one range proof per honest submitter");
     let store = chain.into_store();
-    let report = verify_chain_with(&store, &genesis, Some(&FedchainVerifier)).unwrap();
+    let report = audit(&store, &genesis).unwrap();
     assert_eq!(report.rounds_verified, 2);
     assert_eq!(report.range_proofs_verified, 4);
 }
@@ -287,7 +303,7 @@ fn a17_flipped_bit_in_theta_zero_fails_the_audit() {
     let mut p = store.payload(&theta0).unwrap().unwrap();
     p[0] ^= 1; // the lowest mantissa bit of theta_0[0] (little-endian f32)
     store.raw_put(Column::Payloads, &theta0.0, &p).unwrap();
-    match verify_chain_with(&store, &genesis, Some(&FedchainVerifier)).unwrap_err() {
+    match audit(&store, &genesis).unwrap_err() {
         AuditError::Crypto { reason, .. } => {
             assert!(reason.contains("does not hash to its digest"), "{reason}")
         }
