@@ -160,7 +160,7 @@ pub struct DeploymentKeys {
     /// The genesis every participant was given (`genesis.json` of the job directory).
     pub genesis: Genesis,
     pub aggregator: SigningKey,
-    /// The validators' keys (the coordinator runs their replicas in process).
+    /// The validators' keys (the coordinator's demo mode runs them embedded).
     pub validators: Vec<SigningKey>,
     /// The committee's BLS keys in key-holder order (holder i + 1 is entry i).
     pub committee: Vec<VerifyingKey>,
@@ -330,7 +330,8 @@ pub struct Consortium {
     pub total_samples: u64,
     pub max_samples: u64,
     /// Set when the deployment's validators run as their own processes: the aggregator's
-    /// ledger then follows them ([`Ledger::open_following`]) and `validators` is empty.
+    /// ledger then follows them ([`Ledger::open_following`]) and `validators` is empty;
+    /// otherwise they run embedded in this process ([`Ledger::open_embedded`]).
     pub following: Option<Following>,
 }
 
@@ -457,8 +458,8 @@ impl Consortium {
         })
     }
 
-    /// The aggregator's ledger of this consortium in `dir` ([`Ledger::open_observed`] with its
-    /// genesis, validators and aggregator key; `progress` of a fallback replay).
+    /// The aggregator's ledger of this consortium in `dir`, following its validators (their
+    /// processes, or embedded ones with the validator keys; `progress` of a fallback replay).
     pub fn open_ledger(
         &self,
         dir: &std::path::Path,
@@ -473,11 +474,12 @@ impl Consortium {
                 (f.connect)().map_err(SimError::Refused)?,
                 progress,
             ),
-            None => Ledger::open_observed(
+            None => Ledger::open_embedded(
                 dir,
                 &self.genesis,
                 self.validators.clone(),
                 self.aggregator.clone(),
+                self.cfg.seed,
                 progress,
             ),
         }

@@ -4,15 +4,12 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Instant;
 
 use fedchain_crypto::threshold::VectorDecryptionShare;
 use fedchain_ledger::{
-    verify_chain_full, Address, DirLock, FinalityRef, Hash, JobId, LedgerError, SignedTx, TxKind,
-    TxTag,
+    verify_chain_full, Address, DirLock, Hash, JobId, LedgerError, SignedTx, TxKind, TxTag,
 };
-use fedchain_validator::embedded::{Embedded, EmbeddedConfig};
 use fedchain_validator::SimplexFinality;
 use fedchain_worker::{
     encode_plain, round_seed, Hospital, Protection, ShareMsg, SubmissionMsg, WorkerError,
@@ -193,7 +190,7 @@ pub fn run_resumable(
     // the blocks are finalized by the consortium's validators, each with its own key and
     // replica, on commonware's deterministic runtime (the deployment's consensus)
     obs.progress(Progress::Setup("starting the validators"));
-    let replicas = validators_dir(ledger_dir);
+    let replicas = crate::ledger::validators_dir(ledger_dir);
     if resuming.is_none() && replicas.exists() {
         // the replicas of the ledger prepare_dir just replaced
         std::fs::remove_dir_all(&replicas).map_err(|e| SimError::Output {
@@ -201,21 +198,7 @@ pub fn run_resumable(
             reason: e.to_string(),
         })?;
     }
-    let embedded = Embedded::start(
-        EmbeddedConfig::new(cfg.seed, &replicas),
-        &genesis,
-        consortium.validators.clone(),
-        Some(Arc::new(FedchainVerifier)),
-    )
-    .map_err(|e| SimError::Refused(e.to_string()))?;
-    let mut ledger = Ledger::open_following(
-        ledger_dir,
-        &genesis,
-        consortium.aggregator.clone(),
-        FinalityRef(Some(Arc::new(SimplexFinality::new()))),
-        Box::new(embedded),
-        &mut |_, _| {},
-    )?;
+    let mut ledger = consortium.open_ledger(ledger_dir, &mut |_, _| {})?;
     // a resume of a run that had its job on chain; else (stopped before the bootstrap) the
     // bootstrap runs with the reloaded keys
     let recovered = match resuming {
@@ -282,10 +265,10 @@ pub fn run_resumable(
         if let Some(o) = open_round.take_if(|o| o.blame_ends.is_some()) {
             let (round, ends) = (o.round, o.blame_ends.unwrap_or(0));
             while ledger.height() < ends {
-                left_out(ledger.next_block(Vec::new())?, obs, round)?;
+                left_out(ledger.block(Vec::new())?, obs, round)?;
             }
             let blame = ledger.sign(TxKind::Blame { job, round });
-            left_out(ledger.next_block(vec![blame])?, obs, round)?;
+            left_out(ledger.block(vec![blame])?, obs, round)?;
             if let Some(j) = ledger.chain.state().jobs.get(&job) {
                 engine.exclude(j.excluded.iter().copied());
             }
@@ -467,11 +450,7 @@ pub fn run_resumable(
                 i,
             )?;
         }
-        left_out(
-            ledger.next_block(std::mem::take(&mut io.pending))?,
-            obs,
-            round,
-        )?;
+        left_out(ledger.block(std::mem::take(&mut io.pending))?, obs, round)?;
         // wait for the deadline when not everybody submitted
         while io.outcome.is_none() {
             tick(&mut engine, &mut ledger, &mut io, obs, round)?;
@@ -484,11 +463,7 @@ pub fn run_resumable(
                     "round did not close at its deadline".into(),
                 ));
             }
-            left_out(
-                ledger.next_block(std::mem::take(&mut io.pending))?,
-                obs,
-                round,
-            )?;
+            left_out(ledger.block(std::mem::take(&mut io.pending))?, obs, round)?;
         }
         for (i, m) in late {
             feed(
@@ -540,11 +515,7 @@ pub fn run_resumable(
                     i,
                 )?;
             }
-            left_out(
-                ledger.next_block(std::mem::take(&mut io.pending))?,
-                obs,
-                round,
-            )?;
+            left_out(ledger.block(std::mem::take(&mut io.pending))?, obs, round)?;
         }
         let decrypt_s = t.elapsed().as_secs_f64();
 
@@ -576,11 +547,7 @@ pub fn run_resumable(
                     share_providers,
                 });
                 io.pending.push(commit);
-                left_out(
-                    ledger.next_block(std::mem::take(&mut io.pending))?,
-                    obs,
-                    round,
-                )?;
+                left_out(ledger.block(std::mem::take(&mut io.pending))?, obs, round)?;
                 (n, false)
             }
             Some(Action::Unpackable {
@@ -602,11 +569,7 @@ pub fn run_resumable(
                     plaintext,
                 });
                 io.pending.push(void);
-                left_out(
-                    ledger.next_block(std::mem::take(&mut io.pending))?,
-                    obs,
-                    round,
-                )?;
+                left_out(ledger.block(std::mem::take(&mut io.pending))?, obs, round)?;
                 for (i, h) in hospitals.iter_mut().enumerate() {
                     if io.outcome.is_some() || !submitters.contains(&h.address()) {
                         continue;
@@ -628,19 +591,11 @@ pub fn run_resumable(
                         }),
                     }
                 }
-                left_out(
-                    ledger.next_block(std::mem::take(&mut io.pending))?,
-                    obs,
-                    round,
-                )?;
+                left_out(ledger.block(std::mem::take(&mut io.pending))?, obs, round)?;
                 while io.outcome.is_none() {
                     tick(&mut engine, &mut ledger, &mut io, obs, round)?;
                     if io.outcome.is_none() {
-                        left_out(
-                            ledger.next_block(std::mem::take(&mut io.pending))?,
-                            obs,
-                            round,
-                        )?;
+                        left_out(ledger.block(std::mem::take(&mut io.pending))?, obs, round)?;
                     }
                 }
                 if let Some(Action::Blame { culprits, .. }) = &io.outcome {
@@ -665,18 +620,10 @@ pub fn run_resumable(
                     .and_then(|o| o.blame.as_ref())
                     .map_or(0, |b| b.since + fedchain_ledger::state::BLAME_WINDOW);
                 while ledger.height() < ends {
-                    left_out(
-                        ledger.next_block(std::mem::take(&mut io.pending))?,
-                        obs,
-                        round,
-                    )?;
+                    left_out(ledger.block(std::mem::take(&mut io.pending))?, obs, round)?;
                 }
                 io.pending.push(ledger.sign(TxKind::Blame { job, round }));
-                left_out(
-                    ledger.next_block(std::mem::take(&mut io.pending))?,
-                    obs,
-                    round,
-                )?;
+                left_out(ledger.block(std::mem::take(&mut io.pending))?, obs, round)?;
                 (0, true)
             }
             _ => {
@@ -688,19 +635,11 @@ pub fn run_resumable(
                     deadline.saturating_add(fedchain_ledger::state::DECRYPTION_WINDOW)
                 };
                 while ledger.height() < wait {
-                    left_out(
-                        ledger.next_block(std::mem::take(&mut io.pending))?,
-                        obs,
-                        round,
-                    )?;
+                    left_out(ledger.block(std::mem::take(&mut io.pending))?, obs, round)?;
                 }
                 let void = ledger.sign(TxKind::VoidRound { job, round });
                 io.pending.push(void);
-                left_out(
-                    ledger.next_block(std::mem::take(&mut io.pending))?,
-                    obs,
-                    round,
-                )?;
+                left_out(ledger.block(std::mem::take(&mut io.pending))?, obs, round)?;
                 (0, true)
             }
         };
@@ -1086,15 +1025,6 @@ fn replicas_hold(dir: &Path, ledger: &Ledger, validators: usize) -> String {
             missing.join(", ")
         )
     }
-}
-
-/// Where the validators of the run whose ledger is `ledger_dir` keep their replicas
-/// (`<ledger>-validators/<i>`, beside it).
-pub fn validators_dir(ledger_dir: &Path) -> PathBuf {
-    let name = ledger_dir
-        .file_name()
-        .map_or_else(|| "ledger".into(), |n| n.to_string_lossy().into_owned());
-    ledger_dir.with_file_name(format!("{name}-validators"))
 }
 
 /// Create `dir` for a fresh ledger; an existing non-empty one is an error unless `force`.

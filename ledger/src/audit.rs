@@ -210,8 +210,14 @@ pub struct AuditReport {
 /// read against the state just before it (the block's earlier transactions are applied to a
 /// scratch copy first).
 pub fn claims_of_block(before: &State, block: &Block, out: &mut Vec<Claim>) {
+    claims_of_txs(before, block.header.height, &block.txs, out)
+}
+
+/// [`claims_of_block`] of transactions meant for a block at `height` (what a validator checks
+/// before it admits a transaction to its mempool).
+pub fn claims_of_txs(before: &State, height: u64, txs: &[SignedTx], out: &mut Vec<Claim>) {
     let mut s = before.clone();
-    for t in &block.txs {
+    for t in txs {
         match &t.tx.kind {
             TxKind::CommitRound {
                 job,
@@ -226,7 +232,7 @@ pub fn claims_of_block(before: &State, block: &Block, out: &mut Vec<Claim>) {
                         out.push(Claim::Round(RoundClaim {
                             tx: t.hash(),
                             chain_id: s.chain_id.clone(),
-                            height: block.header.height,
+                            height,
                             job: *job,
                             round: *round,
                             spec: j.spec.clone(),
@@ -257,7 +263,7 @@ pub fn claims_of_block(before: &State, block: &Block, out: &mut Vec<Claim>) {
                         out.push(Claim::Void(VoidClaim {
                             tx: t.hash(),
                             chain_id: s.chain_id.clone(),
-                            height: block.header.height,
+                            height,
                             job: *job,
                             round: *round,
                             spec: j.spec.clone(),
@@ -287,7 +293,7 @@ pub fn claims_of_block(before: &State, block: &Block, out: &mut Vec<Claim>) {
                             out.push(Claim::Range(RangeClaim {
                                 tx: t.hash(),
                                 chain_id: s.chain_id.clone(),
-                                height: block.header.height,
+                                height,
                                 job: *job,
                                 round: *round,
                                 spec: j.spec.clone(),
@@ -317,7 +323,7 @@ pub fn claims_of_block(before: &State, block: &Block, out: &mut Vec<Claim>) {
                         out.push(Claim::Penalty(PenaltyClaim {
                             tx: t.hash(),
                             chain_id: s.chain_id.clone(),
-                            height: block.header.height,
+                            height,
                             job: *job,
                             round,
                             spec: j.spec.clone(),
@@ -332,7 +338,7 @@ pub fn claims_of_block(before: &State, block: &Block, out: &mut Vec<Claim>) {
             _ => {}
         }
         // invalid transactions make apply_block fail right after; ignore them here
-        let _ = s.apply_tx(t, block.header.height, &|_: &Hash| true);
+        let _ = s.apply_tx(t, height, &|_: &Hash| true);
     }
 }
 

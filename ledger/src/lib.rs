@@ -16,8 +16,9 @@ pub mod types;
 
 pub use audit::{audit_ledger, check_head};
 pub use audit::{
-    claims_of_block, stored_genesis, verify_chain, verify_chain_full, verify_chain_with,
-    AuditReport, Claim, PenaltyClaim, RangeClaim, RoundClaim, RoundVerifier, VoidClaim,
+    claims_of_block, claims_of_txs, stored_genesis, verify_chain, verify_chain_full,
+    verify_chain_with, AuditReport, Claim, PenaltyClaim, RangeClaim, RoundClaim, RoundVerifier,
+    VoidClaim,
 };
 pub use chain::{propose_on, Chain, FinalityRef, Proposal, Recovery};
 pub use dir::{Anchor, DirLock, StoreError};

@@ -4,7 +4,7 @@
 //! ```text
 //! Server::accept ──> peer task (reader) ──┐ bounded mpsc (events)
 //!                    peer task (reader) ──┼──────────────> service loop ── owns CoordinatorService
-//!                    ...                  │                    │   tick timer (wall clock -> now_ms)
+//!                    ...                  │                    │   tick timer
 //!  peer writer <── bounded mpsc (Down) <──┴────────────────────┘
 //! ```
 //!
@@ -45,7 +45,7 @@ use tracing::{debug, error, info, warn};
 use crate::config::{CoordinatorConfig, NetConfig};
 use crate::material::{check_registered, load_bundle, load_committee, load_genesis};
 use crate::proto::{Down, Up};
-use crate::{now_ms, NodeError, Result};
+use crate::{NodeError, Result};
 
 /// Events queued for the service loop (bounded).
 const EVENT_QUEUE: usize = 1024;
@@ -977,7 +977,7 @@ impl Loop {
             WorkerMsg::Share(_) => 2,
             WorkerMsg::RangeProof(_) => 3,
         };
-        let out = s.on_message(from, msg, now_ms())?;
+        let out = s.on_message(from, msg)?;
         if kind == 0 {
             let welcomed = out
                 .iter()
@@ -1088,7 +1088,7 @@ impl Loop {
         let held = self.held();
         if let Stage::Running(s) = &mut self.stage {
             if s.round().is_some() && !held {
-                let out = s.on_tick(now_ms())?;
+                let out = s.on_tick()?;
                 self.metrics.set_ledger_height(s.ledger().height());
                 self.deliver(out)?;
             }
@@ -1133,7 +1133,7 @@ impl Loop {
         if !(all || (waited && ready as u32 >= self.c.cfg.min_participants())) {
             return Ok(());
         }
-        let out = s.start_round(now_ms())?;
+        let out = s.start_round()?;
         info!(
             round = next,
             hospitals = ready,

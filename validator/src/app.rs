@@ -39,8 +39,8 @@ use commonware_utils::channel::{mpsc, oneshot};
 use fedchain_crypto::identity::SigningKey;
 use fedchain_ledger::state::apply_block;
 use fedchain_ledger::{
-    claims_of_block, propose_on, Block, Certificate, Certs, Chain, Hash, Head, RoundVerifier,
-    SignedTx, State, Store,
+    claims_of_block, claims_of_txs, propose_on, Block, Certificate, Certs, Chain, Hash, Head,
+    RoundVerifier, SignedTx, State, Store,
 };
 use tracing::{debug, info, warn};
 
@@ -749,16 +749,38 @@ where
         // after the pending transactions (the usual case: it extends the pending state); if
         // it conflicts with them, it must at least apply at the head, the pending state then
         // left as it was
-        let mut after = self.pending_state();
+        let before = self.pending_state();
+        let mut after = before.clone();
         let store = self.chain.store();
         let has = |d: &Hash| given.contains_key(d) || store.has_payload(d);
-        if after.apply_tx(&tx, height, &has).is_ok() {
-            self.pending = Some(after);
+        let (before, after) = if after.apply_tx(&tx, height, &has).is_ok() {
+            (before, Some(after))
         } else {
-            let mut at_head = self.chain.state().clone();
-            at_head
-                .apply_tx(&tx, height, &has)
+            let at_head = self.chain.state().clone();
+            let mut next = at_head.clone();
+            next.apply_tx(&tx, height, &has)
                 .map_err(|e| e.to_string())?;
+            (at_head, None)
+        };
+        // what only the cryptography can check (a commit's product, shares and step, a
+        // penalty's evidence, a void, a range proof), before the transaction is taken: the
+        // sender learns at once, instead of seeing it left out of every block
+        if let Some(v) = self.verifier.as_deref() {
+            let mut claims = Vec::new();
+            claims_of_txs(&before, height, std::slice::from_ref(&tx), &mut claims);
+            let get = |d: &Hash| {
+                given
+                    .get(d)
+                    .cloned()
+                    .or_else(|| store.payload(d).ok().flatten())
+            };
+            for c in &claims {
+                c.verify(v, &get)
+                    .map_err(|e| format!("the verifier refutes its claim: {e}"))?;
+            }
+        }
+        if after.is_some() {
+            self.pending = after;
         }
         let payloads: Vec<Vec<u8>> = given.into_values().collect();
         self.store_payloads(&payloads);

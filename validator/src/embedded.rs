@@ -89,6 +89,9 @@ enum Request {
         wait: bool,
         reply: mpsc::Sender<Result<Run, String>>,
     },
+    Advance {
+        reply: mpsc::Sender<Result<(), String>>,
+    },
     Status {
         reply: mpsc::Sender<Vec<Status>>,
     },
@@ -236,6 +239,13 @@ impl Embedded {
         .map_err(|e| e.to_string())?
     }
 
+    /// Run the consensus until validator 0 finalized one more block (at most [`MAX_WAIT`]
+    /// simulated): what time passing means here.
+    pub fn advance(&self) -> Result<(), String> {
+        self.ask(|reply| Request::Advance { reply })
+            .map_err(|e| e.to_string())?
+    }
+
     /// Every validator's status, in key order.
     pub fn status(&self) -> Result<Vec<Status>, EmbeddedError> {
         self.ask(|reply| Request::Status { reply })
@@ -345,6 +355,27 @@ async fn serve(context: &deterministic::Context, mailboxes: &[Mailbox], req: Req
                         .collect());
                 }
                 context.sleep(POLL).await;
+            };
+            let _ = reply.send(r);
+        }
+        Request::Advance { reply } => {
+            let deadline = context.current() + MAX_WAIT;
+            let start = mailboxes[0].status().await.map(|s| s.head.height);
+            let r = loop {
+                let Some(from) = start else {
+                    break Err("validator 0 stopped".to_string());
+                };
+                match mailboxes[0].status().await {
+                    None => break Err("validator 0 stopped".to_string()),
+                    Some(s) if s.head.height > from => break Ok(()),
+                    Some(_) if context.current() >= deadline => {
+                        break Err(format!(
+                            "no block finalized in {} s of simulated time",
+                            MAX_WAIT.as_secs()
+                        ))
+                    }
+                    Some(_) => context.sleep(POLL).await,
+                }
             };
             let _ = reply.send(r);
         }

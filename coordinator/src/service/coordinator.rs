@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use fedchain_ledger::state::DECRYPTION_WINDOW;
 use fedchain_ledger::types::{decode, encode, Offence};
 use fedchain_ledger::{
-    verify_chain_with, Address, AuditReport, Hash, JobId, SignedTx, Store, TxKind, TxTag,
+    verify_chain_full, Address, AuditReport, Hash, JobId, SignedTx, Store, TxKind, TxTag,
 };
 use fedchain_worker::{decode_plain, encode_plain, Hospital, ShareMsg, SubmissionMsg};
 
@@ -155,7 +155,7 @@ impl CoordinatorService {
     }
 
     /// Reopen the coordinator whose ledger is in `dir` (after a crash or a restart): the chain
-    /// is recovered, validator replicas replay it, and the open round is rebuilt from its
+    /// is recovered and caught up with the validators, and the open round is rebuilt from its
     /// pending records and continued. Gives the messages to send (the open round or the
     /// share request again, and whatever the replay completed).
     pub fn open(dir: &Path, c: &Consortium) -> Result<(Self, Vec<Outbound>)> {
@@ -235,7 +235,7 @@ impl CoordinatorService {
         // the round may have closed at its deadline before the crash
         let h = s.ledger.height();
         let actions = s.engine.handle(Event::Height(h));
-        out.extend(s.carry_out(actions, None, Mode::Live, 0)?);
+        out.extend(s.carry_out(actions, None, Mode::Live)?);
         for record in later {
             out.extend(s.replay(record)?);
         }
@@ -323,17 +323,18 @@ impl CoordinatorService {
 
     /// Audit the whole ledger from genesis, re-verifying every round's cryptography.
     pub fn audit(&self, c: &Consortium) -> Result<AuditReport> {
-        verify_chain_with(
+        verify_chain_full(
             self.ledger.chain().store(),
             &c.genesis,
             Some(&FedchainVerifier),
+            Some(&fedchain_validator::SimplexFinality::new()),
         )
         .map_err(|e| SimError::Service(format!("audit: {e}")))
     }
 
     /// Open the job's next round from the current parameters: an `OpenRound` block, then the
-    /// round announcement to every hospital. `now_ms` stamps the block.
-    pub fn start_round(&mut self, now_ms: u64) -> Result<Vec<Outbound>> {
+    /// round announcement to every hospital.
+    pub fn start_round(&mut self) -> Result<Vec<Outbound>> {
         if let Some(r) = self.round() {
             return Err(SimError::Service(format!("round {r} is still open")));
         }
@@ -356,11 +357,11 @@ impl CoordinatorService {
         });
         let mut txs = std::mem::take(&mut self.txs);
         txs.push(open);
-        self.commit_block(txs, now_ms)?;
+        self.commit_block(txs)?;
         let mut out = self.begin(round, deadline);
         let h = self.ledger.height();
         let actions = self.engine.handle(Event::Height(h));
-        out.extend(self.carry_out(actions, None, Mode::Live, now_ms)?);
+        out.extend(self.carry_out(actions, None, Mode::Live)?);
         if let Phase::Collecting(o) = &self.phase {
             out.push(Outbound::All(CoordinatorMsg::RoundOpen(o.clone())));
         }
@@ -385,23 +386,23 @@ impl CoordinatorService {
     /// Time passes: a block is produced (carrying what was accepted). While submissions are
     /// open, the round closes when the chain reaches its deadline; while decrypting, a round
     /// without t valid shares [`DECRYPTION_WINDOW`] blocks after its deadline is voided.
-    pub fn on_tick(&mut self, now_ms: u64) -> Result<Vec<Outbound>> {
+    pub fn on_tick(&mut self) -> Result<Vec<Outbound>> {
         match &self.phase {
             Phase::Idle => Ok(Vec::new()),
             // the engine closes submissions at the deadline, and a blame step at its end
             Phase::Collecting(_) | Phase::Blaming(..) => {
                 let txs = std::mem::take(&mut self.txs);
-                self.commit_block(txs, now_ms)?;
+                self.commit_block(txs)?;
                 let mut out = self.adopt_from_chain()?;
                 let h = self.ledger.height();
                 let actions = self.engine.handle(Event::Height(h));
-                out.extend(self.carry_out(actions, None, Mode::Live, now_ms)?);
+                out.extend(self.carry_out(actions, None, Mode::Live)?);
                 match &self.phase {
                     // a blame the chain refused before (or a restart after the engine ended
                     // the step): end it once the chain's window is over
                     Phase::Blaming(o, _) if out.is_empty() && self.blame_due(o.round) => {
                         let round = o.round;
-                        self.blame(round, Vec::new(), now_ms)
+                        self.blame(round, Vec::new())
                     }
                     _ => Ok(out),
                 }
@@ -409,7 +410,7 @@ impl CoordinatorService {
             Phase::Decrypting(o, _) => {
                 let (round, deadline) = (o.round, o.deadline);
                 let txs = std::mem::take(&mut self.txs);
-                self.commit_block(txs, now_ms)?;
+                self.commit_block(txs)?;
                 let out = self.adopt_from_chain()?;
                 if self.round() != Some(round) {
                     // the adopted shares completed the round
@@ -418,7 +419,7 @@ impl CoordinatorService {
                 // too few valid shares within the decryption window: void the round
                 if self.ledger.height() >= deadline.saturating_add(DECRYPTION_WINDOW) {
                     let mut out = out;
-                    out.extend(self.void(round, now_ms)?);
+                    out.extend(self.void(round)?);
                     return Ok(out);
                 }
                 Ok(out)
@@ -427,21 +428,16 @@ impl CoordinatorService {
     }
 
     /// A message from the authenticated peer `from`.
-    pub fn on_message(
-        &mut self,
-        from: Address,
-        msg: WorkerMsg,
-        now_ms: u64,
-    ) -> Result<Vec<Outbound>> {
+    pub fn on_message(&mut self, from: Address, msg: WorkerMsg) -> Result<Vec<Outbound>> {
         match msg {
             WorkerMsg::Hello {
                 version,
                 address,
                 job,
             } => Ok(self.hello(from, version, address, job)),
-            WorkerMsg::Submit(m) => self.submit(from, m, now_ms),
-            WorkerMsg::Share(m) => self.share_or_proof(from, m, false, now_ms),
-            WorkerMsg::RangeProof(m) => self.share_or_proof(from, m, true, now_ms),
+            WorkerMsg::Submit(m) => self.submit(from, m),
+            WorkerMsg::Share(m) => self.share_or_proof(from, m, false),
+            WorkerMsg::RangeProof(m) => self.share_or_proof(from, m, true),
         }
     }
 
@@ -532,7 +528,7 @@ impl CoordinatorService {
         None
     }
 
-    fn submit(&mut self, from: Address, m: SubmissionMsg, now_ms: u64) -> Result<Vec<Outbound>> {
+    fn submit(&mut self, from: Address, m: SubmissionMsg) -> Result<Vec<Outbound>> {
         #[cfg(feature = "failpoints")]
         {
             let member = self.committee.iter().position(|a| *a == from);
@@ -565,17 +561,11 @@ impl CoordinatorService {
             record,
             evidence,
         };
-        self.carry_out(actions, Some(origin), Mode::Live, now_ms)
+        self.carry_out(actions, Some(origin), Mode::Live)
     }
 
     /// A decryption share (`range: false`) or a blame step's range proof (`range: true`).
-    fn share_or_proof(
-        &mut self,
-        from: Address,
-        m: ShareMsg,
-        range: bool,
-        now_ms: u64,
-    ) -> Result<Vec<Outbound>> {
+    fn share_or_proof(&mut self, from: Address, m: ShareMsg, range: bool) -> Result<Vec<Outbound>> {
         let digest = payload_digest(&m.tx, &m.payload);
         let seen = if range { &self.ranged } else { &self.shared };
         if let Some(outcome) = self.admit(from, &m.tx, seen.get(&from)) {
@@ -594,7 +584,7 @@ impl CoordinatorService {
             record,
             evidence: None,
         };
-        self.carry_out(actions, Some(origin), Mode::Live, now_ms)
+        self.carry_out(actions, Some(origin), Mode::Live)
     }
 
     /// What reached the chain for the open round without this coordinator: submissions,
@@ -695,7 +685,7 @@ impl CoordinatorService {
             record,
             evidence: None,
         };
-        self.carry_out(actions, Some(origin), Mode::Replay { on_chain }, 0)
+        self.carry_out(actions, Some(origin), Mode::Replay { on_chain })
     }
 
     /// Carry out the engine's actions for one event. `origin`: the message that caused them.
@@ -704,7 +694,6 @@ impl CoordinatorService {
         actions: Vec<Action>,
         origin: Option<Origin>,
         mode: Mode,
-        now_ms: u64,
     ) -> Result<Vec<Outbound>> {
         let mut out = Vec::new();
         let mut outcome: Option<Outcome> = None;
@@ -799,7 +788,7 @@ impl CoordinatorService {
                     // what the holders decrypt is final on chain first: commit what was
                     // accepted, then hand them the valid submissions as their senders signed
                     let txs = std::mem::take(&mut self.txs);
-                    self.commit_block(txs, now_ms)?;
+                    self.commit_block(txs)?;
                     let request = ShareRequest {
                         job: self.job,
                         round,
@@ -810,14 +799,12 @@ impl CoordinatorService {
                     }
                     out.push(Outbound::All(CoordinatorMsg::ShareRequest(request)));
                 }
-                Action::Complete(result) => out.extend(self.complete(result, now_ms)?),
-                Action::Void { round } => out.extend(self.void(round, now_ms)?),
+                Action::Complete(result) => out.extend(self.complete(result)?),
+                Action::Void { round } => out.extend(self.void(round)?),
                 Action::Unpackable {
                     round, plaintext, ..
-                } => out.extend(self.unpackable(round, plaintext, now_ms)?),
-                Action::Blame { round, culprits } => {
-                    out.extend(self.blame(round, culprits, now_ms)?)
-                }
+                } => out.extend(self.unpackable(round, plaintext)?),
+                Action::Blame { round, culprits } => out.extend(self.blame(round, culprits)?),
             }
         }
         if let (Some(o), Some(outcome), Mode::Live) = (origin, outcome, mode) {
@@ -845,7 +832,7 @@ impl CoordinatorService {
             .is_some_and(|j| j.punished.contains(&(round, *offender, offence.kind())))
     }
 
-    fn complete(&mut self, r: RoundResult, now_ms: u64) -> Result<Vec<Outbound>> {
+    fn complete(&mut self, r: RoundResult) -> Result<Vec<Outbound>> {
         let theta = self.server.apply(&self.theta, &r.average);
         let next = self.ledger.put_payload(&encode_plain(&theta))?;
         // the accepted shares first, then the commit listing every valid share on chain (not
@@ -856,7 +843,7 @@ impl CoordinatorService {
         // validators: their mempools may order the commit before a share it lists.
         let txs = std::mem::take(&mut self.txs);
         if !txs.is_empty() {
-            self.commit_block(txs, now_ms)?;
+            self.commit_block(txs)?;
         }
         let mut share_providers: Vec<Address> = Vec::new();
         let mut committed = false;
@@ -877,7 +864,7 @@ impl CoordinatorService {
                 accepted: r.accepted.clone(),
                 share_providers: share_providers.clone(),
             });
-            if self.commit_one(commit, now_ms)? {
+            if self.commit_one(commit)? {
                 committed = true;
                 break;
             }
@@ -888,16 +875,16 @@ impl CoordinatorService {
             return Ok(Vec::new());
         }
         self.theta = theta;
-        self.penalize_after_round(now_ms)?;
+        self.penalize_after_round()?;
         self.finish(r.round, true, r.accepted, share_providers, Some(next))
     }
 
     /// The aggregate does not unpack: `VoidUnpackable` on chain (unless it already is, after
     /// a restart), then every hospital is asked for the range proof of its ciphertext there.
-    fn unpackable(&mut self, round: u32, plaintext: u32, now_ms: u64) -> Result<Vec<Outbound>> {
+    fn unpackable(&mut self, round: u32, plaintext: u32) -> Result<Vec<Outbound>> {
         let txs = std::mem::take(&mut self.txs);
         if !txs.is_empty() {
-            self.commit_block(txs, now_ms)?;
+            self.commit_block(txs)?;
         }
         let job = self.job;
         let blaming = self
@@ -914,7 +901,7 @@ impl CoordinatorService {
                 round,
                 plaintext,
             });
-            if !self.commit_one(void, now_ms)? {
+            if !self.commit_one(void)? {
                 // refused (logged by the process): the decryption window voids the round
                 return Ok(Vec::new());
             }
@@ -947,49 +934,49 @@ impl CoordinatorService {
 
     /// The blame step is over: `Blame` on chain (the culprits penalised and excluded), and
     /// the round ends void.
-    fn blame(&mut self, round: u32, culprits: Vec<Address>, now_ms: u64) -> Result<Vec<Outbound>> {
+    fn blame(&mut self, round: u32, culprits: Vec<Address>) -> Result<Vec<Outbound>> {
         let txs = std::mem::take(&mut self.txs);
         if !txs.is_empty() {
-            self.commit_block(txs, now_ms)?;
+            self.commit_block(txs)?;
         }
         let blame = self.ledger.sign(TxKind::Blame {
             job: self.job,
             round,
         });
-        if !self.commit_one(blame, now_ms)? {
+        if !self.commit_one(blame)? {
             // refused (logged and counted by the process as dropped): tried again at a tick
             let _ = culprits;
             return Ok(Vec::new());
         }
-        self.penalize_after_round(now_ms)?;
+        self.penalize_after_round()?;
         self.finish(round, false, Vec::new(), Vec::new(), None)
     }
 
-    fn void(&mut self, round: u32, now_ms: u64) -> Result<Vec<Outbound>> {
+    fn void(&mut self, round: u32) -> Result<Vec<Outbound>> {
         let txs = std::mem::take(&mut self.txs);
         if !txs.is_empty() {
-            self.commit_block(txs, now_ms)?;
+            self.commit_block(txs)?;
         }
         let job = self.job;
         let void = self.ledger.sign(TxKind::VoidRound { job, round });
-        if !self.commit_one(void, now_ms)? {
+        if !self.commit_one(void)? {
             // not voidable yet (logged by the process): tried again at the next tick
             return Ok(Vec::new());
         }
-        self.penalize_after_round(now_ms)?;
+        self.penalize_after_round()?;
         self.finish(round, false, Vec::new(), Vec::new(), None)
     }
 
     /// Commit a block holding `tx` alone; whether the chain took it.
-    fn commit_one(&mut self, tx: SignedTx, now_ms: u64) -> Result<bool> {
+    fn commit_one(&mut self, tx: SignedTx) -> Result<bool> {
         let h = tx.hash();
         let before = self.dropped.len();
-        self.commit_block(vec![tx], now_ms)?;
+        self.commit_block(vec![tx])?;
         Ok(!self.dropped[before..].iter().any(|d| d.tx == h))
     }
 
     /// The penalties that waited for the round, in a block of their own.
-    fn penalize_after_round(&mut self, now_ms: u64) -> Result<()> {
+    fn penalize_after_round(&mut self) -> Result<()> {
         let mut waiting = std::mem::take(&mut self.after_round);
         waiting.retain(|(offender, offence)| !self.punished(offender, offence));
         let txs: Vec<SignedTx> = waiting
@@ -1003,7 +990,7 @@ impl CoordinatorService {
             })
             .collect();
         if !txs.is_empty() {
-            self.commit_block(txs, now_ms)?;
+            self.commit_block(txs)?;
         }
         Ok(())
     }
@@ -1046,7 +1033,7 @@ impl CoordinatorService {
         Ok(vec![Outbound::All(CoordinatorMsg::RoundResult(summary))])
     }
 
-    fn commit_block(&mut self, txs: Vec<SignedTx>, now_ms: u64) -> Result<()> {
+    fn commit_block(&mut self, txs: Vec<SignedTx>) -> Result<()> {
         #[cfg(feature = "failpoints")]
         {
             let me = self.dir.display().to_string();
@@ -1057,8 +1044,7 @@ impl CoordinatorService {
                 return Err(SimError::Failpoint(FAILPOINT_BEFORE_BLOCK));
             }
         }
-        // a block is stamped at least 1 ms after the previous one
-        let dropped = self.ledger.block_at(txs, now_ms)?;
+        let dropped = self.ledger.block(txs)?;
         self.dropped.extend(dropped);
         Ok(())
     }

@@ -4,7 +4,7 @@
 
 use fedchain_coordinator::{Consortium, Ledger, Quiet, SimulateConfig};
 use fedchain_ledger::types::Offence;
-use fedchain_ledger::{verify_chain_with, Address, Hash, JobId, TxKind};
+use fedchain_ledger::{verify_chain_full, Address, Hash, JobId, TxKind};
 use fedchain_worker::{
     encode_plain, CoordinatorMsg, RoundOpen, RoundSummary, SubmissionMsg, WorkerError, WorkerMsg,
     WorkerService,
@@ -47,13 +47,9 @@ pub(crate) fn round_zero_open(
 ) {
     let dir = tempfile::tempdir().unwrap();
     let c = Consortium::new(cfg, &mut Quiet).unwrap();
-    let mut ledger = Ledger::open(
-        dir.path(),
-        &c.genesis,
-        c.validators.clone(),
-        c.aggregator.clone(),
-    )
-    .unwrap();
+    let mut ledger = c
+        .open_ledger(&dir.path().join("ledger"), &mut |_, _| {})
+        .unwrap();
     let mut hospitals = c.hospitals().unwrap();
     let job = c.bootstrap(&mut ledger, &mut hospitals).unwrap();
     let params = ledger
@@ -186,10 +182,11 @@ fn a06_penalty_without_evidence_is_refused() {
     let dropped = o.ledger.block(vec![bogus]).unwrap();
     assert_eq!(dropped.len(), 1, "a valid share cannot be slashed");
 
-    let report = verify_chain_with(
+    let report = verify_chain_full(
         o.ledger.chain().store(),
         &o.c.genesis,
         Some(&fedchain_coordinator::FedchainVerifier),
+        Some(&fedchain_validator::SimplexFinality::new()),
     )
     .unwrap();
     assert_eq!(report.penalties_verified, 1);
@@ -240,13 +237,9 @@ fn a09_bad_enrollment_is_refused_alone() {
     use fedchain_ledger::{Role, SignedTx, Transaction};
     let dir = tempfile::tempdir().unwrap();
     let c = Consortium::new(&small(), &mut Quiet).unwrap();
-    let mut ledger = Ledger::open(
-        dir.path(),
-        &c.genesis,
-        c.validators.clone(),
-        c.aggregator.clone(),
-    )
-    .unwrap();
+    let mut ledger = c
+        .open_ledger(&dir.path().join("ledger"), &mut |_, _| {})
+        .unwrap();
     let enroll = |i: usize, register_nonce: u64, deposit: u64| -> (SignedTx, SignedTx) {
         let k = &c.hospital_keys[i];
         let signed = |nonce, kind| {
@@ -442,10 +435,11 @@ fn commits_with_t_plus_one_and_t_plus_two_share_providers_audit_clean() {
             share_providers: providers.clone(),
         });
         ledger.block_all(vec![commit]).unwrap();
-        let report = verify_chain_with(
+        let report = verify_chain_full(
             ledger.chain().store(),
             &c.genesis,
             Some(&fedchain_coordinator::FedchainVerifier),
+            Some(&fedchain_validator::SimplexFinality::new()),
         )
         .unwrap();
         assert_eq!(report.rounds_verified, 1, "t + {extra}");
