@@ -295,6 +295,67 @@ fn a_validator_down_does_not_stop_finality_and_catches_up_when_it_returns() {
 }
 
 #[test]
+fn a_partitioned_validator_misses_nothing_final_and_rejoins() {
+    let c = Consortium::new(4, 6);
+    let executor = deterministic::Runner::timed(Duration::from_secs(600));
+    let c = executor.start(|context| async move {
+        let mut oracle = network(&context, &c).await;
+        let mailboxes = c.boot(&context, &mut oracle, 4).await;
+        let before = c.register_all(&context, &mailboxes, 0..2, 1).await;
+        // validator 3 cut off from the others, both ways: the three still finalize
+        let (cut, others) = (
+            c.identity(3),
+            (0..3).map(|i| c.identity(i)).collect::<Vec<_>>(),
+        );
+        for o in &others {
+            oracle.remove_link(cut.clone(), o.clone()).await.unwrap();
+            oracle.remove_link(o.clone(), cut.clone()).await.unwrap();
+        }
+        let during = c
+            .register_all(&context, &mailboxes[..3], 2..4, before[0].0 + 1)
+            .await;
+        let alone = mailboxes[3].status().await.unwrap();
+        assert!(
+            alone.head.height < during[0].0,
+            "the partitioned validator cannot have finalized alone"
+        );
+        // the partition heals: it catches up with what was final without it and takes part
+        let link = Link {
+            latency: Duration::from_millis(20),
+            jitter: Duration::from_millis(5),
+            success_rate: probability!(1.0),
+        };
+        for o in &others {
+            oracle
+                .add_link(cut.clone(), o.clone(), link.clone())
+                .await
+                .unwrap();
+            oracle
+                .add_link(o.clone(), cut.clone(), link.clone())
+                .await
+                .unwrap();
+        }
+        let after = c
+            .register_all(&context, &mailboxes[3..], 4..6, during[0].0 + 1)
+            .await;
+        let refs: Vec<&Mailbox> = mailboxes.iter().collect();
+        let all = settle(&context, &refs, after[0].0).await;
+        assert!(
+            all.iter().all(|h| h.2.is_empty()),
+            "no evidence against anyone: {all:?}"
+        );
+        c
+    });
+    let mut heads = Vec::new();
+    for i in 0..4 {
+        let r = c.audit(i);
+        registered(&r, &c.store_dir(i), &c.genesis, c.clients.len());
+        heads.push(r.head);
+    }
+    one_chain(&c, &heads);
+}
+
+#[test]
 fn a_finalization_checked_against_another_validator_set_fails() {
     // one replica's certificates, checked against a set where one validator's key is
     // replaced (the aggregator's, say): refused
