@@ -140,9 +140,28 @@ pub fn participant(dir: &Path, ca: &str, name: &str, role: &str, key_dir: &str, 
     );
 }
 
-fn free_udp_port() -> u16 {
-    let s = UdpSocket::bind("127.0.0.1:0").expect("bind");
-    s.local_addr().expect("addr").port()
+/// A loopback port free for both TCP and UDP now, taken below the kernel's ephemeral range
+/// (32768.. on Linux) and never handed out twice by this process: a port asked of the kernel
+/// with bind(0) and released can be taken again by any outgoing connection before the process
+/// it was meant for binds it (seen in CI: a validator's p2p listener, `BindFailed`).
+fn free_port() -> u16 {
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let _ = NEXT.compare_exchange(
+        0,
+        20_000 + (std::process::id() % 600) as u16 * 20,
+        Ordering::SeqCst,
+        Ordering::SeqCst,
+    );
+    loop {
+        let p = NEXT.fetch_add(1, Ordering::SeqCst);
+        assert!(p < 32_768, "no free port below the ephemeral range");
+        let tcp = std::net::TcpListener::bind(("127.0.0.1", p));
+        let udp = UdpSocket::bind(("127.0.0.1", p));
+        if tcp.is_ok() && udp.is_ok() {
+            return p;
+        }
+    }
 }
 
 /// The experiment every test runs (512-bit key: tests only).
@@ -237,11 +256,6 @@ pub struct Cluster {
     pub validators: Vec<Option<Child>>,
 }
 
-fn free_tcp_port() -> u16 {
-    let s = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    s.local_addr().expect("addr").port()
-}
-
 impl Cluster {
     /// Generate the PKI (CA; the aggregator, 3 validators and n hospitals each with their own
     /// keys), deal the key (shares sealed to the hospitals) and write the configurations; the
@@ -262,10 +276,10 @@ impl Cluster {
         let d = dir.path();
         consortium_files(d, n, v);
         fs::create_dir_all(d.join("logs")).expect("logs dir");
-        let listen = SocketAddr::from(([127, 0, 0, 1], free_udp_port()));
+        let listen = SocketAddr::from(([127, 0, 0, 1], free_port()));
         let validator_cfgs: Vec<ValidatorConfig> = if processes {
             let p2p: Vec<SocketAddr> = (0..v)
-                .map(|_| SocketAddr::from(([127, 0, 0, 1], free_tcp_port())))
+                .map(|_| SocketAddr::from(([127, 0, 0, 1], free_port())))
                 .collect();
             (0..v)
                 .map(|i| ValidatorConfig {
@@ -275,7 +289,7 @@ impl Cluster {
                     consensus_dir: d.join(format!("validator-{i}/consensus")),
                     p2p: p2p[i],
                     validators: p2p.clone(),
-                    listen: SocketAddr::from(([127, 0, 0, 1], free_udp_port())),
+                    listen: SocketAddr::from(([127, 0, 0, 1], free_port())),
                     ..ValidatorConfig::default()
                 })
                 .collect()
