@@ -620,6 +620,11 @@ impl State {
                         hospital: sender,
                     });
                 }
+                // an equivocation penalty may be final before either message it names (its
+                // evidence carries both): the submission then enters the round rejected
+                let punished =
+                    j.punished
+                        .contains(&(*round, sender, Offence::SUBMISSION_EQUIVOCATION));
                 let open = member_round(j, sender, *job, *round)?;
                 not_blaming(open, *job)?;
                 if height > open.deadline {
@@ -650,7 +655,7 @@ impl State {
                         payload: *payload,
                         samples: *samples,
                         payload_bytes: *payload_bytes,
-                        rejected: false,
+                        rejected: punished,
                     },
                 );
             }
@@ -673,6 +678,9 @@ impl State {
                         round: *round,
                     });
                 }
+                let punished = j
+                    .punished
+                    .contains(&(*round, sender, Offence::SHARE_EQUIVOCATION));
                 let open = member_round(j, sender, *job, *round)?;
                 not_blaming(open, *job)?;
                 once(
@@ -685,7 +693,7 @@ impl State {
                 if !payloads.has_valid(payload) {
                     return Err(TxError::MissingPayload { digest: *payload });
                 }
-                open.shares.insert(sender, (*payload, false));
+                open.shares.insert(sender, (*payload, punished));
             }
             TxKind::CommitRound {
                 job,

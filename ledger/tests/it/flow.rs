@@ -625,6 +625,43 @@ fn share_and_submission_equivocations_are_distinct_offences() {
     verify_chain(chain.store(), &net.genesis).unwrap();
 }
 
+/// The evidence of an equivocation carries both messages, so its penalty may be final before
+/// either of them (the aggregator's penalty and the hospital's own submission ordered the other
+/// way in a block, or the hospital's submission reaching the validators late): the submission
+/// then enters the round rejected, whatever the order.
+#[test]
+fn an_equivocation_penalized_before_its_submission_keeps_the_submission_out() {
+    let mut net = Net::new(4, 4);
+    let mut chain = Chain::open(MemoryStore::new(), &net.genesis).unwrap();
+    net.setup_job(&mut chain, 2);
+    open(&mut net, &mut chain, 0, 9);
+    let a = submit(&mut net, &chain, 0, 0, b"A");
+    let b = submit(&mut net, &chain, 0, 0, b"B");
+    let h0 = addr(&net.hospitals[0]);
+    let agg = net.aggregator.clone();
+    let eq = net.tx(
+        &agg,
+        TxKind::Penalty {
+            job: 0,
+            offender: h0,
+            offence: Offence::Equivocation {
+                first: Box::new(a.clone()),
+                second: Box::new(b),
+            },
+        },
+    );
+    let s1 = submit(&mut net, &chain, 1, 0, b"ok1");
+    assert!(net.block(&mut chain, vec![eq, a, s1]).is_empty());
+    let open_round = chain.state().jobs[&0].open.clone().unwrap();
+    assert!(
+        open_round.submissions[&h0].rejected,
+        "the equivocator's submission is out of the round"
+    );
+    assert!(!open_round.submissions[&addr(&net.hospitals[1])].rejected);
+    assert_eq!(chain.state().jobs[&0].members[&h0], 1000, "half forfeited");
+    verify_chain(chain.store(), &net.genesis).unwrap();
+}
+
 /// Issue #13 item 7: a round's deadline may be at most `MAX_DEADLINE_BLOCKS` after the block
 /// that opens it (a deadline near u64::MAX would write empty blocks forever).
 #[test]
